@@ -1,0 +1,127 @@
+"""Judge generated MNIST digits with a small CNN trained on real MNIST.
+
+A sample counts as a confidently recognised digit when the judge's softmax is >= 0.9
+(REFERENCE.md: this judge gives >= 0.9 on about 92 % of real MNIST test images). Prints JSON:
+fraction confident, classes present, the class histogram, and the judge's test accuracy.
+
+    python benchmarks/digit_judge.py RUN [--n 1000] [--ema] [--mnist ../shared/datasets/mnist]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+CACHE = Path(os.environ.get("GANKIT_CACHE", Path.home() / ".cache" / "gankit")) / "bench"
+
+
+def judge_net() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * 7 * 7, 128),
+        nn.ReLU(),
+        nn.Linear(128, 10),
+    )
+
+
+def load_mnist(root: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    import torchvision
+
+    tmp = Path(tempfile.mkdtemp())
+    shutil.copytree(Path(root) / "MNIST", tmp / "MNIST")  # never write into shared/
+    ds = torchvision.datasets.MNIST(str(tmp), train=train, download=True)
+    x, y = ds.data.unsqueeze(1).float() / 255, ds.targets
+    shutil.rmtree(tmp)
+    return x, y
+
+
+def get_judge(mnist_root: str) -> tuple[nn.Module, float]:
+    path = CACHE / "mnist_judge.pt"
+    net = judge_net()
+    if path.exists():
+        state = torch.load(path, weights_only=True)
+        net.load_state_dict(state["net"])
+        return net.eval(), state["acc"]
+    torch.manual_seed(0)
+    x, y = load_mnist(mnist_root, True)
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    for _epoch in range(2):
+        perm = torch.randperm(len(x))
+        for i in range(0, len(x), 128):
+            idx = perm[i : i + 128]
+            loss = F.cross_entropy(net(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    xt, yt = load_mnist(mnist_root, False)
+    net.eval()
+    with torch.no_grad():
+        acc = (net(xt).argmax(1) == yt).float().mean().item()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    torch.save({"net": net.state_dict(), "acc": acc}, path)
+    return net, acc
+
+
+@torch.no_grad()
+def judge(net: nn.Module, images: torch.Tensor) -> dict:
+    """images in [-1, 1], (N, 1, H, W) with H 28 or 32 (centre-cropped to 28)."""
+    x = (images.float() + 1) / 2
+    if x.shape[-1] != 28:
+        o = (x.shape[-1] - 28) // 2
+        x = (
+            x[..., o : o + 28, o : o + 28]
+            if x.shape[-1] > 28
+            else F.interpolate(x, size=28, mode="bilinear")
+        )
+    p = F.softmax(net(x), 1)
+    conf, cls = p.max(1)
+    confident = conf >= 0.9
+    hist = torch.bincount(cls[confident], minlength=10).tolist()
+    return {
+        "confident_fraction": confident.float().mean().item(),
+        "classes_present": sum(h > 0 for h in hist),
+        "class_histogram": hist,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run", nargs="?")
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--ema", action="store_true")
+    ap.add_argument("--seed", type=int, default=123)
+    ap.add_argument("--real", action="store_true", help="judge real MNIST test images instead")
+    ap.add_argument(
+        "--mnist", default=str(Path(__file__).resolve().parents[2] / "shared/datasets/mnist")
+    )
+    a = ap.parse_args()
+    net, acc = get_judge(a.mnist)
+    if a.real:
+        x, _ = load_mnist(a.mnist, False)
+        res = judge(net, x[: a.n] * 2 - 1)
+    else:
+        from gankit.sampling import generate, load_run
+
+        _, task, step = load_run(a.run)
+        res = judge(net, generate(task, a.n, seed=a.seed, ema=a.ema))
+        res["step"] = step
+    res["judge_test_accuracy"] = acc
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,387 @@
+"""Typed configuration: dataclasses with paper defaults, YAML recipes and dotted overrides.
+
+A run's configuration is built in three layers: the dataclass defaults below, a named recipe from
+``gankit/recipes/*.yaml`` (or a YAML file path), and ``key.sub=value`` overrides from the command
+line. Every layer is checked against the dataclass fields: an unknown key fails with the closest
+valid key, a value of the wrong type fails with the expected type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from gankit.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    """Where images come from and how they become tensors."""
+
+    source: str = "builtin:mnist"
+    """builtin:mnist | mnist | fashion-mnist | cifar10 | folder:PATH | lmdb:PATH"""
+    root: str | None = None
+    """Folder holding torchvision datasets (mnist, fashion-mnist, cifar10)."""
+    split: Literal["train", "test"] = "train"
+    image_size: int = 32
+    channels: Literal[1, 3] = 1
+    fit: Literal["resize", "pad"] = "resize"
+    """resize: scale the shorter side and centre-crop; pad: centre-pad without scaling."""
+    random_crop: bool = False
+    """Store images at load_size and take a random image_size crop per sample each step."""
+    load_size: int | None = None
+    flip: bool = False
+    """Random horizontal flips."""
+    strict: bool = False
+    """Fail on the first unreadable image instead of skipping and counting it."""
+    in_memory: Literal["auto", "yes", "no"] = "auto"
+    """Decode the whole dataset once into a uint8 tensor on the training device."""
+    memory_limit_mb: int = 4096
+    limit: int | None = None
+    """Use only the first N images."""
+    workers: int = 2
+
+
+@dataclass
+class ModelConfig:
+    """Generator and discriminator architecture."""
+
+    arch: Literal["dcgan", "mlp"] = "dcgan"
+    nz: int = 100
+    ngf: int = 64
+    ndf: int = 64
+    n_extra_layers: int = 0
+    g_norm: Literal["batch", "none"] = "batch"
+    d_norm: Literal["batch", "none", "spectral"] = "batch"
+    upsample: Literal["deconv", "nearest"] = "deconv"
+    """deconv: transposed convolutions (Radford et al.); nearest: upsample + 3x3 conv (no checkerboard)."""
+    g_hidden: int = 1024
+    """Width of the MLP generator's hidden layers."""
+    d_hidden: int = 256
+    """Width of the MLP discriminator's hidden layers."""
+    noise: Literal["normal", "uniform"] = "normal"
+    """normal: N(0, I); uniform: U[-1, 1) (the cs231n assignment)."""
+    init: Literal["normal02", "xavier", "default"] = "normal02"
+
+
+@dataclass
+class OptimConfig:
+    """One network's optimizer."""
+
+    name: Literal["adam", "rmsprop", "sgd"] = "adam"
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+
+
+@dataclass
+class GanConfig:
+    """The adversarial game."""
+
+    loss: str = "non-saturating"
+    """minimax | non-saturating | lsgan | wgan | wgan-gp | hinge"""
+    d_steps: int = 1
+    """Critic (discriminator) steps per generator step."""
+    d_schedule: Literal["constant", "wgan"] = "constant"
+    """wgan: 100 critic steps for the first 25 generator steps and every 500th (Arjovsky et al.)."""
+    clip: float | None = None
+    """Weight clipping bound of the critic; None = the loss's default (0.01 for wgan)."""
+    gp_weight: float | None = None
+    """Gradient-penalty weight; None = the loss's default (10 for wgan-gp)."""
+    label_smoothing: float = 0.0
+    """One-sided: real targets become 1 - label_smoothing (Salimans et al. 2016)."""
+    ema: float = 0.0
+    """Decay of an exponential moving average of the generator used for sampling; 0 = off."""
+    ema_start: int = 0
+    """Generator step at which the EMA starts averaging (it copies G until then)."""
+
+
+@dataclass
+class TrainConfig:
+    """The loop: length, logging, checkpoints, device and speed switches."""
+
+    steps: int = 2000
+    """Generator steps."""
+    batch_size: int = 64
+    log_every: int = 50
+    sample_every: int = 500
+    ckpt_every: int = 1000
+    keep_ckpts: int = 3
+    n_preview: int = 64
+    device: str = "auto"
+    """auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps"""
+    channels_last: bool = False
+    autocast: Literal["none", "bf16", "fp16"] = "none"
+    compile: bool = False
+    threads: int | None = None
+    """torch CPU threads; None = torch's default."""
+    progress: bool = True
+
+
+@dataclass
+class Config:
+    """Everything a run needs; written to ``RUN/config.yaml``."""
+
+    recipe: str = "custom"
+    description: str = ""
+    task: Literal["gan"] = "gan"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
+    optim_g: OptimConfig = field(default_factory=OptimConfig)
+    optim_d: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# --- building from dicts ---------------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(str(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check/convert one YAML value to the annotated type, or raise ConfigError naming ``key``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError:
+                continue
+    elif origin is Literal:
+        choices = typing.get_args(tp)
+        for c in choices:
+            if value == c or str(value) == str(c):
+                return c
+        raise ConfigError(
+            f"{key}={value!r} is not allowed: choose one of {', '.join(map(str, choices))}"
+        )
+    elif origin is tuple:
+        args = typing.get_args(tp)
+        if isinstance(value, list | tuple) and len(value) == len(args):
+            return tuple(_coerce(v, a, key) for v, a in zip(value, args, strict=True))
+    elif tp is type(None):
+        if value is None or value == "null":
+            return None
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str and isinstance(value, str | int | float) and not isinstance(value, bool):
+        return str(value)
+    raise ConfigError(f"{key}={value!r} has the wrong type: expected {_type_name(tp)}")
+
+
+def _merge(obj: Any, updates: dict, prefix: str = "") -> None:
+    """Apply a nested dict of updates to a dataclass instance in place, checking every key."""
+    hints = typing.get_type_hints(type(obj))
+    names = [f.name for f in dataclasses.fields(obj)]
+    for key, value in updates.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
+            hint = f"; did you mean {prefix}{close[0]}?" if close else ""
+            raise ConfigError(f"unknown config key {full!r}{hint} (valid: {', '.join(names)})")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{full} is a section: set its keys, e.g. {full}.{names[0]}=...")
+            _merge(current, value, f"{full}.")
+        else:
+            setattr(obj, key, _coerce(value, hints[key], full))
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["train.steps=10", "gan.loss=hinge"]`` → nested dict; values are parsed as YAML."""
+    out: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(
+                f"override {item!r} must look like key.sub=value, e.g. train.steps=500"
+            )
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else None
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
+
+
+def merge_dicts(base: dict, new: dict) -> dict:
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            merge_dicts(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+# --- recipes ---------------------------------------------------------------------------------
+
+
+def recipe_names() -> list[str]:
+    """Names of the built-in recipes, sorted."""
+    folder = resources.files("gankit") / "recipes"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_recipe(name_or_path: str) -> dict:
+    """A recipe's YAML as a dict, by built-in name or by path to a YAML file."""
+    path = Path(name_or_path)
+    if name_or_path.endswith((".yaml", ".yml")) and path.exists():
+        text = path.read_text()
+    else:
+        res = resources.files("gankit") / "recipes" / f"{name_or_path}.yaml"
+        if not res.is_file():
+            names = recipe_names()
+            close = difflib.get_close_matches(name_or_path, names, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise ConfigError(
+                f"unknown recipe {name_or_path!r}: {hint}run `gankit recipes` to list them, "
+                "or pass a path to a .yaml file"
+            )
+        text = res.read_text()
+        path = Path(name_or_path)
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(
+            f"recipe {name_or_path} is not valid YAML: {e}".replace("\n", " ")
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"recipe {name_or_path} must be a YAML mapping of config sections")
+    data.setdefault("recipe", path.stem)
+    return data
+
+
+def from_dict(data: dict) -> Config:
+    """A validated Config from a (possibly partial) nested dict."""
+    cfg = Config()
+    _merge(cfg, data)
+    validate(cfg)
+    return cfg
+
+
+def build_config(recipe: str | None = None, overrides: list[str] | None = None) -> Config:
+    """Defaults ← recipe (default ``dcgan-mnist``) ← ``key=value`` overrides, validated."""
+    data = load_recipe(recipe or "dcgan-mnist")
+    merge_dicts(data, parse_overrides(overrides or []))
+    return from_dict(data)
+
+
+def to_dict(cfg: Config) -> dict:
+    """Plain nested dict (tuples as lists) for YAML and checkpoints."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple | list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(cfg))
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path} not found: is this a gankit run directory?")
+    return from_dict(yaml.safe_load(path.read_text()) or {})
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def validate(cfg: Config) -> None:
+    """Impossible values and combinations fail here, at start-up, with the allowed choices."""
+    from gankit.nets import check_image_size
+    from gankit.objectives import OBJECTIVES
+
+    positive = {
+        "train.steps": cfg.train.steps,
+        "train.batch_size": cfg.train.batch_size,
+        "train.log_every": cfg.train.log_every,
+        "train.sample_every": cfg.train.sample_every,
+        "train.ckpt_every": cfg.train.ckpt_every,
+        "train.keep_ckpts": cfg.train.keep_ckpts,
+        "train.n_preview": cfg.train.n_preview,
+        "gan.d_steps": cfg.gan.d_steps,
+        "data.image_size": cfg.data.image_size,
+        "model.nz": cfg.model.nz,
+        "model.ngf": cfg.model.ngf,
+        "model.ndf": cfg.model.ndf,
+        "model.g_hidden": cfg.model.g_hidden,
+        "model.d_hidden": cfg.model.d_hidden,
+    }
+    for key, v in positive.items():
+        if v <= 0:
+            raise ConfigError(f"{key}={v} must be positive")
+    for key, opt in (("optim_g", cfg.optim_g), ("optim_d", cfg.optim_d)):
+        if not opt.lr > 0:
+            raise ConfigError(f"{key}.lr={opt.lr} must be positive")
+        if not all(0 <= b < 1 for b in opt.betas):
+            raise ConfigError(f"{key}.betas={list(opt.betas)} must be in [0, 1)")
+    if cfg.gan.loss not in OBJECTIVES:
+        close = difflib.get_close_matches(cfg.gan.loss, list(OBJECTIVES), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ConfigError(
+            f"gan.loss={cfg.gan.loss!r} is unknown: {hint}choose one of {', '.join(OBJECTIVES)}"
+        )
+    if not 0 <= cfg.gan.label_smoothing < 0.5:
+        raise ConfigError(f"gan.label_smoothing={cfg.gan.label_smoothing} must be in [0, 0.5)")
+    if not 0 <= cfg.gan.ema < 1:
+        raise ConfigError(f"gan.ema={cfg.gan.ema} must be in [0, 1), e.g. 0.999; 0 turns it off")
+    if cfg.model.n_extra_layers < 0:
+        raise ConfigError(f"model.n_extra_layers={cfg.model.n_extra_layers} must be >= 0")
+    if cfg.model.arch == "dcgan":
+        check_image_size(cfg.data.image_size)
+    if cfg.data.load_size is not None and cfg.data.load_size < cfg.data.image_size:
+        raise ConfigError(
+            f"data.load_size={cfg.data.load_size} is smaller than data.image_size={cfg.data.image_size}"
+        )
+    if cfg.data.limit is not None and cfg.data.limit <= 0:
+        raise ConfigError(f"data.limit={cfg.data.limit} must be positive (or null for all images)")
+    src = cfg.data.source
+    kinds = ("builtin:", "folder:", "lmdb:")
+    if src not in ("mnist", "fashion-mnist", "cifar10", "builtin:mnist") and not src.startswith(
+        kinds[1:]
+    ):
+        raise ConfigError(
+            f"data.source={src!r} is unknown: use builtin:mnist, mnist, fashion-mnist, cifar10, "
+            "folder:PATH or lmdb:PATH"
+        )

@@ -1,0 +1,205 @@
+"""Image sources: from ``data.source`` to uint8 images at the configured size and channels.
+
+A source either fits in memory — then it is decoded once into one uint8 tensor of shape
+(N, C, S, S) — or it is a :class:`torch.utils.data.Dataset` of uint8 (C, S, S) tensors streamed by
+DataLoader workers. :mod:`gankit.data.stream` turns either into an endless stream of batches.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from gankit.config import DataConfig
+from gankit.data.images import fit_image, load_image, scan_images, to_array
+from gankit.errors import DataError
+
+log = logging.getLogger("gankit")
+
+TORCHVISION_FILES = {
+    "mnist": (
+        "MNIST",
+        [
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        ],
+    ),
+    "fashion-mnist": (
+        "FashionMNIST",
+        [
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        ],
+    ),
+    "cifar10": ("", ["cifar-10-python.tar.gz"]),
+}
+
+
+@dataclass
+class ImageData:
+    """What a source yields: an in-memory tensor or a streaming dataset, plus what was skipped."""
+
+    name: str
+    images: torch.Tensor | None = None
+    """uint8 (N, C, S, S) when the data is held in memory."""
+    dataset: Dataset | None = None
+    """A Dataset of uint8 (C, S, S) tensors when the data is streamed."""
+    labels: torch.Tensor | None = None
+    skipped: list[str] = field(default_factory=list)
+    """One line per unreadable file that was skipped."""
+
+    def __len__(self) -> int:
+        return len(self.images) if self.images is not None else len(self.dataset)  # type: ignore[arg-type]
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an MNIST idx file (optionally gzipped): big-endian header, then uint8 data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    dims = np.frombuffer(raw, ">i4", count=ndim, offset=4)
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def fit_tensor(x: torch.Tensor, size: int, fit: str, channels: int) -> torch.Tensor:
+    """Batch version of :func:`fit_image` for square uint8 (N, C, H, W) tensors, plus channels."""
+    if x.shape[1] != channels:
+        if channels == 3:
+            x = x.expand(-1, 3, -1, -1)
+        else:  # ITU-R 601-2 luma, as PIL's convert("L")
+            w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+            x = (x.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+    h = x.shape[-1]
+    if h == size:
+        return x.contiguous()
+    if fit == "pad":
+        p = size - h
+        if p > 0:
+            return F.pad(x, (p // 2, p - p // 2, p // 2, p - p // 2)).contiguous()
+        o = -p // 2
+        return x[..., o : o + size, o : o + size].contiguous()
+    out = []
+    for chunk in x.split(4096):  # bounded memory for large in-memory sets
+        y = F.interpolate(chunk.float(), size=(size, size), mode="bicubic", antialias=True)
+        out.append(y.round().clamp(0, 255).to(torch.uint8))
+    return torch.cat(out)
+
+
+def _builtin_mnist() -> tuple[torch.Tensor, torch.Tensor]:
+    folder = resources.files("gankit") / "data" / "builtin"
+    with resources.as_file(folder) as path:
+        x = read_idx(Path(path) / "t10k-images-idx3-ubyte.gz")
+        y = read_idx(Path(path) / "t10k-labels-idx1-ubyte.gz")
+    return torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64))
+
+
+def _torchvision(name: str, root: str | None, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    import torchvision.datasets as tvd
+
+    if root is None:
+        raise DataError(
+            f"data.source={name} needs data.root=FOLDER (where the dataset is or will be downloaded)"
+        )
+    cls = {"mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10}[name]
+    try:
+        ds = cls(root, train=train, download=False)
+    except RuntimeError:
+        try:
+            ds = cls(root, train=train, download=True)
+        except Exception as e:  # no network, or a broken archive
+            sub, files = TORCHVISION_FILES[name]
+            where = Path(root) / sub / "raw" if sub else Path(root)
+            raise DataError(
+                f"{name} not found under {root} and it could not be downloaded ({type(e).__name__}): "
+                f"put {', '.join(files)} in {where}"
+            ) from None
+    data = ds.data if isinstance(ds.data, torch.Tensor) else torch.from_numpy(ds.data)
+    data = data.unsqueeze(1) if data.dim() == 3 else data.permute(0, 3, 1, 2)
+    return data.contiguous(), torch.as_tensor(ds.targets, dtype=torch.int64)
+
+
+class FolderImages(Dataset):
+    """Image files decoded on access to uint8 (C, size, size); bad files raise DataError."""
+
+    def __init__(self, files: list[Path], size: int, channels: int, fit: str):
+        self.files, self.size, self.channels, self.fit = files, size, channels, fit
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        img = fit_image(load_image(self.files[i], self.channels), self.size, self.fit)
+        return torch.from_numpy(to_array(img))
+
+
+class _Decode(FolderImages):
+    """FolderImages that returns the error message instead of raising, for the one-time decode."""
+
+    def __getitem__(self, i: int):  # type: ignore[override]
+        try:
+            return super().__getitem__(i)
+        except DataError as e:
+            return str(e)
+
+
+def _decode_all(files: list[Path], cfg: DataConfig, size: int, progress: bool) -> ImageData:
+    ds = _Decode(files, size, cfg.channels, cfg.fit)
+    loader = DataLoader(ds, batch_size=64, num_workers=cfg.workers, collate_fn=list)
+    arrays, skipped = [], []
+    bar = tqdm(
+        total=len(files), desc="decoding images", unit="img", disable=not progress, leave=False
+    )
+    for items in loader:
+        for item in items:
+            if isinstance(item, str):
+                if cfg.strict:
+                    raise DataError(f"{item} (data.strict=true; set it to false to skip bad files)")
+                skipped.append(item)
+            else:
+                arrays.append(item)
+        bar.update(len(items))
+    bar.close()
+    if not arrays:
+        raise DataError(
+            f"none of the {len(files)} images in {cfg.source} could be read: {skipped[0]}"
+        )
+    return ImageData(name=cfg.source, images=torch.stack(arrays), skipped=skipped)
+
+
+def load_source(cfg: DataConfig, progress: bool = True) -> ImageData:
+    """Open ``cfg.source`` and return its images at ``load_size`` (or ``image_size``)."""
+    size = cfg.load_size or cfg.image_size
+    src = cfg.source
+    if src in ("builtin:mnist", "mnist", "fashion-mnist", "cifar10"):
+        if src == "builtin:mnist":
+            x, y = _builtin_mnist()
+        else:
+            x, y = _torchvision(src, cfg.root, cfg.split == "train")
+        if cfg.limit:
+            x, y = x[: cfg.limit], y[: cfg.limit]
+        return ImageData(name=src, images=fit_tensor(x, size, cfg.fit, cfg.channels), labels=y)
+    if src.startswith("folder:"):
+        files = scan_images(src.split(":", 1)[1])
+        if cfg.limit:
+            files = files[: cfg.limit]
+        need_mb = len(files) * cfg.channels * size * size / 2**20
+        if cfg.in_memory == "yes" or (cfg.in_memory == "auto" and need_mb <= cfg.memory_limit_mb):
+            return _decode_all(files, cfg, size, progress)
+        return ImageData(name=src, dataset=FolderImages(files, size, cfg.channels, cfg.fit))
+    raise DataError(
+        f"data.source={src!r} is not supported yet: use builtin:mnist, mnist, fashion-mnist, cifar10 or folder:PATH"
+    )

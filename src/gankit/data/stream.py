@@ -1,0 +1,199 @@
+"""Endless, resumable streams of training batches in [-1, 1] on the training device.
+
+``MemoryStream`` keeps the whole dataset as one uint8 tensor on the device and draws batches by
+indexing a per-epoch permutation; cropping and flipping are tensor ops on the batch (the airbench
+data path). ``LoaderStream`` streams a Dataset through DataLoader workers. Both expose
+``state_dict()`` / ``load_state_dict()`` so a resumed run sees exactly the batches it would have
+seen.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from gankit.config import DataConfig
+from gankit.data.sources import FolderImages, ImageData
+from gankit.errors import DataError
+
+log = logging.getLogger("gankit")
+
+
+def to_unit(x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 [0, 255] → float [-1, 1]."""
+    return x.to(dtype).div_(127.5).sub_(1.0)
+
+
+def random_crop_flip(
+    x: torch.Tensor, size: int, crop: bool, flip: bool, gen: torch.Generator
+) -> torch.Tensor:
+    """Independent random crop (to ``size``) and horizontal flip per sample, as batched gathers."""
+    n, _, h, w = x.shape
+    if crop and h > size:
+        oy = torch.randint(0, h - size + 1, (n,), generator=gen).to(x.device)
+        ox = torch.randint(0, w - size + 1, (n,), generator=gen).to(x.device)
+        ar = torch.arange(size, device=x.device)
+        rows = (oy[:, None] + ar)[:, None, :, None]
+        cols = (ox[:, None] + ar)[:, None, None, :]
+        x = x[
+            torch.arange(n, device=x.device)[:, None, None, None],
+            torch.arange(x.shape[1], device=x.device)[None, :, None, None],
+            rows,
+            cols,
+        ]
+    elif h > size:
+        o = (h - size) // 2
+        x = x[..., o : o + size, o : o + size]
+    if flip:
+        mask = (torch.rand(n, generator=gen) < 0.5).to(x.device).view(n, 1, 1, 1)
+        x = torch.where(mask, x.flip(-1), x)
+    return x
+
+
+class MemoryStream:
+    """Batches by indexing a uint8 tensor held on ``device``."""
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        cfg: DataConfig,
+        batch_size: int,
+        device: torch.device,
+        seed: int,
+    ):
+        if len(images) < batch_size:
+            raise DataError(
+                f"{cfg.source} has {len(images)} images, fewer than train.batch_size={batch_size}: "
+                "lower the batch size or add images"
+            )
+        self.images = images.to(device)
+        self.cfg, self.batch_size, self.device = cfg, batch_size, device
+        self.gen = torch.Generator().manual_seed(seed)
+        self.epoch, self.pos = 0, 0
+        self.perm = torch.randperm(len(images), generator=self.gen)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        if self.pos + self.batch_size > len(self.perm):
+            self.epoch, self.pos = self.epoch + 1, 0
+            self.perm = torch.randperm(len(self.images), generator=self.gen)
+        idx = self.perm[self.pos : self.pos + self.batch_size].to(self.device)
+        self.pos += self.batch_size
+        x = random_crop_flip(
+            self.images[idx], self.cfg.image_size, self.cfg.random_crop, self.cfg.flip, self.gen
+        )
+        return to_unit(x)
+
+    def state_dict(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "pos": self.pos,
+            "perm": self.perm,
+            "gen": self.gen.get_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.pos, self.perm = state["epoch"], state["pos"], state["perm"]
+        self.gen.set_state(state["gen"])
+
+
+class _EpochSampler(Sampler[int]):
+    """A seeded permutation per epoch, starting ``start`` indices in (for exact resume)."""
+
+    def __init__(self, n: int, seed: int, epoch: int, start: int):
+        self.n, self.seed, self.epoch, self.start = n, seed, epoch, start
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g)[self.start :].tolist())
+
+    def __len__(self) -> int:
+        return self.n - self.start
+
+
+class _SkipBad(Dataset):
+    """Replace an unreadable image by the next readable one, logging it once (or fail if strict)."""
+
+    def __init__(self, ds: Dataset, strict: bool):
+        self.ds, self.strict = ds, strict
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        for k in range(len(self.ds)):
+            try:
+                return self.ds[(i + k) % len(self.ds)]
+            except DataError as e:
+                if self.strict:
+                    raise
+                log.warning("skipping %s", e)
+        raise DataError("no readable image in the dataset")
+
+
+class LoaderStream:
+    """Batches from DataLoader workers; augmentation happens on the device after transfer."""
+
+    def __init__(
+        self, dataset: Dataset, cfg: DataConfig, batch_size: int, device: torch.device, seed: int
+    ):
+        if len(dataset) < batch_size:
+            raise DataError(
+                f"{cfg.source} has {len(dataset)} images, fewer than train.batch_size={batch_size}"
+            )
+        self.ds = _SkipBad(dataset, cfg.strict) if isinstance(dataset, FolderImages) else dataset
+        self.cfg, self.batch_size, self.device, self.seed = cfg, batch_size, device, seed
+        self.gen = torch.Generator().manual_seed(seed)
+        self.epoch, self.batches = 0, 0
+        self._it: Iterator | None = None
+
+    def _start(self) -> None:
+        sampler = _EpochSampler(len(self.ds), self.seed, self.epoch, self.batches * self.batch_size)
+        loader = DataLoader(
+            self.ds,
+            self.batch_size,
+            sampler=sampler,
+            drop_last=True,
+            num_workers=self.cfg.workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+        )
+        self._it = iter(loader)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        if self._it is None:
+            self._start()
+        try:
+            x = next(self._it)  # type: ignore[arg-type]
+        except StopIteration:
+            self.epoch, self.batches = self.epoch + 1, 0
+            self._start()
+            x = next(self._it)  # type: ignore[arg-type]
+        self.batches += 1
+        x = x.to(self.device, non_blocking=True)
+        return to_unit(
+            random_crop_flip(x, self.cfg.image_size, self.cfg.random_crop, self.cfg.flip, self.gen)
+        )
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "batches": self.batches, "gen": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.batches = state["epoch"], state["batches"]
+        self.gen.set_state(state["gen"])
+        self._it = None
+
+
+def make_stream(data: ImageData, cfg: DataConfig, batch_size: int, device: torch.device, seed: int):
+    """The fast in-memory stream when the images are in memory, else a DataLoader stream."""
+    if data.images is not None:
+        return MemoryStream(data.images, cfg, batch_size, device, seed)
+    return LoaderStream(data.dataset, cfg, batch_size, device, seed)  # type: ignore[arg-type]

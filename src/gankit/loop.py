@@ -1,0 +1,213 @@
+"""The one training loop: any task, any device, resumable, interruptible, logged.
+
+``train`` runs in named phases — set up the run directory, load data, build the task, restore a
+checkpoint, step, finish — and knows nothing of the model beyond the task interface:
+``step(batches) -> dict of scalar tensors``, ``sample()``, ``state_dict()``, ``load_state_dict()``
+and ``images_per_step``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from gankit.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from gankit.config import Config, save_config, to_dict
+from gankit.data.sources import load_source
+from gankit.data.stream import make_stream
+from gankit.errors import TrainingError
+from gankit.runtime import Runtime
+from gankit.sampling import save_grid
+from gankit.tasks import TASKS
+
+log = logging.getLogger("gankit")
+
+
+def new_run_dir(recipe: str, base: str | Path = "runs") -> Path:
+    """``runs/<recipe>-<YYYYmmdd-HHMMSS>``, made unique with a suffix if needed."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path(base) / f"{recipe}-{stamp}"
+    k = 1
+    while path.exists():
+        k += 1
+        path = Path(base) / f"{recipe}-{stamp}-{k}"
+    return path
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM ask the loop to stop after the current step; a second Ctrl-C aborts."""
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._old: dict = {}
+
+    def _handler(self, signum, frame) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def _setup_logging(run_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / "run.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return handler
+
+
+class MetricsWriter:
+    """One JSON object per logged step in ``metrics.jsonl``, mirrored to TensorBoard."""
+
+    def __init__(self, run_dir: Path):
+        self.file = open(run_dir / "metrics.jsonl", "a")  # noqa: SIM115 - closed in close()
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.tb = SummaryWriter(str(run_dir / "tb"))
+
+    def write(self, step: int, values: dict[str, float]) -> None:
+        self.file.write(json.dumps({"step": step, **values}) + "\n")
+        self.file.flush()
+        for k, v in values.items():
+            if k != "time":
+                self.tb.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        self.file.close()
+        self.tb.close()
+
+
+def _checkpoint_state(task, stream, runtime: Runtime, cfg: Config, step: int) -> dict:
+    return {
+        "task": task.name,
+        "step": step,
+        "config": to_dict(cfg),
+        "task_state": task.state_dict(),
+        "data": stream.state_dict(),
+        "rng": runtime.rng_state(),
+    }
+
+
+def train(cfg: Config, run_dir: str | Path | None = None, resume: bool = False) -> Path:
+    """Train ``cfg`` in ``run_dir`` (new, or existing with ``resume``); return the run directory.
+
+    Stops early, after writing a checkpoint, on SIGINT/SIGTERM. A non-finite loss raises
+    TrainingError and leaves the last good checkpoint untouched.
+    """
+    # Phase 1: run directory and reproducibility.
+    run_dir = Path(run_dir) if run_dir else new_run_dir(cfg.recipe)
+    for sub in ("samples", "checkpoints"):
+        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    handler = _setup_logging(run_dir)
+    torch.manual_seed(cfg.seed)
+    runtime = Runtime.from_config(cfg.train)
+
+    # Phase 2: data.
+    data = load_source(cfg.data, progress=cfg.train.progress)
+    if data.skipped:
+        (run_dir / "data_skipped.txt").write_text("\n".join(data.skipped) + "\n")
+        msg = f"skipped {len(data.skipped)} unreadable image(s) of {len(data) + len(data.skipped)}; list in {run_dir / 'data_skipped.txt'}"
+        log.warning(msg)
+        tqdm.write(f"warning: {msg}")
+    stream = make_stream(data, cfg.data, cfg.train.batch_size, runtime.device, cfg.seed)
+
+    # Phase 3: task, and the checkpoint to continue from.
+    task = TASKS[cfg.task](cfg, runtime)
+    step = 0
+    if resume:
+        ckpt = latest_checkpoint(run_dir)
+        state = load_checkpoint(ckpt, runtime.device)
+        task.load_state_dict(state["task_state"])
+        stream.load_state_dict(state["data"])
+        runtime.set_rng_state(state["rng"])
+        step = state["step"]
+        log.info("resumed from %s at step %d", ckpt, step)
+
+    def checkpoint(at: int) -> None:
+        save_checkpoint(
+            _checkpoint_state(task, stream, runtime, cfg, at),
+            run_dir / "checkpoints" / f"step-{at:06d}.pt",
+        )
+        prune_checkpoints(run_dir / "checkpoints", cfg.train.keep_ckpts)
+
+    # Phase 4: the steps.
+    metrics = MetricsWriter(run_dir)
+    sums: dict[str, torch.Tensor] = {}
+    n_sum, images, t_last, last_ckpt = 0, 0, time.perf_counter(), step
+    bar = tqdm(
+        total=cfg.train.steps,
+        initial=step,
+        desc=cfg.recipe,
+        unit="step",
+        disable=not cfg.train.progress,
+        dynamic_ncols=True,
+    )
+    try:
+        with _StopFlag() as stop:
+            while step < cfg.train.steps and not stop.requested:
+                images += task.images_per_step
+                out = task.step(stream)
+                step += 1
+                values = torch.stack([v.float() for v in out.values()])
+                if not bool(torch.isfinite(values).all()):
+                    bad = [
+                        k for k, v in zip(out, values.tolist(), strict=True) if not math.isfinite(v)
+                    ]
+                    raise TrainingError(
+                        f"{', '.join(bad)} became {values[list(out).index(bad[0])].item()} at step {step}; "
+                        f"the last good checkpoint is kept in {run_dir / 'checkpoints'}: lower the learning rates "
+                        "or try gan.loss=wgan-gp / model.d_norm=spectral"
+                    )
+                for k, v in out.items():
+                    sums[k] = sums.get(k, 0) + v.float()
+                n_sum += 1
+                bar.update(1)
+                if step % cfg.train.log_every == 0 or step == cfg.train.steps:
+                    now = time.perf_counter()
+                    row = {k: (v / n_sum).item() for k, v in sums.items()}
+                    row.update(img_per_s=images / max(now - t_last, 1e-9), time=time.time())
+                    metrics.write(step, row)
+                    bar.set_postfix(
+                        {
+                            k: f"{v:.3g}"
+                            for k, v in row.items()
+                            if k in ("loss_d", "loss_g", "d_real", "d_fake")
+                        }
+                    )
+                    sums, n_sum, images, t_last = {}, 0, 0, now
+                if step % cfg.train.sample_every == 0 or step == cfg.train.steps:
+                    save_grid(task.sample(), run_dir / "samples" / f"step-{step:06d}.png")
+                if step % cfg.train.ckpt_every == 0:
+                    checkpoint(step)
+                    last_ckpt = step
+            if step != last_ckpt:
+                checkpoint(step)
+            if stop.requested:
+                msg = f"stopped by {stop.requested} at step {step}; continue with: gankit train --resume {run_dir}"
+                log.info(msg)
+                tqdm.write(msg)
+    finally:
+        bar.close()
+        metrics.close()
+        log.removeHandler(handler)
+        handler.close()
+    return run_dir

@@ -1,0 +1,129 @@
+"""DCGAN generator and discriminator at any size 4·2^a·3^b (Radford et al. 2015).
+
+The reference DCGAN grows a 4×4 map by ×2 stages (transposed conv, kernel 4, stride 2). Sizes such
+as 48, 96 and 144 also need ×3 stages: a transposed conv with kernel 5, stride 3, padding 1 maps
+n → 3n exactly, and the mirrored conv maps 3n → n. The ×3 stages are placed at the lowest
+resolutions, where they are cheapest. With only ×2 stages, ngf = ndf = 64, nz = 100 and 3 channels
+the 64×64 nets have exactly the parameters of the PyTorch examples' DCGAN (G 3,576,704, D 2,765,568).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from gankit.errors import ConfigError
+
+
+def stage_factors(size: int) -> list[int] | None:
+    """Upsampling factors from 4×4 to ``size`` (×3 stages first), or None if unreachable."""
+    if size < 8 or size % 4:
+        return None
+    rest, threes = size // 4, 0
+    while rest % 3 == 0:
+        rest, threes = rest // 3, threes + 1
+    if rest & (rest - 1):
+        return None
+    return [3] * threes + [2] * int(math.log2(rest))
+
+
+def _supported(limit: int = 1024) -> list[int]:
+    return [s for s in range(8, limit + 1, 4) if stage_factors(s)]
+
+
+def check_image_size(size: int) -> list[int]:
+    """The stage factors for ``size``; a ConfigError naming the nearest supported sizes if none."""
+    factors = stage_factors(size)
+    if factors is None:
+        near = sorted(_supported(max(1024, 2 * size)), key=lambda s: (abs(s - size), s))[:2]
+        raise ConfigError(
+            f"data.image_size={size} is not supported by dcgan: sizes are 4·2^a·3^b "
+            f"(16, 24, 32, 48, 64, 96, 128, 144, ...); nearest: {' or '.join(map(str, sorted(near)))}"
+        )
+    return factors
+
+
+def _up(cin: int, cout: int, factor: int, mode: str) -> nn.Module:
+    if mode == "nearest":
+        # Resize-then-convolve avoids the checkerboard artefacts of strided transposed convs
+        # (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts").
+        return nn.Sequential(
+            nn.Upsample(scale_factor=factor, mode="nearest"),
+            nn.Conv2d(cin, cout, 3, 1, 1, bias=False),
+        )
+    k = 4 if factor == 2 else 5
+    return nn.ConvTranspose2d(cin, cout, k, factor, 1, bias=False)
+
+
+def _down(cin: int, cout: int, factor: int) -> nn.Conv2d:
+    k = 4 if factor == 2 else 5
+    return nn.Conv2d(cin, cout, k, factor, 1, bias=False)
+
+
+class DCGANGenerator(nn.Module):
+    """z (N, nz) or (N, nz, 1, 1) → image (N, channels, size, size) in [-1, 1]."""
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        nz: int = 100,
+        ngf: int = 64,
+        channels: int = 3,
+        n_extra_layers: int = 0,
+        norm: str = "batch",
+        upsample: str = "deconv",
+    ):
+        super().__init__()
+        self.nz = nz
+        factors = check_image_size(image_size)
+        widths = [ngf * 2 ** (len(factors) - 1 - i) for i in range(len(factors))]
+
+        def block(conv: nn.Module, c: int) -> list[nn.Module]:
+            return [conv, nn.BatchNorm2d(c) if norm == "batch" else nn.Identity(), nn.ReLU(True)]
+
+        layers = block(nn.ConvTranspose2d(nz, widths[0], 4, 1, 0, bias=False), widths[0])
+        for i, f in enumerate(factors[:-1]):
+            layers += block(_up(widths[i], widths[i + 1], f, upsample), widths[i + 1])
+        for _ in range(n_extra_layers):
+            layers += block(nn.Conv2d(ngf, ngf, 3, 1, 1, bias=False), ngf)
+        layers += [_up(widths[-1], channels, factors[-1], upsample), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.main(z.view(z.shape[0], self.nz, 1, 1))
+
+
+class DCGANDiscriminator(nn.Module):
+    """image (N, channels, size, size) → one logit per image, shape (N,)."""
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        ndf: int = 64,
+        channels: int = 3,
+        n_extra_layers: int = 0,
+        norm: str = "batch",
+    ):
+        super().__init__()
+        factors = check_image_size(image_size)[::-1]
+        widths = [ndf * 2**i for i in range(len(factors))]
+        sn = spectral_norm if norm == "spectral" else (lambda m: m)
+
+        def block(conv: nn.Module, c: int) -> list[nn.Module]:
+            bn = nn.BatchNorm2d(c) if norm == "batch" else nn.Identity()
+            return [sn(conv), bn, nn.LeakyReLU(0.2, True)]
+
+        # No normalisation on the first layer (Radford et al. 2015, section 3).
+        layers: list[nn.Module] = [sn(_down(channels, ndf, factors[0])), nn.LeakyReLU(0.2, True)]
+        for _ in range(n_extra_layers):
+            layers += block(nn.Conv2d(ndf, ndf, 3, 1, 1, bias=False), ndf)
+        for i, f in enumerate(factors[1:]):
+            layers += block(_down(widths[i], widths[i + 1], f), widths[i + 1])
+        layers += [sn(nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False))]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x).view(-1)

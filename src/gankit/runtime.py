@@ -1,0 +1,92 @@
+"""The runtime a task is handed: device, mixed precision and how to prepare a network.
+
+Tasks never ask whether they run on a GPU, in bf16 or compiled: they call ``runtime.prepare(net)``
+for the callable to train with and run forward passes inside ``runtime.autocast()``. Distributed
+training will wrap networks here too, without touching the tasks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from gankit.config import TrainConfig
+from gankit.errors import ConfigError
+
+_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → cuda, then mps, then cpu; otherwise the named device, checked to exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(
+            f"train.device={name!r} is not a device: use auto, cpu, cuda, cuda:N or mps"
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            "train.device=cuda but no CUDA GPU is visible: use train.device=cpu or auto"
+        )
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("train.device=mps but MPS is not available: use train.device=cpu or auto")
+    return dev
+
+
+@dataclass
+class Runtime:
+    """Where and how networks run."""
+
+    device: torch.device
+    amp_dtype: torch.dtype | None = None
+    channels_last: bool = False
+    compile: bool = False
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig) -> Runtime:
+        dev = resolve_device(cfg.device)
+        if cfg.autocast == "fp16" and dev.type == "cpu":
+            raise ConfigError("train.autocast=fp16 needs a GPU: use bf16 on the CPU, or none")
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        return cls(dev, _DTYPES[cfg.autocast], cfg.channels_last, cfg.compile)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def prepare(self, net: nn.Module) -> nn.Module:
+        """Move ``net`` to the device (in place) and return the callable to train with."""
+        net.to(self.device, memory_format=self.memory_format)
+        if self.compile:
+            return torch.compile(net)  # type: ignore[return-value]
+        return net
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """A loss scaler, active only for fp16 (bf16 and fp32 need none)."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+
+    def rng_state(self) -> dict:
+        state = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def set_rng_state(self, state: dict) -> None:
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda"], self.device)

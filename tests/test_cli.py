@@ -1,0 +1,186 @@
+"""The command line as a user meets it: commands work, bad input gives one line and exit 2."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from gankit.checkpoint import latest_checkpoint, save_checkpoint
+from gankit.cli import main
+
+from conftest import TINY, write_random_images
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    p = subprocess.run(
+        [sys.executable, "-m", "gankit.cli", *args], capture_output=True, text=True, timeout=300
+    )
+    return p.returncode, p.stdout, p.stderr
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", *TINY, "train.steps=3", "gan.ema=0.9", "--out", str(out)]) == 0
+    return out
+
+
+def test_recipes_lists_all_with_descriptions(capsys):
+    assert main(["recipes"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("dcgan-mnist ") for line in lines)
+    assert all(len(line.split(None, 1)) == 2 for line in lines)
+
+
+def test_help_everywhere():
+    for cmd in ([], ["train"], ["sample"], ["recipes"]):
+        code, out, _ = run_cli(*cmd, "--help")
+        assert code == 0 and "usage: gankit" in out
+
+
+def test_sample_grid_individual_and_seed(trained_run, tmp_path, capsys):
+    grid = tmp_path / "g.png"
+    assert (
+        main(
+            [
+                "sample",
+                str(trained_run),
+                "--n",
+                "6",
+                "--out",
+                str(grid),
+                "--seed",
+                "3",
+                "--ema",
+                "--individual",
+                str(tmp_path / "ind"),
+            ]
+        )
+        == 0
+    )
+    assert Image.open(grid).size[0] > 16
+    files = sorted((tmp_path / "ind").iterdir())
+    assert len(files) == 6 and Image.open(files[0]).size == (16, 16)
+    again = tmp_path / "g2.png"
+    main(["sample", str(trained_run), "--n", "6", "--out", str(again), "--seed", "3", "--ema"])
+    assert grid.read_bytes() == again.read_bytes()  # same seed, same images
+
+
+def test_sample_works_from_a_moved_run_directory(trained_run, tmp_path):
+    import shutil
+
+    moved = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(trained_run, moved)
+    assert main(["sample", str(moved), "--n", "4", "--out", str(tmp_path / "m.png")]) == 0
+
+
+def bad_inputs(tmp: Path, trained_run: Path) -> dict[str, list[str]]:
+    empty = tmp / "empty"
+    empty.mkdir()
+    only_bad = tmp / "only_bad"
+    only_bad.mkdir()
+    (only_bad / "a.jpg").write_text("text, not jpeg")
+    (only_bad / "b.png").write_bytes(b"")
+    strict = tmp / "strict"
+    write_random_images(strict, n=6)
+    (strict / "trunc.png").write_bytes((strict / "img000.png").read_bytes()[:60])
+    other = tmp / "other_model"
+    other.mkdir()
+    (other / "config.yaml").write_text(
+        (trained_run / "config.yaml").read_text().replace("ngf: 4", "ngf: 8")
+    )
+    (other / "checkpoints").mkdir()
+    ckpt = latest_checkpoint(trained_run)
+    (other / "checkpoints" / ckpt.name).write_bytes(ckpt.read_bytes())
+    trunc = tmp / "truncated_ckpt"
+    trunc.mkdir()
+    (trunc / "config.yaml").write_text((trained_run / "config.yaml").read_text())
+    (trunc / "checkpoints").mkdir()
+    (trunc / "checkpoints" / ckpt.name).write_bytes(ckpt.read_bytes()[:5000])
+    foreign = tmp / "foreign_ckpt"
+    foreign.mkdir()
+    (foreign / "config.yaml").write_text((trained_run / "config.yaml").read_text())
+    save_checkpoint(
+        {"task": "cyclegan", "task_state": {}}, foreign / "checkpoints" / "step-000001.pt"
+    )
+    torch_dir = tmp / "torchvision_root"
+    torch_dir.mkdir()
+    return {
+        "unknown key": ["train", "train.stesp=3"],
+        "wrong type": ["train", "train.steps=lots"],
+        "impossible value": ["train", "optim_g.lr=-1"],
+        "unsupported size": ["train", "data.image_size=100"],
+        "unknown recipe": ["train", "dcgan-mnsit"],
+        "unknown loss": ["train", "gan.loss=wassertein"],
+        "missing folder": ["train", "dcgan", f"data.source=folder:{tmp / 'nope'}"],
+        "empty folder": ["train", "dcgan", f"data.source=folder:{empty}"],
+        "only unreadable images": [
+            "train",
+            "dcgan",
+            *TINY,
+            f"data.source=folder:{only_bad}",
+            "data.workers=0",
+        ],
+        "strict with a truncated image": [
+            "train",
+            "dcgan",
+            *TINY,
+            f"data.source=folder:{strict}",
+            "data.strict=true",
+            "data.workers=0",
+        ],
+        "batch larger than data": ["train", *TINY, "data.limit=2"],
+        "missing cuda": ["train", *TINY, "train.device=cuda"],
+        "fp16 on cpu": ["train", *TINY, "train.autocast=fp16"],
+        "resume a non-run": ["train", "--resume", str(empty)],
+        "sample a non-run": ["sample", str(empty)],
+        "checkpoint of another model": ["sample", str(other)],
+        "truncated checkpoint": ["sample", str(trunc)],
+        "checkpoint of another task": ["sample", str(foreign)],
+    }
+
+
+def test_bad_inputs_give_one_line_errors(trained_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for name, args in bad_inputs(tmp_path, trained_run).items():
+        code = main(args)
+        err = capsys.readouterr().err.strip()
+        assert code == 2, f"{name}: exit {code}, stderr {err!r}"
+        assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, (
+            f"{name}: {err!r}"
+        )
+
+
+def test_corrupt_images_are_skipped_counted_and_listed(tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    write_random_images(folder, n=6)
+    (folder / "zero.png").write_bytes(b"")
+    (folder / "fake.jpg").write_text("<html>")
+    Image.fromarray((torch.rand(20, 20) * 65535).numpy().astype("uint16")).save(folder / "deep.png")
+    Image.new("CMYK", (20, 20), (0, 50, 100, 0)).save(folder / "print.jpg")
+    run = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                "dcgan",
+                *TINY,
+                f"data.source=folder:{folder}",
+                "data.workers=0",
+                "train.steps=1",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
+    skipped = (run / "data_skipped.txt").read_text().splitlines()
+    assert (
+        len(skipped) == 2
+        and any("zero.png" in s for s in skipped)
+        and any("fake.jpg" in s for s in skipped)
+    )
+    assert "skipped 2 unreadable image(s) of 10" in (run / "run.log").read_text()

@@ -1,0 +1,138 @@
+"""The training loop: run directory contents, exact resume, NaN guard, signals."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from gankit.checkpoint import latest_checkpoint, load_checkpoint
+from gankit.config import build_config
+from gankit.errors import TrainingError
+from gankit.loop import train
+
+from conftest import TINY
+
+
+def cfg_for(*extra, recipe="dcgan-mnist"):
+    return build_config(recipe, [*TINY, *extra])
+
+
+def test_run_directory_contents(tmp_path):
+    run = train(
+        cfg_for("train.steps=6", "train.log_every=2", "train.sample_every=3", "train.ckpt_every=4"),
+        tmp_path / "run",
+    )
+    assert (run / "config.yaml").is_file() and (run / "run.log").is_file()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4, 6]
+    assert {"loss_d", "loss_g", "d_real", "d_fake", "img_per_s"} <= set(rows[0])
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [
+        "step-000003.png",
+        "step-000006.png",
+    ]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "step-000004.pt",
+        "step-000006.pt",
+    ]
+    assert any((run / "tb").iterdir())
+
+
+def test_losses_move_and_discriminator_learns(tmp_path):
+    run = train(cfg_for("train.steps=40", "train.log_every=5", "data.limit=256"), tmp_path / "run")
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["loss_d"] < rows[0]["loss_d"]  # D quickly learns to separate real and fake
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        ["gan.loss=wgan-gp", "gan.d_steps=2", "gan.ema=0.9"],
+        ["gan.loss=wgan", "gan.d_schedule=wgan"],
+    ],
+)
+def test_stop_and_resume_is_bit_exact(tmp_path, extra):
+    straight = train(cfg_for("train.steps=8", *extra), tmp_path / "a")
+    first = train(cfg_for("train.steps=5", *extra), tmp_path / "b")
+    resumed = train(cfg_for("train.steps=8", *extra), first, resume=True)
+    sa = load_checkpoint(latest_checkpoint(straight))["task_state"]
+    sb = load_checkpoint(latest_checkpoint(resumed))["task_state"]
+    for net in ("G", "D"):
+        for k, v in sa[net].items():
+            assert torch.equal(v, sb[net][k]), f"{net}.{k} differs after resume"
+    assert sa["g_step"] == sb["g_step"] == 8
+
+
+def test_wgan_clips_critic_weights(tmp_path):
+    run = train(cfg_for("train.steps=2", "gan.loss=wgan", "gan.d_steps=3"), tmp_path / "run")
+    d = load_checkpoint(latest_checkpoint(run))["task_state"]["D"]
+    weights = [v for k, v in d.items() if k.endswith("weight")]
+    assert max(w.abs().max().item() for w in weights) <= 0.01 + 1e-7
+
+
+def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    from gankit.tasks.gan import GANTask
+
+    original = GANTask.step
+
+    def poisoned(self, batches):
+        out = original(self, batches)
+        if self.g_step == 5:
+            out["loss_g"] = torch.tensor(float("nan"))
+        return out
+
+    monkeypatch.setattr(GANTask, "step", poisoned)
+    with pytest.raises(TrainingError, match="loss_g became nan at step 5"):
+        train(cfg_for("train.steps=10", "train.ckpt_every=2"), tmp_path / "run")
+    assert latest_checkpoint(tmp_path / "run").name == "step-000004.pt"
+
+
+def test_sigint_leaves_a_checkpoint_that_resumes(tmp_path):
+    run = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "gankit.cli",
+        "train",
+        *TINY,
+        "train.steps=100000",
+        "train.log_every=1",
+        "--out",
+        str(run),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        m = run / "metrics.jsonl"
+        if m.exists() and len(m.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "--resume" in err + out
+    step = load_checkpoint(latest_checkpoint(run))["step"]
+    assert step >= 3
+    env = dict(os.environ)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gankit.cli",
+            "train",
+            "--resume",
+            str(run),
+            f"train.steps={step + 2}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert load_checkpoint(latest_checkpoint(run))["step"] == step + 2

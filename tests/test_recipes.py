@@ -1,0 +1,30 @@
+"""Every recipe trains a few steps on tiny random data, at its own image size and networks."""
+
+import pytest
+
+from gankit.checkpoint import latest_checkpoint, load_checkpoint
+from gankit.config import build_config, recipe_names
+from gankit.loop import train
+
+from conftest import write_random_images
+
+
+@pytest.mark.parametrize("name", recipe_names())
+def test_recipe_smoke(name, tmp_path):
+    write_random_images(tmp_path / "imgs", n=4, size=24, mode="RGB")
+    base = build_config(name)
+    overrides = [
+        f"data.source=folder:{tmp_path / 'imgs'}",
+        "data.workers=0",
+        "train.steps=2",
+        "train.batch_size=2",
+        "train.n_preview=2",
+        "train.progress=false",
+        "train.device=cpu",
+        "gan.d_schedule=constant",  # the wgan schedule's 100 critic steps are too slow for a smoke test
+    ]
+    cfg = build_config(name, overrides)
+    assert cfg.data.image_size == base.data.image_size and cfg.model == base.model
+    run = train(cfg, tmp_path / "run")
+    state = load_checkpoint(latest_checkpoint(run))
+    assert state["step"] == 2 and (run / "samples" / "step-000002.png").is_file()
