@@ -131,6 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser(
+        "data",
+        help="prepare datasets: download, faces, lsun-export, validate, cifar-folders",
+        description="Tools that turn messy collections into training folders.",
+    )
+    data_sub = p.add_subparsers(dest="data_command", metavar="TOOL", required=True)
+    from gankit.data.prep.cifar_folders import add_cifar_folders_command
+    from gankit.data.prep.commands import add_data_commands
+
+    add_data_commands(data_sub)
+    add_cifar_folders_command(data_sub)
+
+    p = sub.add_parser(
         "recipes", help="list the built-in recipes", description="List the built-in recipes."
     )
     p.set_defaults(func=_cmd_recipes)

@@ -146,6 +146,23 @@ class FolderImages(Dataset):
         return torch.from_numpy(to_array(img))
 
 
+class LmdbDataset(Dataset):
+    """Entries of an LSUN-style lmdb decoded on access to uint8 (C, size, size)."""
+
+    def __init__(self, path: str, size: int, channels: int, fit: str, limit: int | None):
+        from gankit.data.lmdb_source import LmdbImages
+
+        self.db, self.size, self.channels, self.fit = LmdbImages(path), size, channels, fit
+        self.n = min(len(self.db), limit) if limit else len(self.db)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        img = fit_image(self.db.load(i, self.channels), self.size, self.fit)
+        return torch.from_numpy(to_array(img))
+
+
 class _Decode(FolderImages):
     """FolderImages that returns the error message instead of raising, for the one-time decode."""
 
@@ -200,6 +217,13 @@ def load_source(cfg: DataConfig, progress: bool = True) -> ImageData:
         if cfg.in_memory == "yes" or (cfg.in_memory == "auto" and need_mb <= cfg.memory_limit_mb):
             return _decode_all(files, cfg, size, progress)
         return ImageData(name=src, dataset=FolderImages(files, size, cfg.channels, cfg.fit))
+    if src.startswith("lmdb:"):
+        # LSUN categories hold 10^5-10^6 images: always streamed through DataLoader workers.
+        path = src.split(":", 1)[1]
+        return ImageData(
+            name=src, dataset=LmdbDataset(path, size, cfg.channels, cfg.fit, cfg.limit)
+        )
     raise DataError(
-        f"data.source={src!r} is not supported yet: use builtin:mnist, mnist, fashion-mnist, cifar10 or folder:PATH"
+        f"data.source={src!r} is not supported: use builtin:mnist, mnist, fashion-mnist, "
+        "cifar10, folder:PATH or lmdb:PATH"
     )

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from gankit.config import DataConfig
-from gankit.data.sources import FolderImages, ImageData
+from gankit.data.sources import FolderImages, ImageData, LmdbDataset
 from gankit.errors import DataError
 
 log = logging.getLogger("gankit")
@@ -146,7 +146,11 @@ class LoaderStream:
             raise DataError(
                 f"{cfg.source} has {len(dataset)} images, fewer than train.batch_size={batch_size}"
             )
-        self.ds = _SkipBad(dataset, cfg.strict) if isinstance(dataset, FolderImages) else dataset
+        self.ds = (
+            _SkipBad(dataset, cfg.strict)
+            if isinstance(dataset, FolderImages | LmdbDataset)
+            else dataset
+        )
         self.cfg, self.batch_size, self.device, self.seed = cfg, batch_size, device, seed
         self.gen = torch.Generator().manual_seed(seed)
         self.epoch, self.batches = 0, 0

@@ -1,0 +1,249 @@
+"""The ``gankit data ...`` subcommands: download, faces, lsun-export, validate.
+
+Each command parses its options here and calls one library function; the heavy imports (OpenCV,
+lmdb, bs4) happen only when that command runs, so ``gankit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gankit.errors import DataError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
+def _byte_size(text: str) -> int:
+    """``20000``, ``500k``, ``20M``, ``1G`` → bytes (powers of 1024)."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    t = text.strip().lower().removesuffix("b")
+    factor = units.get(t[-1:], 1)
+    try:
+        value = int(float(t[:-1] if t[-1:] in units else t) * factor)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 20M or 500k") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1 byte")
+    return value
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, but not the meaningless "(default: None)" / "(default: False)"."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, argparse.SUPPRESS):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def add_data_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``download``, ``faces``, ``lsun-export`` and ``validate`` on ``subparsers``."""
+    fmt = _HelpFormatter
+    p = subparsers.add_parser(
+        "download",
+        help="download images from a URL list or a web page",
+        description="Download images concurrently into DST with retries, resume and checks. "
+        "Each URL gets a line in DST/manifest.jsonl; rerun the same command to resume.",
+        formatter_class=fmt,
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--urls", metavar="FILE", help="text file with one URL per line (# comments)")
+    src.add_argument(
+        "--page", metavar="URL", help="web page whose images to download (needs --select)"
+    )
+    p.add_argument(
+        "--select", metavar="CSS", help="CSS selector of the elements on --page, e.g. 'img.preview'"
+    )
+    p.add_argument("--attr", help="attribute holding the URL (default: src, data-src or href)")
+    p.add_argument("dst", metavar="DST", help="folder for the images and manifest.jsonl")
+    p.add_argument("--workers", type=_positive_int, default=8, help="parallel downloads")
+    p.add_argument("--retries", type=int, default=3, help="retries after timeouts, resets, 429/5xx")
+    p.add_argument(
+        "--backoff", type=_non_negative_float, default=1.0, help="first retry delay in s, doubling"
+    )
+    p.add_argument("--timeout", type=_non_negative_float, default=30.0, help="socket timeout in s")
+    p.add_argument(
+        "--max-bytes", type=_byte_size, default="20M", help="largest file accepted (20M, 500k, ...)"
+    )
+    p.add_argument(
+        "--per-host-rate",
+        type=_non_negative_float,
+        default=2.0,
+        help="requests/s per host, 0 = no limit",
+    )
+    p.set_defaults(func=run_download)
+
+    p = subparsers.add_parser(
+        "faces",
+        help="crop faces from pictures with an OpenCV cascade",
+        description="Detect faces in every image under SRC and save square size×size PNG crops "
+        "in DST (keeping sub-folders) plus DST/faces_report.json.",
+        formatter_class=fmt,
+    )
+    p.add_argument("src", metavar="SRC", help="folder of pictures (searched recursively)")
+    p.add_argument("dst", metavar="DST", help="folder for the crops")
+    p.add_argument(
+        "--cascade",
+        default="anime",
+        help="anime (drawings), frontal (photos) or a cascade .xml path",
+    )
+    p.add_argument(
+        "--size", type=_positive_int, default=96, help="side of the saved crops in pixels"
+    )
+    p.add_argument(
+        "--margin",
+        type=_non_negative_float,
+        default=0.2,
+        help="extra border per side, as a fraction of the face",
+    )
+    p.add_argument(
+        "--min-size", type=_positive_int, default=48, help="smallest face to detect, in pixels"
+    )
+    p.add_argument("--scale-factor", type=float, default=1.1, help="detector pyramid step (> 1)")
+    p.add_argument(
+        "--min-neighbors", type=int, default=5, help="detections needed to accept a face"
+    )
+    p.set_defaults(func=run_faces)
+
+    p = subparsers.add_parser(
+        "lsun-export",
+        help="write the images of an LSUN lmdb as files",
+        description="Write each entry of an LSUN-style lmdb to DST as an image file named by its "
+        "key, with the original bytes (no re-encoding).",
+        formatter_class=fmt,
+    )
+    p.add_argument("lmdb", metavar="LMDB", help="lmdb folder (with data.mdb) or the data.mdb file")
+    p.add_argument("dst", metavar="DST", help="output folder")
+    p.add_argument(
+        "--limit", type=_positive_int, default=None, help="export only the first N entries"
+    )
+    p.set_defaults(func=run_lsun_export)
+
+    p = subparsers.add_parser(
+        "validate",
+        help="find broken, odd and duplicate images in a folder",
+        description="Decode every image under DIR and sort it into ok / zero-byte / unreadable / "
+        "truncated / duplicate / tiny / animated / 16-bit / cmyk. Exit status 1 while problem "
+        "files remain in DIR (neither fixed nor quarantined). Never deletes anything.",
+        formatter_class=fmt,
+    )
+    p.add_argument("dir", metavar="DIR", help="image folder (searched recursively)")
+    p.add_argument(
+        "--quarantine", metavar="DIR", help="move problem files here, keeping relative paths"
+    )
+    p.add_argument("--fix", action="store_true", help="rewrite animated/16-bit/CMYK files in place")
+    p.add_argument(
+        "--min-size", type=_positive_int, default=16, help="smaller width or height counts as tiny"
+    )
+    p.set_defaults(func=run_validate)
+
+
+def _interrupted(what: str) -> int:
+    print(f"interrupted: {what}", file=sys.stderr)
+    return 130
+
+
+def run_download(args: argparse.Namespace) -> int:
+    """``gankit data download``: exit 0 if every URL ended ok, 1 if some failed."""
+    from gankit.data.prep import download as dl
+
+    options = dl.DownloadOptions(
+        workers=args.workers,
+        retries=args.retries,
+        backoff=args.backoff,
+        timeout=args.timeout,
+        max_bytes=args.max_bytes,
+        per_host_rate=args.per_host_rate,
+        progress=sys.stderr.isatty(),
+    )
+    if args.page and not args.select:
+        raise DataError("--page needs --select CSS (e.g. --select 'img.preview')")
+    if args.select and not args.page:
+        raise DataError("--select only applies with --page URL")
+    try:
+        if args.page:
+            urls = dl.urls_from_page(args.page, args.select, args.attr, options)
+        else:
+            urls = dl.read_url_list(args.urls)
+        result = dl.download_urls(urls, args.dst, options)
+    except KeyboardInterrupt:
+        return _interrupted(f"complete files are kept in {args.dst}; rerun to resume")
+    parts = ", ".join(f"{n} {status}" for status, n in sorted(result.counts.items()))
+    print(f"{len(result.records)} URLs: {parts} ({result.skipped} were already complete)")
+    print(f"manifest: {result.dst / dl.MANIFEST}")
+    return 0 if result.counts["ok"] == len(result.records) else 1
+
+
+def run_faces(args: argparse.Namespace) -> int:
+    """``gankit data faces``: exit 0 once the report is written."""
+    from gankit.data.prep.faces import REPORT_NAME, crop_faces
+
+    try:
+        report = crop_faces(
+            args.src,
+            args.dst,
+            cascade=args.cascade,
+            size=args.size,
+            margin=args.margin,
+            min_size=args.min_size,
+            scale_factor=args.scale_factor,
+            min_neighbors=args.min_neighbors,
+            progress=sys.stderr.isatty(),
+        )
+    except KeyboardInterrupt:
+        return _interrupted("crops written so far are kept")
+    print(report.summary())
+    print(f"report: {args.dst}/{REPORT_NAME}")
+    return 0
+
+
+def run_lsun_export(args: argparse.Namespace) -> int:
+    """``gankit data lsun-export``: exit 0 if every exported entry was an image."""
+    from gankit.data.prep.lsun import export_lmdb
+
+    try:
+        result = export_lmdb(args.lmdb, args.dst, args.limit, progress=sys.stderr.isatty())
+    except KeyboardInterrupt:
+        return _interrupted("files written so far are complete")
+    print(f"wrote {result.written} images to {result.dst}")
+    if result.skipped:
+        shown = ", ".join(result.skipped[:5]) + (" ..." if len(result.skipped) > 5 else "")
+        print(f"skipped {len(result.skipped)} entries that are not images: {shown}")
+    return 0 if not result.skipped else 1
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    """``gankit data validate``: exit 0 when no problem file remains in DIR."""
+    from gankit.data.prep.validate import format_report, validate_folder
+
+    try:
+        result = validate_folder(
+            args.dir,
+            quarantine=args.quarantine,
+            fix=args.fix,
+            min_size=args.min_size,
+            progress=sys.stderr.isatty(),
+        )
+    except KeyboardInterrupt:
+        return _interrupted("files already fixed or quarantined stay so; nothing was lost")
+    print(format_report(result))
+    return 0 if not result.remaining else 1
