@@ -136,3 +136,10 @@ def test_sigint_leaves_a_checkpoint_that_resumes(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert load_checkpoint(latest_checkpoint(run))["step"] == step + 2
+
+
+def test_epochs_set_the_number_of_steps(tmp_path):
+    run = train(cfg_for("train.epochs=2", "data.limit=20", "gan.d_steps=2"), tmp_path / "run")
+    # 2 epochs of 20 images at 4 images per batch and 2 batches per step: 5 steps
+    assert load_checkpoint(latest_checkpoint(run))["step"] == 5
+    assert "steps: 5" in (run / "config.yaml").read_text()

@@ -110,7 +110,9 @@ class TrainConfig:
     """The loop: length, logging, checkpoints, device and speed switches."""
 
     steps: int = 2000
-    """Generator steps."""
+    """Training steps (for a GAN: generator updates)."""
+    epochs: float | None = None
+    """If set, overrides steps: ceil(epochs × dataset size / (batch_size × batches per step))."""
     batch_size: int = 64
     log_every: int = 50
     sample_every: int = 500
@@ -374,6 +376,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"data.load_size={cfg.data.load_size} is smaller than data.image_size={cfg.data.image_size}"
         )
+    if cfg.train.epochs is not None and cfg.train.epochs <= 0:
+        raise ConfigError(f"train.epochs={cfg.train.epochs} must be positive (or null to use train.steps)")
     if cfg.data.limit is not None and cfg.data.limit <= 0:
         raise ConfigError(f"data.limit={cfg.data.limit} must be positive (or null for all images)")
     src = cfg.data.source

@@ -132,6 +132,11 @@ def train(cfg: Config, run_dir: str | Path | None = None, resume: bool = False) 
 
     # Phase 3: task, and the checkpoint to continue from.
     task = TASKS[cfg.task](cfg, runtime)
+    if cfg.train.epochs:
+        per_step = cfg.train.batch_size * task.batches_per_step
+        cfg.train.steps = math.ceil(cfg.train.epochs * len(data) / per_step)
+        save_config(cfg, run_dir / "config.yaml")
+        log.info("train.epochs=%s over %d images: %d steps", cfg.train.epochs, len(data), cfg.train.steps)
     step = 0
     if resume:
         ckpt = latest_checkpoint(run_dir)

@@ -131,6 +131,11 @@ class GANTask:
     # --- training ----------------------------------------------------------------------------
 
     @property
+    def batches_per_step(self) -> int:
+        """Real batches one step draws in the steady state (the critic steps)."""
+        return self.cfg.gan.d_steps
+
+    @property
     def images_per_step(self) -> int:
         return self.cfg.train.batch_size * critic_steps(
             self.cfg.gan.d_steps, self.cfg.gan.d_schedule, self.g_step
