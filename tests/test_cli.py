@@ -184,3 +184,41 @@ def test_corrupt_images_are_skipped_counted_and_listed(tmp_path, capsys):
         and any("fake.jpg" in s for s in skipped)
     )
     assert "skipped 2 unreadable image(s) of 10" in (run / "run.log").read_text()
+
+
+def test_sample_rank_by_d_keeps_the_best_scored(trained_run, tmp_path, monkeypatch):
+    from gankit import sampling
+
+    seen = {}
+    original = sampling.rank_by_discriminator
+
+    def spy(task, images, top, **kw):
+        out = original(task, images, top, **kw)
+        with torch.no_grad():
+            task.D.eval()
+            all_scores = task.D(images).sort(descending=True).values
+            kept = task.D(out)
+        seen.update(n_in=len(images), kept=kept, best=all_scores[:top])
+        return out
+
+    monkeypatch.setattr(sampling, "rank_by_discriminator", spy)
+    grid = tmp_path / "best.png"
+    assert (
+        main(
+            [
+                "sample",
+                str(trained_run),
+                "--rank-by-d",
+                "--top",
+                "5",
+                "--from",
+                "40",
+                "--out",
+                str(grid),
+            ]
+        )
+        == 0
+    )
+    assert seen["n_in"] == 40 and torch.allclose(seen["kept"], seen["best"])
+    assert grid.is_file()
+    assert main(["sample", str(trained_run), "--rank-by-d", "--top", "50", "--from", "40"]) == 2

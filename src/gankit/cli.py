@@ -57,12 +57,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from gankit.sampling import generate, load_run, save_grid, save_individual
+    from gankit.sampling import (
+        generate,
+        load_run,
+        rank_by_discriminator,
+        save_grid,
+        save_individual,
+    )
 
     _, task, step = load_run(args.run, device=args.device)
     if args.ema and getattr(task, "ema", None) is None:
         raise ConfigError(f"--ema: {args.run} was trained without an EMA generator (gan.ema=0)")
-    images = generate(task, args.n, seed=args.seed, ema=args.ema)
+    if args.rank_by_d:
+        if args.from_n < args.n:
+            raise ConfigError(
+                f"--from {args.from_n} must be at least --n {args.n}: rank more samples than you keep"
+            )
+        images = rank_by_discriminator(
+            task, generate(task, args.from_n, seed=args.seed, ema=args.ema), args.n
+        )
+    else:
+        images = generate(task, args.n, seed=args.seed, ema=args.ema)
     out = (
         Path(args.out)
         if args.out
@@ -128,6 +143,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--individual", metavar="DIR", help="also write each image as its own PNG in DIR"
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    p.add_argument(
+        "--rank-by-d",
+        action="store_true",
+        help="generate --from images and keep the --n the discriminator scores most real",
+    )
+    p.add_argument(
+        "--top",
+        dest="n",
+        type=int,
+        default=argparse.SUPPRESS,
+        help="with --rank-by-d: how many to keep (same as --n)",
+    )
+    p.add_argument(
+        "--from",
+        dest="from_n",
+        type=int,
+        default=1024,
+        help="with --rank-by-d: how many to rank (default 1024)",
+    )
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser(

@@ -66,6 +66,28 @@ def generate(task, n: int, seed: int = 0, ema: bool = True, batch_size: int = 25
     return torch.cat(out)
 
 
+@torch.no_grad()
+def rank_by_discriminator(
+    task, images: torch.Tensor, top: int, batch_size: int = 256
+) -> torch.Tensor:
+    """The ``top`` images the discriminator scores most real, best first.
+
+    Keeping the samples D likes best is the simplest form of discriminator rejection sampling
+    (Azadi et al. 2019); it trades diversity for quality, so report it as such.
+    """
+    D = task.D
+    was_training = D.training
+    D.eval()
+    try:
+        scores = torch.cat(
+            [D(chunk.to(task.rt.device)).float().cpu() for chunk in images.split(batch_size)]
+        )
+    finally:
+        D.train(was_training)
+    order = scores.argsort(descending=True)[:top]
+    return images[order]
+
+
 def save_individual(images: torch.Tensor, folder: str | Path) -> list[Path]:
     """Each image as its own PNG, ``000000.png`` ..."""
     folder = Path(folder)
