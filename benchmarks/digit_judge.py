@@ -103,6 +103,7 @@ def main() -> None:
     ap.add_argument("run", nargs="?")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--ema", action="store_true")
+    ap.add_argument("--ckpt", help="a checkpoint of the run (default: the newest)")
     ap.add_argument("--seed", type=int, default=123)
     ap.add_argument("--real", action="store_true", help="judge real MNIST test images instead")
     ap.add_argument(
@@ -116,7 +117,7 @@ def main() -> None:
     else:
         from gankit.sampling import generate, load_run
 
-        _, task, step = load_run(a.run)
+        _, task, step = load_run(a.run, checkpoint=a.ckpt)
         res = judge(net, generate(task, a.n, seed=a.seed, ema=a.ema))
         res["step"] = step
     res["judge_test_accuracy"] = acc

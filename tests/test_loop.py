@@ -143,3 +143,15 @@ def test_epochs_set_the_number_of_steps(tmp_path):
     # 2 epochs of 20 images at 4 images per batch and 2 batches per step: 5 steps
     assert load_checkpoint(latest_checkpoint(run))["step"] == 5
     assert "steps: 5" in (run / "config.yaml").read_text()
+
+
+def test_speed_switches_run_on_cpu(tmp_path):
+    run = train(cfg_for("train.steps=2", "train.channels_last=true", "train.autocast=bf16"), tmp_path / "run")
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(torch.isfinite(torch.tensor(r["loss_d"])) for r in rows)
+
+
+@pytest.mark.slow
+def test_compile_switch(tmp_path):
+    run = train(cfg_for("train.steps=2", "train.compile=true"), tmp_path / "run")
+    assert load_checkpoint(latest_checkpoint(run))["step"] == 2
