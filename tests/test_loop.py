@@ -146,7 +146,10 @@ def test_epochs_set_the_number_of_steps(tmp_path):
 
 
 def test_speed_switches_run_on_cpu(tmp_path):
-    run = train(cfg_for("train.steps=2", "train.channels_last=true", "train.autocast=bf16"), tmp_path / "run")
+    run = train(
+        cfg_for("train.steps=2", "train.channels_last=true", "train.autocast=bf16"),
+        tmp_path / "run",
+    )
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert all(torch.isfinite(torch.tensor(r["loss_d"])) for r in rows)
 
@@ -155,3 +158,29 @@ def test_speed_switches_run_on_cpu(tmp_path):
 def test_compile_switch(tmp_path):
     run = train(cfg_for("train.steps=2", "train.compile=true"), tmp_path / "run")
     assert load_checkpoint(latest_checkpoint(run))["step"] == 2
+
+
+def test_linear_lr_decay_reaches_zero_and_resumes_exactly(tmp_path, monkeypatch):
+    from gankit.tasks.gan import GANTask
+
+    extra = ("train.steps=8", "gan.lr_decay_start=0.5")
+    run = train(cfg_for(*extra), tmp_path / "a")
+    state = load_checkpoint(latest_checkpoint(run))["task_state"]
+    for opt in ("opt_g", "opt_d"):
+        assert state[opt]["param_groups"][0]["lr"] == 0.0
+
+    original = GANTask.step
+
+    def term_at_5(self, batches):  # a real SIGTERM in the middle of the run
+        out = original(self, batches)
+        if self.g_step == 5:
+            signal.raise_signal(signal.SIGTERM)
+        return out
+
+    monkeypatch.setattr(GANTask, "step", term_at_5)
+    stopped = train(cfg_for(*extra), tmp_path / "b")
+    assert load_checkpoint(latest_checkpoint(stopped))["step"] == 5
+    monkeypatch.setattr(GANTask, "step", original)
+    resumed = train(cfg_for(*extra), stopped, resume=True)
+    sb = load_checkpoint(latest_checkpoint(resumed))["task_state"]
+    assert all(torch.equal(v, sb["G"][k]) for k, v in state["G"].items())

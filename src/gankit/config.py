@@ -103,6 +103,8 @@ class GanConfig:
     """Decay of an exponential moving average of the generator used for sampling; 0 = off."""
     ema_start: int = 0
     """Generator step at which the EMA starts averaging (it copies G until then)."""
+    lr_decay_start: float | None = None
+    """Fraction of train.steps after which both learning rates fall linearly to 0; None = constant."""
 
 
 @dataclass
@@ -366,6 +368,10 @@ def validate(cfg: Config) -> None:
         )
     if not 0 <= cfg.gan.label_smoothing < 0.5:
         raise ConfigError(f"gan.label_smoothing={cfg.gan.label_smoothing} must be in [0, 0.5)")
+    if cfg.gan.lr_decay_start is not None and not 0 <= cfg.gan.lr_decay_start < 1:
+        raise ConfigError(
+            f"gan.lr_decay_start={cfg.gan.lr_decay_start} must be in [0, 1), or null for a constant lr"
+        )
     if not 0 <= cfg.gan.ema < 1:
         raise ConfigError(f"gan.ema={cfg.gan.ema} must be in [0, 1), e.g. 0.999; 0 turns it off")
     if cfg.model.n_extra_layers < 0:
@@ -377,7 +383,9 @@ def validate(cfg: Config) -> None:
             f"data.load_size={cfg.data.load_size} is smaller than data.image_size={cfg.data.image_size}"
         )
     if cfg.train.epochs is not None and cfg.train.epochs <= 0:
-        raise ConfigError(f"train.epochs={cfg.train.epochs} must be positive (or null to use train.steps)")
+        raise ConfigError(
+            f"train.epochs={cfg.train.epochs} must be positive (or null to use train.steps)"
+        )
     if cfg.data.limit is not None and cfg.data.limit <= 0:
         raise ConfigError(f"data.limit={cfg.data.limit} must be positive (or null for all images)")
     src = cfg.data.source

@@ -19,6 +19,7 @@ from gankit.errors import CheckpointError
 from gankit.nets import build_discriminator, build_generator
 from gankit.objectives import OBJECTIVES, gradient_penalty
 from gankit.runtime import Runtime
+from gankit.schedules import linear_decay
 
 
 def make_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -83,6 +84,9 @@ class GANTask:
         self.opt_g = make_optimizer(self.G.parameters(), cfg.optim_g)
         self.opt_d = make_optimizer(self.D.parameters(), cfg.optim_d)
         self.scaler_g, self.scaler_d = runtime.grad_scaler(), runtime.grad_scaler()
+        self.schedulers = [
+            torch.optim.lr_scheduler.LambdaLR(o, self._lr_factor) for o in (self.opt_g, self.opt_d)
+        ]
         self.objective = OBJECTIVES[cfg.gan.loss]
         self.clip = cfg.gan.clip if cfg.gan.clip is not None else self.objective.clip
         self.gp_weight = (
@@ -96,6 +100,15 @@ class GANTask:
         self.g_step = 0
         gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.fixed_z = self.noise(cfg.train.n_preview, generator=gen)
+
+    def _lr_factor(self, step: int) -> float:
+        start = self.cfg.gan.lr_decay_start
+        if start is None:
+            return 1.0
+        total = (
+            self.cfg.train.steps
+        )  # read at each step: train.epochs may resolve it after __init__
+        return linear_decay(step, total, int(start * total))
 
     # --- noise and sampling ------------------------------------------------------------------
 
@@ -181,6 +194,8 @@ class GANTask:
         self._update(loss_g, self.opt_g, self.scaler_g)
         _set_requires_grad(self.D, True)
 
+        for sched in self.schedulers:
+            sched.step()
         self.g_step += 1
         if self.ema is not None and self.g_step > gan.ema_start:
             self.ema.update_parameters(self.G)
@@ -204,6 +219,7 @@ class GANTask:
             "opt_d": self.opt_d.state_dict(),
             "scaler_g": self.scaler_g.state_dict(),
             "scaler_d": self.scaler_d.state_dict(),
+            "schedulers": [sched.state_dict() for sched in self.schedulers],
             "g_step": self.g_step,
             "fixed_z": self.fixed_z.cpu(),
         }
@@ -224,6 +240,8 @@ class GANTask:
                 self.opt_d.load_state_dict(state["opt_d"])
                 self.scaler_g.load_state_dict(state["scaler_g"])
                 self.scaler_d.load_state_dict(state["scaler_d"])
+                for sched, sd in zip(self.schedulers, state["schedulers"], strict=True):
+                    sched.load_state_dict(sd)
                 self.g_step = state["g_step"]
         except (KeyError, RuntimeError, ValueError) as e:
             first = str(e).strip().splitlines()[0][:160]
