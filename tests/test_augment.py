@@ -111,3 +111,17 @@ def test_normalize_uint8_and_float_agree():
     assert torch.all(grey == 1.0)
     with pytest.raises(GankitError, match="channels"):
         normalize(x, (0.5,), (0.5,))
+
+
+def test_diff_augment_is_differentiable_and_changes_images():
+    from gankit.augment import cutout, diff_augment
+
+    torch.manual_seed(0)
+    x = torch.randn(6, 1, 16, 16, requires_grad=True)
+    y = diff_augment(x, ["translation", "cutout"])
+    assert y.shape == x.shape and not torch.equal(y, x)
+    y.sum().backward()
+    assert x.grad is not None and (x.grad == 0).any() and (x.grad != 0).any()
+    holes = (cutout(torch.ones(4, 1, 8, 8)) == 0).flatten(1).sum(1)
+    assert holes.tolist() == [16, 16, 16, 16]  # one 4x4 square per sample
+    assert torch.equal(diff_augment(x, []), x)

@@ -75,3 +75,13 @@ def test_every_recipe_loads_and_describes_itself():
 
 def test_parse_overrides_nested_and_yaml_values():
     assert parse_overrides(["a.b=1", "a.c=true", "d=x"]) == {"a": {"b": 1, "c": True}, "d": "x"}
+
+
+def test_list_fields_from_yaml_or_comma_string():
+    assert build_config("dcgan-mnist", ["gan.augment=translation,cutout"]).gan.augment == [
+        "translation",
+        "cutout",
+    ]
+    assert build_config("dcgan-mnist", ["gan.augment=[flip]"]).gan.augment == ["flip"]
+    with pytest.raises(ConfigError, match="choose from translation"):
+        build_config("dcgan-mnist", ["gan.augment=rotate"])

@@ -19,7 +19,16 @@ import torch
 
 from gankit.errors import ConfigError
 
-__all__ = ["CIFAR10_MEAN", "CIFAR10_STD", "normalize", "pad_crop", "random_flip"]
+__all__ = [
+    "CIFAR10_MEAN",
+    "CIFAR10_STD",
+    "DIFF_AUGMENTS",
+    "cutout",
+    "diff_augment",
+    "normalize",
+    "pad_crop",
+    "random_flip",
+]
 
 # Per-channel mean and standard deviation of the 50,000 CIFAR-10 training images, over all pixels,
 # with values scaled to [0, 1]. These are the statistics used by the fast.ai course notebook
@@ -136,3 +145,39 @@ def normalize(
     m = torch.tensor(mean, dtype=dtype, device=x.device).view(shape)
     s = torch.tensor(std, dtype=dtype, device=x.device).view(shape)
     return (y - m) / s
+
+
+def cutout(
+    x: torch.Tensor, ratio: float = 0.5, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Set one random square of side ``ratio``·size per sample to 0 (DeVries & Taylor 2017).
+
+    Differentiable with respect to ``x`` (a mask multiply), as DiffAugment needs.
+    """
+    _check_batch(x, "cutout")
+    n, _, h, w = x.shape
+    ch, cw = max(1, int(h * ratio)), max(1, int(w * ratio))
+    cy = _randint(h - ch + 1, n, x, generator).view(n, 1, 1)
+    cx = _randint(w - cw + 1, n, x, generator).view(n, 1, 1)
+    rows = torch.arange(h, device=x.device).view(1, h, 1)
+    cols = torch.arange(w, device=x.device).view(1, 1, w)
+    hole = (rows >= cy) & (rows < cy + ch) & (cols >= cx) & (cols < cx + cw)
+    return x * (~hole).unsqueeze(1).to(x.dtype)
+
+
+# DiffAugment (Zhao et al. 2020): the same random, differentiable transforms are applied to real
+# and generated images before the discriminator, so D cannot memorise a small training set while
+# G still learns the un-augmented distribution. Translation is by up to 1/8 of the size with the
+# border replicated (their paper pads with zeros; replicating keeps MNIST's black background).
+DIFF_AUGMENTS = {
+    "translation": lambda x: pad_crop(x, pad=max(1, x.shape[-1] // 8), mode="replicate"),
+    "cutout": cutout,
+    "flip": random_flip,
+}
+
+
+def diff_augment(x: torch.Tensor, policy: Sequence[str]) -> torch.Tensor:
+    """Apply the named DIFF_AUGMENTS in order; an empty policy returns ``x``."""
+    for name in policy:
+        x = DIFF_AUGMENTS[name](x)
+    return x

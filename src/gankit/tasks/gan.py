@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
+from gankit.augment import diff_augment
 from gankit.config import Config, OptimConfig
 from gankit.errors import CheckpointError
 from gankit.nets import build_discriminator, build_generator
@@ -143,6 +144,10 @@ class GANTask:
 
     # --- training ----------------------------------------------------------------------------
 
+    def augment(self, x: Tensor) -> Tensor:
+        """DiffAugment of D's input (identity without gan.augment)."""
+        return diff_augment(x, self.cfg.gan.augment)
+
     @property
     def batches_per_step(self) -> int:
         """Real batches one step draws in the steady state (the critic steps)."""
@@ -174,7 +179,8 @@ class GANTask:
             with torch.set_grad_enabled(last), self.rt.autocast():
                 fake = self.g(z)  # kept with its graph on the last critic step, for the G update
             with self.rt.autocast():
-                real_logits, fake_logits = self.d(real).float(), self.d(fake.detach()).float()
+                real_logits = self.d(self.augment(real)).float()
+                fake_logits = self.d(self.augment(fake.detach())).float()
             loss_d = obj.d_loss(real_logits, fake_logits, gan.label_smoothing)
             if self.gp_weight:
                 # Double backward stays outside autocast/compile (see REFERENCE.md pitfalls).
@@ -189,7 +195,7 @@ class GANTask:
 
         _set_requires_grad(self.D, False)  # no D gradients are needed for the G update
         with self.rt.autocast():
-            gen_logits = self.d(fake).float()
+            gen_logits = self.d(self.augment(fake)).float()
         loss_g = obj.g_loss(gen_logits)
         self._update(loss_g, self.opt_g, self.scaler_g)
         _set_requires_grad(self.D, True)
