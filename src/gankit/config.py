@@ -103,6 +103,8 @@ class GanConfig:
     """Decay of an exponential moving average of the generator used for sampling; 0 = off."""
     ema_start: int = 0
     """Generator step at which the EMA starts averaging (it copies G until then)."""
+    augment: list[str] = field(default_factory=list)
+    """DiffAugment policy for D's inputs, real and fake alike: translation, cutout, flip (Zhao et al. 2020)."""
     lr_decay_start: float | None = None
     """Fraction of train.steps after which both learning rates fall linearly to 0; None = constant."""
 
@@ -176,6 +178,12 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         raise ConfigError(
             f"{key}={value!r} is not allowed: choose one of {', '.join(map(str, choices))}"
         )
+    elif origin is list:
+        (arg,) = typing.get_args(tp)
+        if isinstance(value, str):  # gan.augment=translation,cutout
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list | tuple):
+            return [_coerce(v, arg, key) for v in value]
     elif origin is tuple:
         args = typing.get_args(tp)
         if isinstance(value, list | tuple) and len(value) == len(args):
@@ -368,6 +376,13 @@ def validate(cfg: Config) -> None:
         )
     if not 0 <= cfg.gan.label_smoothing < 0.5:
         raise ConfigError(f"gan.label_smoothing={cfg.gan.label_smoothing} must be in [0, 0.5)")
+    from gankit.augment import DIFF_AUGMENTS
+
+    for name in cfg.gan.augment:
+        if name not in DIFF_AUGMENTS:
+            raise ConfigError(
+                f"gan.augment: {name!r} is unknown: choose from {', '.join(DIFF_AUGMENTS)}"
+            )
     if cfg.gan.lr_decay_start is not None and not 0 <= cfg.gan.lr_decay_start < 1:
         raise ConfigError(
             f"gan.lr_decay_start={cfg.gan.lr_decay_start} must be in [0, 1), or null for a constant lr"
