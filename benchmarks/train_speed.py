@@ -36,7 +36,17 @@ from gankit.nets.init import init_weights
 def ours(overrides: list[str], steps: int, recipe: str) -> float:
     """img/s of gankit's loop over the steps after the first log interval (start-up excluded)."""
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = build_config(recipe, [*overrides, f"train.steps={steps}", f"train.log_every={steps // 4}", "train.progress=false", f"train.sample_every={10**9}", f"train.ckpt_every={10**9}"])
+        cfg = build_config(
+            recipe,
+            [
+                *overrides,
+                f"train.steps={steps}",
+                f"train.log_every={steps // 4}",
+                "train.progress=false",
+                f"train.sample_every={10**9}",
+                f"train.ckpt_every={10**9}",
+            ],
+        )
         run = train(cfg, Path(tmp) / "run")
         rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     return statistics.mean(r["img_per_s"] for r in rows[1:])
@@ -49,7 +59,9 @@ def reference_dcgan(images: torch.Tensor, steps: int, batch: int, device: torch.
     opt_g = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
     bce = nn.BCELoss()
-    loader = DataLoader(TensorDataset(images.float() / 127.5 - 1), batch_size=batch, shuffle=True, drop_last=True)
+    loader = DataLoader(
+        TensorDataset(images.float() / 127.5 - 1), batch_size=batch, shuffle=True, drop_last=True
+    )
     it, done, t0, warm = iter(loader), 0, 0.0, max(1, steps // 4)
     for i in range(steps):
         if i == warm:
@@ -98,29 +110,54 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--batch64", type=int, default=64, help="batch size for the DCGAN-64 comparison")
+    ap.add_argument(
+        "--batch64", type=int, default=64, help="batch size for the DCGAN-64 comparison"
+    )
     a = ap.parse_args()
     dev = torch.device(a.device)
-    data64 = load_source(build_config("dcgan", ["data.source=builtin:mnist", "data.limit=2048"]).data, progress=False).images
-    base64 = ["data.source=builtin:mnist", "data.limit=2048", f"train.batch_size={a.batch64}", f"train.device={a.device}"]
-    results: dict[str, list[float]] = {k: [] for k in ("dcgan64_ours", "dcgan64_reference", "mnist_in_memory", "mnist_per_image_loader")}
+    data64 = load_source(
+        build_config("dcgan", ["data.source=builtin:mnist", "data.limit=2048"]).data, progress=False
+    ).images
+    base64 = [
+        "data.source=builtin:mnist",
+        "data.limit=2048",
+        f"train.batch_size={a.batch64}",
+        f"train.device={a.device}",
+    ]
+    results: dict[str, list[float]] = {
+        k: []
+        for k in ("dcgan64_ours", "dcgan64_reference", "mnist_in_memory", "mnist_per_image_loader")
+    }
     mnist = load_source(build_config("dcgan-mnist").data, progress=False)
     raw = mnist.images[:, :, 2:30, 2:30].contiguous()
     for _ in range(a.rounds):
         results["dcgan64_ours"].append(ours(base64, a.steps, "dcgan"))
         results["dcgan64_reference"].append(reference_dcgan(data64, a.steps, a.batch64, dev))
-        results["mnist_in_memory"].append(ours([f"train.device={a.device}"], a.steps * 5, "dcgan-mnist"))
+        results["mnist_in_memory"].append(
+            ours([f"train.device={a.device}"], a.steps * 5, "dcgan-mnist")
+        )
         results["mnist_per_image_loader"].append(per_image_loader_run(raw, a.steps * 5, dev))
     med = {k: statistics.median(v) for k, v in results.items()}
-    print(json.dumps({
-        "date": str(date.today()),
-        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
-        "torch": torch.__version__,
-        "img_per_s_median": {k: round(v, 1) for k, v in med.items()},
-        "img_per_s_rounds": {k: [round(x, 1) for x in v] for k, v in results.items()},
-        "dcgan64_ours_over_reference": round(med["dcgan64_ours"] / med["dcgan64_reference"], 3),
-        "mnist_in_memory_over_loader": round(med["mnist_in_memory"] / med["mnist_per_image_loader"], 3),
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "date": str(date.today()),
+                "device": torch.cuda.get_device_name(dev)
+                if dev.type == "cuda"
+                else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+                "torch": torch.__version__,
+                "img_per_s_median": {k: round(v, 1) for k, v in med.items()},
+                "img_per_s_rounds": {k: [round(x, 1) for x in v] for k, v in results.items()},
+                "dcgan64_ours_over_reference": round(
+                    med["dcgan64_ours"] / med["dcgan64_reference"], 3
+                ),
+                "mnist_in_memory_over_loader": round(
+                    med["mnist_in_memory"] / med["mnist_per_image_loader"], 3
+                ),
+            },
+            indent=1,
+        )
+    )
 
 
 def per_image_loader_run(raw: torch.Tensor, steps: int, device: torch.device) -> float:
@@ -130,7 +167,14 @@ def per_image_loader_run(raw: torch.Tensor, steps: int, device: torch.device) ->
 
     cfg = build_config("dcgan-mnist", [f"train.device={device}"])
     task = GANTask(cfg, Runtime(device))
-    loader = DataLoader(PerImageMNIST(raw), batch_size=cfg.train.batch_size, shuffle=True, drop_last=True, num_workers=2, persistent_workers=True)
+    loader = DataLoader(
+        PerImageMNIST(raw),
+        batch_size=cfg.train.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=2,
+        persistent_workers=True,
+    )
 
     def batches():
         while True:

@@ -54,7 +54,7 @@ class DataConfig:
 class ModelConfig:
     """Generator and discriminator architecture."""
 
-    arch: Literal["dcgan", "mlp"] = "dcgan"
+    arch: Literal["dcgan", "mlp", "mnist-dc"] = "dcgan"
     nz: int = 100
     ngf: int = 64
     ndf: int = 64

@@ -12,6 +12,7 @@ from torch import nn
 from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator, check_image_size, stage_factors
 from gankit.nets.init import init_weights
 from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
+from gankit.nets.mnist_dc import MnistDCDiscriminator, MnistDCGenerator
 
 __all__ = [
     "DISCRIMINATORS",
@@ -28,10 +29,12 @@ GENERATORS: dict[str, Callable[..., nn.Module]] = {
         size, m.nz, m.ngf, ch, m.n_extra_layers, m.g_norm, m.upsample
     ),
     "mlp": lambda m, size, ch: MLPGenerator(size, m.nz, m.g_hidden, ch),
+    "mnist-dc": lambda m, size, ch: MnistDCGenerator(m.nz, ch, size),
 }
 DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {
     "dcgan": lambda m, size, ch: DCGANDiscriminator(size, m.ndf, ch, m.n_extra_layers, m.d_norm),
     "mlp": lambda m, size, ch: MLPDiscriminator(size, m.d_hidden, ch),
+    "mnist-dc": lambda m, size, ch: MnistDCDiscriminator(ch, size),
 }
 
 
