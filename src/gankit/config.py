@@ -110,6 +110,49 @@ class GanConfig:
 
 
 @dataclass
+class ClassifierConfig:
+    """An image classifier trained with SGD and a one-cycle schedule (``task: classifier``).
+
+    Defaults are the fast.ai 2018 course's CIFAR-10 Darknet (``cifar10-darknet.ipynb``): lr 1.3,
+    weight decay 1e-4, ``use_clr_beta=(20, 20, 0.95, 0.85)``, flips and reflect-pad-4 crops.
+    """
+
+    arch: Literal["darknet", "mnistnet"] = "darknet"
+    num_blocks: tuple[int, ...] = (1, 2, 4, 6, 3)
+    """Residual layers per Darknet group (one group per entry)."""
+    nf: int = 32
+    """Darknet stem width (doubled by every group); the first conv width of MnistNet."""
+    num_classes: int | None = None
+    """None = from the data (its class names, or the largest label + 1)."""
+    classes: tuple[str, ...] | None = None
+    """Class names in label order; filled in from the data when training starts."""
+    lr: float = 1.3
+    """Peak learning rate of the one-cycle schedule."""
+    div: float = 20.0
+    """The cycle starts and ends at lr / div, then anneals to lr / (div * 100)."""
+    pct: float = 20.0
+    """Percent of the steps spent in the final annealing (fastai use_clr_beta)."""
+    mom_max: float = 0.95
+    mom_min: float = 0.85
+    weight_decay: float = 1e-4
+    nesterov: bool = False
+    label_smoothing: float = 0.0
+    augment: bool = True
+    """Random pad-and-crop (and flips, if ``flip``) of every training batch, on the device."""
+    pad: int = 4
+    """Reflect padding of the random crop; 0 = no crop."""
+    flip: bool = True
+    mean: tuple[float, ...] | None = None
+    """Per-channel input mean in [0, 1]; None = CIFAR-10's for cifar10, else the data's own."""
+    std: tuple[float, ...] | None = None
+    tta_flip: bool = False
+    """At evaluation, average the logits of each image and its mirror image."""
+    eval_every: int | None = None
+    """Steps between test-set evaluations; None = once per epoch, 0 = never."""
+    eval_batch_size: int = 500
+
+
+@dataclass
 class TrainConfig:
     """The loop: length, logging, checkpoints, device and speed switches."""
 
@@ -139,11 +182,12 @@ class Config:
 
     recipe: str = "custom"
     description: str = ""
-    task: Literal["gan"] = "gan"
+    task: Literal["gan", "classifier"] = "gan"
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     gan: GanConfig = field(default_factory=GanConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     optim_g: OptimConfig = field(default_factory=OptimConfig)
     optim_d: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -156,6 +200,8 @@ def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
         return " | ".join(str(a) for a in typing.get_args(tp))
+    if origin is tuple and typing.get_args(tp)[-1:] == (Ellipsis,):
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
@@ -186,6 +232,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return [_coerce(v, arg, key) for v in value]
     elif origin is tuple:
         args = typing.get_args(tp)
+        if args[-1:] == (Ellipsis,) and isinstance(value, list | tuple):  # tuple[int, ...]
+            return tuple(_coerce(v, args[0], key) for v in value)
         if isinstance(value, list | tuple) and len(value) == len(args):
             return tuple(_coerce(v, a, key) for v, a in zip(value, args, strict=True))
     elif tp is type(None):
@@ -391,7 +439,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"gan.ema={cfg.gan.ema} must be in [0, 1), e.g. 0.999; 0 turns it off")
     if cfg.model.n_extra_layers < 0:
         raise ConfigError(f"model.n_extra_layers={cfg.model.n_extra_layers} must be >= 0")
-    if cfg.model.arch == "dcgan":
+    if cfg.model.arch == "dcgan" and cfg.task != "classifier":
         check_image_size(cfg.data.image_size)
     if cfg.data.load_size is not None and cfg.data.load_size < cfg.data.image_size:
         raise ConfigError(
@@ -412,3 +460,6 @@ def validate(cfg: Config) -> None:
             f"data.source={src!r} is unknown: use builtin:mnist, mnist, fashion-mnist, cifar10, "
             "folder:PATH or lmdb:PATH"
         )
+    from gankit.tasks.classifier import validate_classifier
+
+    validate_classifier(cfg)

@@ -3,7 +3,10 @@
 ``train`` runs in named phases — set up the run directory, load data, build the task, restore a
 checkpoint, step, finish — and knows nothing of the model beyond the task interface:
 ``step(batches) -> dict of scalar tensors``, ``sample()``, ``state_dict()``, ``load_state_dict()``
-and ``images_per_step``.
+and ``images_per_step``. Optional capabilities, read off the task class: ``needs_labels`` (the
+stream yields ``(images, labels)``), ``resolve_config(cfg, data)`` (settle data-dependent config
+before the task is built), ``has_previews = False`` (no ``sample``), ``evaluate()`` every
+``eval_every`` steps and at the end, and ``nan_hint`` (advice when a value becomes non-finite).
 """
 
 from __future__ import annotations
@@ -122,21 +125,36 @@ def train(cfg: Config, run_dir: str | Path | None = None, resume: bool = False) 
     runtime = Runtime.from_config(cfg.train)
 
     # Phase 2: data.
-    data = load_source(cfg.data, progress=cfg.train.progress)
+    task_cls = TASKS[cfg.task]
+    labelled = getattr(task_cls, "needs_labels", False)
+    data = load_source(cfg.data, progress=cfg.train.progress, with_labels=labelled)
     if data.skipped:
         (run_dir / "data_skipped.txt").write_text("\n".join(data.skipped) + "\n")
         msg = f"skipped {len(data.skipped)} unreadable image(s) of {len(data) + len(data.skipped)}; list in {run_dir / 'data_skipped.txt'}"
         log.warning(msg)
         tqdm.write(f"warning: {msg}")
-    stream = make_stream(data, cfg.data, cfg.train.batch_size, runtime.device, cfg.seed)
+    stream = make_stream(
+        data, cfg.data, cfg.train.batch_size, runtime.device, cfg.seed, with_labels=labelled
+    )
 
     # Phase 3: task, and the checkpoint to continue from.
-    task = TASKS[cfg.task](cfg, runtime)
+    if hasattr(task_cls, "resolve_config"):
+        task_cls.resolve_config(cfg, data)
+        save_config(cfg, run_dir / "config.yaml")
+    task = task_cls(cfg, runtime)
+    previews = getattr(task, "has_previews", True)
+    evaluate = getattr(task, "evaluate", None)
+    eval_every = getattr(task, "eval_every", 0) if evaluate else 0
+    nan_hint = getattr(
+        task, "nan_hint", "lower the learning rates or try gan.loss=wgan-gp / model.d_norm=spectral"
+    )
     if cfg.train.epochs:
         per_step = cfg.train.batch_size * task.batches_per_step
         cfg.train.steps = math.ceil(cfg.train.epochs * len(data) / per_step)
         save_config(cfg, run_dir / "config.yaml")
-        log.info("train.epochs=%s over %d images: %d steps", cfg.train.epochs, len(data), cfg.train.steps)
+        log.info(
+            "train.epochs=%s over %d images: %d steps", cfg.train.epochs, len(data), cfg.train.steps
+        )
     step = 0
     if resume:
         ckpt = latest_checkpoint(run_dir)
@@ -179,8 +197,7 @@ def train(cfg: Config, run_dir: str | Path | None = None, resume: bool = False) 
                     ]
                     raise TrainingError(
                         f"{', '.join(bad)} became {values[list(out).index(bad[0])].item()} at step {step}; "
-                        f"the last good checkpoint is kept in {run_dir / 'checkpoints'}: lower the learning rates "
-                        "or try gan.loss=wgan-gp / model.d_norm=spectral"
+                        f"the last good checkpoint is kept in {run_dir / 'checkpoints'}: {nan_hint}"
                     )
                 for k, v in out.items():
                     sums[k] = sums.get(k, 0) + v.float()
@@ -195,12 +212,20 @@ def train(cfg: Config, run_dir: str | Path | None = None, resume: bool = False) 
                         {
                             k: f"{v:.3g}"
                             for k, v in row.items()
-                            if k in ("loss_d", "loss_g", "d_real", "d_fake")
+                            if k in ("loss_d", "loss_g", "d_real", "d_fake", "loss", "acc")
                         }
                     )
                     sums, n_sum, images, t_last = {}, 0, 0, now
-                if step % cfg.train.sample_every == 0 or step == cfg.train.steps:
+                if previews and (step % cfg.train.sample_every == 0 or step == cfg.train.steps):
                     save_grid(task.sample(), run_dir / "samples" / f"step-{step:06d}.png")
+                if eval_every and (step % eval_every == 0 or step == cfg.train.steps):
+                    t_eval = time.perf_counter()
+                    scores = evaluate()
+                    metrics.write(step, {**scores, "time": time.time()})
+                    text = ", ".join(f"{k} {v:.4g}" for k, v in scores.items())
+                    log.info("step %d: %s", step, text)
+                    tqdm.write(f"step {step}: {text}")
+                    t_last += time.perf_counter() - t_eval  # img_per_s counts training only
                 if step % cfg.train.ckpt_every == 0:
                     checkpoint(step)
                     last_ckpt = step

@@ -47,6 +47,37 @@ TORCHVISION_FILES = {
     "cifar10": ("", ["cifar-10-python.tar.gz"]),
 }
 
+_DIGITS = tuple(str(d) for d in range(10))
+CLASS_NAMES: dict[str, tuple[str, ...]] = {
+    "builtin:mnist": _DIGITS,
+    "mnist": _DIGITS,
+    "fashion-mnist": (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
+    "cifar10": (
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ),
+}
+"""Class names in label order of the built-in and torchvision sources (as torchvision names them)."""
+
 
 @dataclass
 class ImageData:
@@ -58,6 +89,9 @@ class ImageData:
     dataset: Dataset | None = None
     """A Dataset of uint8 (C, S, S) tensors when the data is streamed."""
     labels: torch.Tensor | None = None
+    """int64 (N,) class labels, for sources that have them."""
+    classes: list[str] | None = None
+    """Class names in label order (class folders, or the dataset's own classes)."""
     skipped: list[str] = field(default_factory=list)
     """One line per unreadable file that was skipped."""
 
@@ -163,30 +197,82 @@ class LmdbDataset(Dataset):
         return torch.from_numpy(to_array(img))
 
 
+class LabelledFolderImages(FolderImages):
+    """FolderImages that return ``(image, label)`` pairs, for streamed class-folder datasets."""
+
+    def __init__(self, files: list[Path], labels: list[int], size: int, channels: int, fit: str):
+        super().__init__(files, size, channels, fit)
+        self.labels = labels
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:  # type: ignore[override]
+        return super().__getitem__(i), self.labels[i]
+
+
+def class_folder_files(path: str | Path, split: str) -> tuple[list[Path], list[int], list[str]]:
+    """Image files, integer labels and class names of a folder-per-class dataset.
+
+    ``PATH/<class>/*`` is one split; ``PATH/train/<class>/*`` and ``PATH/test/<class>/*`` (the
+    layout of the fast.ai CIFAR-10 folders and of ``gankit data cifar-folders``) give two, chosen
+    by ``split``. Classes are the sorted sub-folder names. Files are listed round-robin over the
+    classes (first of each class, then second of each ...), so ``data.limit`` keeps them balanced.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"data folder {root} does not exist or is not a folder: check data.source")
+    if (root / "train").is_dir() or (root / "test").is_dir():
+        if not (root / split).is_dir():
+            raise DataError(
+                f"{root} has no {split}/ folder: put {split} images in {root / split}/<class>/ "
+                "(or set data.split)"
+            )
+        root = root / split
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise DataError(
+            f"{root} has no class sub-folders: a classifier reads PATH/<class>/*.jpg, or "
+            "PATH/train/<class>/*.jpg and PATH/test/<class>/*.jpg"
+        )
+    per_class = [scan_images(root / c) for c in classes]
+    files: list[Path] = []
+    labels: list[int] = []
+    for k in range(max(map(len, per_class))):
+        for label, found in enumerate(per_class):
+            if k < len(found):
+                files.append(found[k])
+                labels.append(label)
+    return files, labels, classes
+
+
 class _Decode(FolderImages):
     """FolderImages that returns the error message instead of raising, for the one-time decode."""
 
     def __getitem__(self, i: int):  # type: ignore[override]
         try:
-            return super().__getitem__(i)
+            # A numpy array, not a tensor: a tensor sent from a worker keeps a file descriptor open
+            # while it lives, and tens of thousands of them exceed the open-files limit
+            # ("received 0 items of ancdata"); arrays are pickled by value.
+            return super().__getitem__(i).numpy()
         except DataError as e:
             return str(e)
 
 
-def _decode_all(files: list[Path], cfg: DataConfig, size: int, progress: bool) -> ImageData:
+def _decode_all(
+    files: list[Path], cfg: DataConfig, size: int, progress: bool, labels: list[int] | None = None
+) -> ImageData:
     ds = _Decode(files, size, cfg.channels, cfg.fit)
     loader = DataLoader(ds, batch_size=64, num_workers=cfg.workers, collate_fn=list)
-    arrays, skipped = [], []
+    arrays, skipped, kept = [], [], []
     bar = tqdm(
         total=len(files), desc="decoding images", unit="img", disable=not progress, leave=False
     )
     for items in loader:
-        for item in items:
+        for item in items:  # in file order: the loader does not shuffle
             if isinstance(item, str):
                 if cfg.strict:
                     raise DataError(f"{item} (data.strict=true; set it to false to skip bad files)")
                 skipped.append(item)
             else:
+                kept.append(len(arrays) + len(skipped))
                 arrays.append(item)
         bar.update(len(items))
     bar.close()
@@ -194,11 +280,18 @@ def _decode_all(files: list[Path], cfg: DataConfig, size: int, progress: bool) -
         raise DataError(
             f"none of the {len(files)} images in {cfg.source} could be read: {skipped[0]}"
         )
-    return ImageData(name=cfg.source, images=torch.stack(arrays), skipped=skipped)
+    y = None if labels is None else torch.tensor([labels[i] for i in kept], dtype=torch.int64)
+    return ImageData(
+        name=cfg.source, images=torch.from_numpy(np.stack(arrays)), labels=y, skipped=skipped
+    )
 
 
-def load_source(cfg: DataConfig, progress: bool = True) -> ImageData:
-    """Open ``cfg.source`` and return its images at ``load_size`` (or ``image_size``)."""
+def load_source(cfg: DataConfig, progress: bool = True, with_labels: bool = False) -> ImageData:
+    """Open ``cfg.source`` and return its images at ``load_size`` (or ``image_size``).
+
+    ``with_labels``: a ``folder:PATH`` source is read as one sub-folder per class (see
+    :func:`class_folder_files`), split by ``data.split``; other sources keep their own labels.
+    """
     size = cfg.load_size or cfg.image_size
     src = cfg.source
     if src in ("builtin:mnist", "mnist", "fashion-mnist", "cifar10"):
@@ -208,7 +301,20 @@ def load_source(cfg: DataConfig, progress: bool = True) -> ImageData:
             x, y = _torchvision(src, cfg.root, cfg.split == "train")
         if cfg.limit:
             x, y = x[: cfg.limit], y[: cfg.limit]
-        return ImageData(name=src, images=fit_tensor(x, size, cfg.fit, cfg.channels), labels=y)
+        images = fit_tensor(x, size, cfg.fit, cfg.channels)
+        return ImageData(name=src, images=images, labels=y, classes=list(CLASS_NAMES[src]))
+    if src.startswith("folder:") and with_labels:
+        files, labels, classes = class_folder_files(src.split(":", 1)[1], cfg.split)
+        if cfg.limit:
+            files, labels = files[: cfg.limit], labels[: cfg.limit]
+        need_mb = len(files) * cfg.channels * size * size / 2**20
+        if cfg.in_memory == "yes" or (cfg.in_memory == "auto" and need_mb <= cfg.memory_limit_mb):
+            data = _decode_all(files, cfg, size, progress, labels)
+        else:
+            ds = LabelledFolderImages(files, labels, size, cfg.channels, cfg.fit)
+            data = ImageData(name=src, dataset=ds, labels=torch.tensor(labels))
+        data.classes = classes
+        return data
     if src.startswith("folder:"):
         files = scan_images(src.split(":", 1)[1])
         if cfg.limit:

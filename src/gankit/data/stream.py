@@ -5,6 +5,10 @@ indexing a per-epoch permutation; cropping and flipping are tensor ops on the ba
 data path). ``LoaderStream`` streams a Dataset through DataLoader workers. Both expose
 ``state_dict()`` / ``load_state_dict()`` so a resumed run sees exactly the batches it would have
 seen.
+
+With ``with_labels`` (the classifier task) a stream yields ``(images, labels)`` instead: the uint8
+images (after the same crop/flip) and their int64 labels, both on the device; the task augments
+and normalises them itself.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ def random_crop_flip(
 
 
 class MemoryStream:
-    """Batches by indexing a uint8 tensor held on ``device``."""
+    """Batches by indexing a uint8 tensor held on ``device``; with ``labels``, (uint8, labels)."""
 
     def __init__(
         self,
@@ -63,6 +67,7 @@ class MemoryStream:
         batch_size: int,
         device: torch.device,
         seed: int,
+        labels: torch.Tensor | None = None,
     ):
         if len(images) < batch_size:
             raise DataError(
@@ -70,6 +75,7 @@ class MemoryStream:
                 "lower the batch size or add images"
             )
         self.images = images.to(device)
+        self.labels = None if labels is None else labels.to(device)
         self.cfg, self.batch_size, self.device = cfg, batch_size, device
         self.gen = torch.Generator().manual_seed(seed)
         self.epoch, self.pos = 0, 0
@@ -87,6 +93,8 @@ class MemoryStream:
         x = random_crop_flip(
             self.images[idx], self.cfg.image_size, self.cfg.random_crop, self.cfg.flip, self.gen
         )
+        if self.labels is not None:
+            return x, self.labels[idx]
         return to_unit(x)
 
     def state_dict(self) -> dict:
@@ -140,7 +148,13 @@ class LoaderStream:
     """Batches from DataLoader workers; augmentation happens on the device after transfer."""
 
     def __init__(
-        self, dataset: Dataset, cfg: DataConfig, batch_size: int, device: torch.device, seed: int
+        self,
+        dataset: Dataset,
+        cfg: DataConfig,
+        batch_size: int,
+        device: torch.device,
+        seed: int,
+        with_labels: bool = False,
     ):
         if len(dataset) < batch_size:
             raise DataError(
@@ -152,6 +166,7 @@ class LoaderStream:
             else dataset
         )
         self.cfg, self.batch_size, self.device, self.seed = cfg, batch_size, device, seed
+        self.with_labels = with_labels
         self.gen = torch.Generator().manual_seed(seed)
         self.epoch, self.batches = 0, 0
         self._it: Iterator | None = None
@@ -182,10 +197,18 @@ class LoaderStream:
             self._start()
             x = next(self._it)  # type: ignore[arg-type]
         self.batches += 1
-        x = x.to(self.device, non_blocking=True)
-        return to_unit(
-            random_crop_flip(x, self.cfg.image_size, self.cfg.random_crop, self.cfg.flip, self.gen)
+        if self.with_labels:
+            x, y = x
+        x = random_crop_flip(
+            x.to(self.device, non_blocking=True),
+            self.cfg.image_size,
+            self.cfg.random_crop,
+            self.cfg.flip,
+            self.gen,
         )
+        if self.with_labels:
+            return x, y.to(self.device, non_blocking=True)
+        return to_unit(x)
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "batches": self.batches, "gen": self.gen.get_state()}
@@ -196,8 +219,24 @@ class LoaderStream:
         self._it = None
 
 
-def make_stream(data: ImageData, cfg: DataConfig, batch_size: int, device: torch.device, seed: int):
-    """The fast in-memory stream when the images are in memory, else a DataLoader stream."""
+def make_stream(
+    data: ImageData,
+    cfg: DataConfig,
+    batch_size: int,
+    device: torch.device,
+    seed: int,
+    with_labels: bool = False,
+):
+    """The fast in-memory stream when the images are in memory, else a DataLoader stream.
+
+    ``with_labels``: yield ``(uint8 images, labels)`` batches (see the module docstring).
+    """
+    if with_labels and data.labels is None:
+        raise DataError(
+            f"{cfg.source} has no labels: use folder:PATH with one sub-folder per class, "
+            "mnist, fashion-mnist, cifar10 or builtin:mnist"
+        )
     if data.images is not None:
-        return MemoryStream(data.images, cfg, batch_size, device, seed)
-    return LoaderStream(data.dataset, cfg, batch_size, device, seed)  # type: ignore[arg-type]
+        labels = data.labels if with_labels else None
+        return MemoryStream(data.images, cfg, batch_size, device, seed, labels)
+    return LoaderStream(data.dataset, cfg, batch_size, device, seed, with_labels)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 Adding a task is one module plus one line in ``TASKS``.
 """
 
+from gankit.tasks.classifier import ClassifierTask
 from gankit.tasks.gan import GANTask
 
-TASKS = {"gan": GANTask}
+TASKS = {"gan": GANTask, "classifier": ClassifierTask}

@@ -1,0 +1,361 @@
+"""The image classifier task: a Darknet or MnistNet trained with SGD on a one-cycle schedule.
+
+One ``step`` draws one labelled batch of uint8 images, augments it on the device (random flip and
+reflect-pad-4 crop, ``gankit.augment``), normalises it and takes one SGD step, then advances the
+one-cycle schedule of the learning rate and momentum (Smith 2018, arXiv:1803.09820; fastai 0.7
+``use_clr_beta``). This is the fast.ai 2018 course's CIFAR-10 Darknet (``cifar10-darknet.ipynb``:
+lr 1.3, weight decay 1e-4, ``use_clr_beta=(20, 20, 0.95, 0.85)``, 94.27 % after 30 epochs).
+``evaluate`` measures the held-out split, optionally averaging the logits of each image and its
+mirror image (flip test-time augmentation, as in airbench).
+
+The classifier has no previews (``has_previews = False``); it needs labels (``needs_labels``) and
+settles data-dependent config values (class names, normalisation statistics, steps per epoch)
+with ``resolve_config`` before it is built, so that ``config.yaml`` describes the run completely.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gankit.augment import CIFAR10_MEAN, CIFAR10_STD, normalize, pad_crop, random_flip
+from gankit.config import ClassifierConfig, Config
+from gankit.data.sources import ImageData, class_folder_files, load_source
+from gankit.errors import CheckpointError, ConfigError, DataError
+from gankit.nets.darknet import Darknet, MnistNet
+from gankit.runtime import Runtime
+from gankit.schedules import OneCycleScheduler
+
+log = logging.getLogger("gankit")
+
+CLASSIFIERS: dict[str, Callable[[ClassifierConfig, int, int, int], nn.Module]] = {
+    "darknet": lambda c, channels, size, n: Darknet(c.num_blocks, n, c.nf, channels),
+    "mnistnet": lambda c, channels, size, n: MnistNet(n, channels, size, width=c.nf),
+}
+"""arch name -> builder(classifier config, channels, image size, number of classes)."""
+
+
+def dataset_stats(images: Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and standard deviation over all pixels of uint8 (N, C, H, W) images, in [0, 1].
+
+    Accumulated in float64 chunk by chunk, so 50,000 CIFAR images need little extra memory.
+    """
+    c = images.shape[1]
+    total = torch.zeros(c, dtype=torch.float64)
+    squares = torch.zeros(c, dtype=torch.float64)
+    for part in images.split(chunk):
+        x = part.to("cpu", torch.float64).div_(255).transpose(0, 1).reshape(c, -1)
+        total += x.sum(1)
+        squares += (x * x).sum(1)
+    n = images.numel() / c
+    mean = total / n
+    std = (squares / n - mean * mean).clamp_min(1e-12).sqrt()
+    return tuple(round(float(v), 5) for v in mean), tuple(round(float(v), 5) for v in std)
+
+
+def resolve_config(cfg: Config, data: ImageData) -> None:
+    """Fill in what the classifier config leaves to the data, in place.
+
+    Class names (checked against a resumed run's), ``num_classes``, the normalisation statistics
+    (CIFAR-10's for ``cifar10``, else measured on the training images), ``train.steps`` from
+    ``train.epochs`` and ``eval_every`` (null: once per epoch). Fails early when the held-out
+    split that evaluation will need is missing.
+    """
+    c, n = cfg.classifier, len(data)
+    if data.labels is None:
+        raise DataError(f"{cfg.data.source} has no labels: a classifier needs labelled images")
+    found = tuple(data.classes) if data.classes else None
+    if c.classes is None:
+        top = int(data.labels.max()) + 1 if len(data.labels) else 0
+        c.classes = found or tuple(str(k) for k in range(max(top, c.num_classes or 0)))
+    elif found is not None and found != c.classes:
+        raise DataError(
+            f"{cfg.data.source} has classes {', '.join(found)}, but this run was trained on "
+            f"{', '.join(c.classes)}"
+        )
+    if c.num_classes is None:
+        c.num_classes = len(c.classes)
+    if len(data.labels) and int(data.labels.max()) >= c.num_classes:
+        raise ConfigError(
+            f"classifier.num_classes={c.num_classes}, but {cfg.data.source} has label "
+            f"{int(data.labels.max())}: raise it or leave it null"
+        )
+    if c.mean is None or c.std is None:
+        if cfg.data.source == "cifar10" and cfg.data.channels == 3:
+            c.mean, c.std = CIFAR10_MEAN, CIFAR10_STD
+        elif data.images is not None:
+            c.mean, c.std = dataset_stats(data.images)
+        else:  # streamed: a sample of 2,000 images is plenty for two numbers per channel
+            idx = torch.linspace(0, n - 1, min(n, 2000)).long().tolist()
+            c.mean, c.std = dataset_stats(torch.stack([data.dataset[i][0] for i in idx]))  # type: ignore[index]
+        c.std = tuple(max(s, 1e-3) for s in c.std)  # a constant channel must not divide by 0
+    per_epoch = max(1, n // cfg.train.batch_size)
+    if cfg.train.epochs:
+        cfg.train.steps = math.ceil(cfg.train.epochs * n / cfg.train.batch_size)
+    if c.eval_every is None:
+        c.eval_every = per_epoch
+    src = cfg.data.source
+    if c.eval_every and src.startswith("folder:"):
+        try:
+            class_folder_files(src.split(":", 1)[1], "test")
+        except DataError as e:
+            raise DataError(
+                f"{e}; or set classifier.eval_every=0 to train without evaluation"
+            ) from None
+    if c.eval_every and src == "builtin:mnist":
+        log.warning("builtin:mnist is only the 10,000 test digits: evaluation reuses them")
+
+
+def validate_classifier(cfg: Config) -> None:
+    """The classifier section's ranges always; its fit to the data only for ``task: classifier``."""
+    c = cfg.classifier
+    if not c.lr > 0 or c.div <= 1:
+        raise ConfigError(f"classifier.lr={c.lr} must be positive and classifier.div={c.div} > 1")
+    if not 0 <= c.pct < 100:
+        raise ConfigError(f"classifier.pct={c.pct} must be in [0, 100): % of steps spent annealing")
+    if not 0 <= c.mom_min <= c.mom_max < 1:
+        raise ConfigError(
+            f"classifier.mom_min={c.mom_min}, mom_max={c.mom_max}: need 0 <= mom_min <= mom_max < 1"
+        )
+    if c.nesterov and c.mom_min <= 0:
+        raise ConfigError("classifier.nesterov=true needs momentum: set classifier.mom_min > 0")
+    if c.weight_decay < 0 or not 0 <= c.label_smoothing < 1:
+        raise ConfigError(
+            f"classifier.weight_decay={c.weight_decay} must be >= 0 and "
+            f"classifier.label_smoothing={c.label_smoothing} in [0, 1)"
+        )
+    if not c.num_blocks or any(n < 0 for n in c.num_blocks):
+        raise ConfigError(
+            f"classifier.num_blocks={list(c.num_blocks)}: give one count >= 0 per group, e.g. [1, 2, 4, 6, 3]"
+        )
+    if c.nf < 2 or c.eval_batch_size <= 0 or c.pad < 0:
+        raise ConfigError(
+            f"classifier.nf={c.nf}, eval_batch_size={c.eval_batch_size}, pad={c.pad}: "
+            "need nf >= 2, eval_batch_size > 0 and pad >= 0"
+        )
+    if c.eval_every is not None and c.eval_every < 0:
+        raise ConfigError(
+            f"classifier.eval_every={c.eval_every} must be >= 0 (0 = never, null = once per epoch)"
+        )
+    if c.num_classes is not None and c.num_classes < 2:
+        raise ConfigError(f"classifier.num_classes={c.num_classes} must be at least 2 (or null)")
+    if c.classes is not None and c.num_classes is not None and len(c.classes) != c.num_classes:
+        raise ConfigError(
+            f"classifier.classes names {len(c.classes)} classes but num_classes={c.num_classes}"
+        )
+    if cfg.task != "classifier":
+        return
+    ch, size = cfg.data.channels, cfg.data.image_size
+    for key, stats in (("mean", c.mean), ("std", c.std)):
+        if stats is not None and len(stats) != ch:
+            raise ConfigError(
+                f"classifier.{key}={list(stats)} needs one value per channel (data.channels={ch})"
+            )
+    if c.std is not None and any(s <= 0 for s in c.std):
+        raise ConfigError(f"classifier.std={list(c.std)} must be positive")
+    if c.augment and c.pad >= size:
+        raise ConfigError(f"classifier.pad={c.pad} must be smaller than data.image_size={size}")
+    if c.arch == "mnistnet" and size % 4:
+        raise ConfigError(
+            f"data.image_size={size} is not supported by mnistnet: use a multiple of 4"
+        )
+    halvings = len(c.num_blocks) - (len(c.num_blocks) > 1)  # the second group keeps the size
+    if c.arch == "darknet" and size < 2**halvings:
+        raise ConfigError(
+            f"data.image_size={size} is too small for {len(c.num_blocks)} darknet groups: "
+            f"use at least {2**halvings} or fewer classifier.num_blocks"
+        )
+    if cfg.data.source.startswith("lmdb:"):
+        raise ConfigError(
+            "task=classifier needs labelled data: use folder:PATH with one sub-folder per class, "
+            "mnist, fashion-mnist, cifar10 or builtin:mnist"
+        )
+
+
+class ClassifierTask:
+    """A classifier network, its SGD optimiser and one-cycle schedule; the loop drives it."""
+
+    name = "classifier"
+    needs_labels = True
+    """The loop loads labels and gives a stream of ``(uint8 images, labels)`` batches."""
+    has_previews = False
+    """There are no images to preview: the loop never calls ``sample``."""
+    nan_hint = "lower classifier.lr (`gankit lr-find RECIPE` suggests one)"
+    resolve_config = staticmethod(resolve_config)
+    batches_per_step = 1
+
+    def __init__(self, cfg: Config, runtime: Runtime):
+        self.cfg, self.rt = cfg, runtime
+        c, ch = cfg.classifier, cfg.data.channels
+        n = c.num_classes or (len(c.classes) if c.classes else None)
+        if n is None:
+            raise ConfigError(
+                "classifier.num_classes is unknown: set it, or let training read it from the data"
+            )
+        self.net = CLASSIFIERS[c.arch](c, ch, cfg.data.image_size, n)
+        self.model = runtime.prepare(self.net)
+        self.opt = torch.optim.SGD(
+            self.net.parameters(),
+            lr=c.lr,
+            momentum=c.mom_max,
+            weight_decay=c.weight_decay,
+            nesterov=c.nesterov,
+        )
+        try:
+            self.sched = OneCycleScheduler(
+                self.opt, cfg.train.steps, c.lr, c.div, c.pct, c.mom_max, c.mom_min
+            )
+        except ConfigError as e:
+            raise ConfigError(f"train.steps={cfg.train.steps} is too short: {e}") from None
+        self.scaler = runtime.grad_scaler()
+        # Unresolved statistics (a config never trained) fall back to mapping [0, 1] to [-1, 1].
+        self.mean = c.mean or (0.5,) * ch
+        self.std = c.std or (0.5,) * ch
+        self.gen = torch.Generator().manual_seed(cfg.seed + 2)  # augmentation only
+        self.n_step = 0
+        self._eval: ImageData | None = None
+
+    # --- data -------------------------------------------------------------------------------
+
+    @property
+    def images_per_step(self) -> int:
+        return self.cfg.train.batch_size
+
+    @property
+    def eval_every(self) -> int:
+        """Steps between evaluations by the loop (0 = never)."""
+        return self.cfg.classifier.eval_every or 0
+
+    def inputs(self, x: Tensor, train: bool = False) -> Tensor:
+        """uint8 (N, C, H, W) images → normalised float inputs, augmented when ``train``."""
+        c = self.cfg.classifier
+        if train and c.augment:
+            if c.pad:
+                x = pad_crop(x, c.pad, "reflect", self.gen)
+            if c.flip:
+                x = random_flip(x, 0.5, self.gen)
+        return normalize(x, self.mean, self.std).contiguous(memory_format=self.rt.memory_format)
+
+    # --- training ---------------------------------------------------------------------------
+
+    def _train_on(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        with self.rt.autocast():
+            logits = self.model(self.inputs(x, train=True)).float()
+        loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.classifier.label_smoothing)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        return loss.detach(), logits.detach()
+
+    def step(self, batches: Iterator[tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
+        """One SGD step on one batch, then one schedule step; returns detached scalar tensors."""
+        x, y = next(batches)
+        group = self.opt.param_groups[0]
+        lr, mom = group["lr"], group["momentum"]
+        loss, logits = self._train_on(x, y)
+        self.sched.step()
+        self.n_step += 1
+        return {
+            "loss": loss,
+            "acc": (logits.argmax(1) == y).float().mean(),
+            "lr": torch.tensor(lr),
+            "momentum": torch.tensor(mom),
+        }
+
+    def lr_find_step(self, batches: Iterator[tuple[Tensor, Tensor]], lr: float) -> float:
+        """One step at learning rate ``lr`` outside the schedule, for ``gankit.lr_find``."""
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        x, y = next(batches)
+        return float(self._train_on(x, y)[0])
+
+    # --- evaluation -------------------------------------------------------------------------
+
+    def eval_data(self) -> ImageData:
+        """The held-out split (``data.split=test`` of the training source), loaded once, in memory."""
+        if self._eval is None:
+            d = dataclasses.replace(self.cfg.data, split="test", in_memory="yes")
+            # A DataLoader draws its seed from the global RNG; the training RNG must not move, or
+            # a resumed run (which loads this set at another step) would differ in its dropout.
+            with torch.random.fork_rng(devices=[]):
+                data = load_source(d, progress=False, with_labels=True)
+            classes = self.cfg.classifier.classes
+            if data.classes and classes and tuple(data.classes) != tuple(classes):
+                raise DataError(
+                    f"the test split of {d.source} has classes {', '.join(data.classes)}, "
+                    f"the training split {', '.join(classes)}"
+                )
+            data.images = data.images.to(self.rt.device)  # type: ignore[union-attr]
+            self._eval = data
+        return self._eval
+
+    @torch.no_grad()
+    def predict(self, images: Tensor, tta_flip: bool | None = None) -> Tensor:
+        """Logits (float32, on the CPU) for uint8 images, in eval mode, batch by batch.
+
+        ``tta_flip`` (default: ``classifier.tta_flip``) averages the logits of each image and of
+        its mirror image.
+        """
+        c = self.cfg.classifier
+        tta = c.tta_flip if tta_flip is None else tta_flip
+        was_training = self.net.training
+        self.net.eval()
+        out = []
+        try:
+            for chunk in images.split(c.eval_batch_size):
+                x = self.inputs(chunk.to(self.rt.device))
+                with self.rt.autocast():
+                    logits = self.model(x).float()
+                    if tta:
+                        logits = (logits + self.model(x.flip(-1)).float()) / 2
+                out.append(logits.cpu())
+        finally:
+            self.net.train(was_training)
+        return torch.cat(out)
+
+    def evaluate(
+        self, data: ImageData | None = None, tta_flip: bool | None = None
+    ) -> dict[str, float]:
+        """Test loss (cross-entropy, no smoothing) and accuracy on ``data`` (default: the test split)."""
+        data = data or self.eval_data()
+        logits = self.predict(data.images, tta_flip)  # type: ignore[arg-type]
+        labels = data.labels.cpu()  # type: ignore[union-attr]
+        return {
+            "test_loss": F.cross_entropy(logits, labels).item(),
+            "test_acc": (logits.argmax(1) == labels).float().mean().item(),
+        }
+
+    # --- state ------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {
+            "net": self.net.state_dict(),
+            "opt": self.opt.state_dict(),
+            "sched": self.sched.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "gen": self.gen.get_state(),
+            "step": self.n_step,
+        }
+
+    def load_state_dict(self, state: dict, weights_only: bool = False) -> None:
+        """Restore everything (or only the network with ``weights_only``, for evaluation)."""
+        try:
+            self.net.load_state_dict(state["net"])
+            if not weights_only:
+                self.opt.load_state_dict(state["opt"])
+                self.sched.load_state_dict(state["sched"])
+                self.scaler.load_state_dict(state["scaler"])
+                self.gen.set_state(state["gen"])
+                self.n_step = state["step"]
+        except (KeyError, RuntimeError, ValueError) as e:
+            first = str(e).strip().splitlines()[0][:160]
+            raise CheckpointError(
+                f"checkpoint does not match this classifier ({type(e).__name__}: {first})"
+            ) from None
