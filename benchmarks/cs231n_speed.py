@@ -51,6 +51,7 @@ def gankit_img_per_s(root: str, iters: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         run = train(build_config("cs231n-gan", overrides), Path(tmp) / "run")
         rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if "img_per_s" in r]  # not preview_diversity or health-event rows
     # Each row's img_per_s covers its own log interval; the first one holds the start-up.
     pairs = zip(rows[:-1], rows[1:], strict=True)
     seconds = sum((r["step"] - p["step"]) * BATCH / r["img_per_s"] for p, r in pairs)

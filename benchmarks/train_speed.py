@@ -49,6 +49,7 @@ def ours(overrides: list[str], steps: int, recipe: str) -> float:
         )
         run = train(cfg, Path(tmp) / "run")
         rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if "img_per_s" in r]  # not preview_diversity or health-event rows
     return statistics.mean(r["img_per_s"] for r in rows[1:])
 
 

@@ -19,6 +19,8 @@ from gankit.errors import CheckpointError
 
 FORMAT = 1
 _STEP_FILE = re.compile(r"step-(\d+)\.pt$")
+BEST_FILE = "best.pt"
+"""The best-scoring checkpoint (``eval.every``); never pruned, never taken for resuming."""
 
 
 def save_checkpoint(state: dict, path: str | Path) -> Path:
@@ -82,3 +84,17 @@ def prune_checkpoints(folder: str | Path, keep: int) -> None:
     """Delete all but the newest ``keep`` step checkpoints."""
     for p in list_checkpoints(folder)[:-keep]:
         p.unlink(missing_ok=True)
+
+
+def best_checkpoint(run_dir: str | Path) -> Path:
+    """Where a run keeps its best-scoring checkpoint: ``RUN/checkpoints/best.pt``."""
+    return Path(run_dir) / "checkpoints" / BEST_FILE
+
+
+def read_best(run_dir: str | Path) -> dict | None:
+    """The ``{"key", "value", "step"}`` record saved in ``best.pt``, or None if there is none."""
+    path = best_checkpoint(run_dir)
+    if not path.is_file():
+        return None
+    best = load_checkpoint(path).get("best")
+    return best if isinstance(best, dict) else None

@@ -18,9 +18,14 @@ Train, sample and evaluate GANs.
   gankit train wgan-gp data.source=folder:faces data.image_size=64
   gankit train --resume runs/dcgan-mnist-20261123-120000
   gankit sample RUN --n 64 --out grid.png
+  gankit sample RUN --bank bank.pt     numbered latent codes for gankit arithmetic
+  gankit interpolate RUN --gif walk.gif
+  gankit arithmetic RUN "3,7 - 12 + 5,9" --bank bank.pt
+  gankit report RUN                    RUN/report.html: curves, samples, health, evaluation
   gankit recipes                       list the presets
   gankit lr-find darknet-cifar10-cpu data.source=folder:cifar10 --out lr
   gankit evaluate-classifier RUN --data folder:cifar10
+  gankit evaluate RUN --ref builtin:mnist --n 2000   FID, KID, precision/recall, modes, copying
 """
 
 
@@ -75,7 +80,15 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         )
     if args.ema and getattr(task, "ema", None) is None:
         raise ConfigError(f"--ema: {args.run} was trained without an EMA generator (gan.ema=0)")
-    if args.rank_by_d:
+    if args.bank and args.rank_by_d:
+        raise ConfigError("--bank stores the codes of plain samples: leave out --rank-by-d")
+    if args.bank:
+        from gankit.latent import bank_images_dir, save_bank
+
+        meta = {"run": str(args.run), "step": step}
+        images = save_bank(task, args.n, args.bank, args.seed, args.ema, meta)
+        print(f"wrote {args.bank} and {bank_images_dir(args.bank)}/ (index.png numbers them)")
+    elif args.rank_by_d:
         if args.from_n < args.n:
             raise ConfigError(
                 f"--from {args.from_n} must be at least --n {args.n}: rank more samples than you keep"
@@ -216,6 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=1024,
         help="with --rank-by-d: how many to rank (default 1024)",
     )
+    p.add_argument(
+        "--bank",
+        metavar="FILE",
+        help="also save the latent codes to FILE and numbered images for gankit arithmetic",
+    )
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser(
@@ -268,6 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     p.set_defaults(func=_cmd_evaluate_classifier)
+
+    from gankit.evaluation_cli import add_evaluate_command
+
+    add_evaluate_command(sub)
+
+    from gankit.viz_cli import add_viz_commands
+
+    add_viz_commands(sub)
 
     p = sub.add_parser(
         "recipes", help="list the built-in recipes", description="List the built-in recipes."

@@ -177,6 +177,43 @@ class TrainConfig:
 
 
 @dataclass
+class HealthConfig:
+    """Training-health warnings during a run (``gankit.health``): D winning, collapse, NaN."""
+
+    enabled: bool = True
+    d_win_steps: int = 5
+    """Logged steps in a row with D(x) > d_win_real and D(G(z)) < d_win_fake before warning."""
+    d_win_real: float = 0.95
+    d_win_fake: float = 0.05
+    collapse_fraction: float = 0.3
+    """Warn when the previews' diversity falls below this fraction of its early value."""
+    collapse_warmup: int = 3
+    """The early value is the maximum over this many first previews."""
+
+
+@dataclass
+class EvalConfig:
+    """Scoring a GAN during training (``gankit.evaluation``); the best score keeps ``checkpoints/best.pt``."""
+
+    every: int = 0
+    """Steps between evaluations (and once at the end); 0 = never."""
+    metric: Literal["fid", "kid", "precision", "recall", "density", "coverage"] = "fid"
+    """The score logged as eval_<metric> and used for best.pt; fid and kid: lower is better."""
+    n: int = 1000
+    """Samples per evaluation (from fixed noise) and reference images."""
+    ref: str | None = None
+    """Reference data.source; None = the training data.source (without data.limit)."""
+    root: str | None = None
+    """data.root of the reference; None = the training data.root."""
+    features: str = "inception"
+    """inception (the FID Inception) or classifier:RUN (a gankit classifier run's features)."""
+    inception: str | None = None
+    """Path of the FID Inception; None = $GANKIT_INCEPTION or the cache folder (downloaded)."""
+    ema: bool = True
+    """Sample with the EMA generator when the run has one."""
+
+
+@dataclass
 class Config:
     """Everything a run needs; written to ``RUN/config.yaml``."""
 
@@ -191,6 +228,8 @@ class Config:
     optim_g: OptimConfig = field(default_factory=OptimConfig)
     optim_d: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 # --- building from dicts ---------------------------------------------------------------------
@@ -437,6 +476,14 @@ def validate(cfg: Config) -> None:
         )
     if not 0 <= cfg.gan.ema < 1:
         raise ConfigError(f"gan.ema={cfg.gan.ema} must be in [0, 1), e.g. 0.999; 0 turns it off")
+    h = cfg.health
+    if h.d_win_steps <= 0 or h.collapse_warmup <= 0:
+        raise ConfigError("health.d_win_steps and health.collapse_warmup must be positive")
+    if not (0 < h.d_win_fake < h.d_win_real < 1 and 0 < h.collapse_fraction < 1):
+        raise ConfigError(
+            f"health: need 0 < d_win_fake ({h.d_win_fake}) < d_win_real ({h.d_win_real}) < 1 "
+            f"and 0 < collapse_fraction ({h.collapse_fraction}) < 1"
+        )
     if cfg.model.n_extra_layers < 0:
         raise ConfigError(f"model.n_extra_layers={cfg.model.n_extra_layers} must be >= 0")
     if cfg.model.arch == "dcgan" and cfg.task != "classifier":
@@ -463,3 +510,27 @@ def validate(cfg: Config) -> None:
     from gankit.tasks.classifier import validate_classifier
 
     validate_classifier(cfg)
+    validate_eval(cfg)
+
+
+def validate_eval(cfg: Config) -> None:
+    """The ``eval`` section: ranges, the features spec and the reference source's form."""
+    e = cfg.eval
+    if e.every < 0:
+        raise ConfigError(f"eval.every={e.every} must be >= 0 (0 = no evaluation during training)")
+    if e.n < 10:
+        raise ConfigError(f"eval.n={e.n} is too small: use at least 10 (1000 or more for FID)")
+    if e.features != "inception" and not (
+        e.features.startswith("classifier:") and e.features.split(":", 1)[1]
+    ):
+        raise ConfigError(f"eval.features={e.features!r}: use inception or classifier:RUN")
+    ref = e.ref or cfg.data.source
+    if ref not in ("mnist", "fashion-mnist", "cifar10", "builtin:mnist") and not ref.startswith(
+        ("folder:", "lmdb:")
+    ):
+        raise ConfigError(
+            f"eval.ref={ref!r} is unknown: use builtin:mnist, mnist, fashion-mnist, cifar10, "
+            "folder:PATH or lmdb:PATH"
+        )
+    if e.every and cfg.task != "gan":
+        raise ConfigError(f"eval.every is for GAN runs; a {cfg.task} run evaluates itself")

@@ -6,7 +6,16 @@ checkpoint, step, finish — and knows nothing of the model beyond the task inte
 and ``images_per_step``. Optional capabilities, read off the task class: ``needs_labels`` (the
 stream yields ``(images, labels)``), ``resolve_config(cfg, data)`` (settle data-dependent config
 before the task is built), ``has_previews = False`` (no ``sample``), ``evaluate()`` every
-``eval_every`` steps and at the end, and ``nan_hint`` (advice when a value becomes non-finite).
+``eval_every`` steps and at the end, ``nan_hint`` (advice when a value becomes non-finite), and
+``d_is_probability`` / ``health_advice()`` for the training-health checks (``gankit.health``).
+
+Best checkpoint: a task with ``evaluate()`` may name one of its scores in ``best_metric`` as
+``(key, higher_is_better)`` (None: no best). Whenever an evaluation beats the best so far, the
+loop writes the complete checkpoint of that step to ``checkpoints/best.pt`` (atomically; never
+pruned, never used to resume) with ``{"key", "value", "step"}`` under ``"best"``; step checkpoints
+carry the same record, and a resumed run reads it back from ``best.pt`` so that only a better
+score replaces it. ``prepare_evaluation()``, if present, is called once before the first step so
+that evaluation set-up (reference data, feature networks) fails at start-up, not mid-run.
 """
 
 from __future__ import annotations
@@ -23,11 +32,19 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from gankit.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from gankit.checkpoint import (
+    best_checkpoint,
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    read_best,
+    save_checkpoint,
+)
 from gankit.config import Config, save_config, to_dict
 from gankit.data.sources import load_source
 from gankit.data.stream import make_stream
 from gankit.errors import TrainingError
+from gankit.health import HealthMonitor, read_rows
 from gankit.runtime import Runtime
 from gankit.sampling import save_grid
 from gankit.tasks import TASKS
@@ -93,9 +110,25 @@ class MetricsWriter:
             if k != "time":
                 self.tb.add_scalar(k, v, step)
 
+    def event(self, step: int, record: dict) -> None:
+        """A non-scalar row, such as a training-health event (JSONL only)."""
+        self.file.write(json.dumps({"step": step, **record}) + "\n")
+        self.file.flush()
+
     def close(self) -> None:
         self.file.close()
         self.tb.close()
+
+
+def _improves(scores: dict[str, float], best_metric: tuple[str, bool], best: dict | None) -> bool:
+    """Whether ``scores`` beat the ``best`` record (a record for another key does not count)."""
+    key, higher = best_metric
+    value = scores.get(key)
+    if value is None or not math.isfinite(value):
+        return False
+    if not best or best.get("key") != key:
+        return True
+    return value > best["value"] if higher else value < best["value"]
 
 
 def _checkpoint_state(task, stream, runtime: Runtime, cfg: Config, step: int) -> dict:
@@ -145,6 +178,8 @@ def train(cfg: Config, run_dir: str | Path | None = None, resume: bool = False) 
     previews = getattr(task, "has_previews", True)
     evaluate = getattr(task, "evaluate", None)
     eval_every = getattr(task, "eval_every", 0) if evaluate else 0
+    best_metric = getattr(task, "best_metric", None) if eval_every else None
+    best: dict | None = None
     nan_hint = getattr(
         task, "nan_hint", "lower the learning rates or try gan.loss=wgan-gp / model.d_norm=spectral"
     )
@@ -164,16 +199,29 @@ def train(cfg: Config, run_dir: str | Path | None = None, resume: bool = False) 
         runtime.set_rng_state(state["rng"])
         step = state["step"]
         log.info("resumed from %s at step %d", ckpt, step)
+        best = read_best(run_dir) or state.get("best")
 
     def checkpoint(at: int) -> None:
         save_checkpoint(
-            _checkpoint_state(task, stream, runtime, cfg, at),
+            {**_checkpoint_state(task, stream, runtime, cfg, at), "best": best},
             run_dir / "checkpoints" / f"step-{at:06d}.pt",
         )
         prune_checkpoints(run_dir / "checkpoints", cfg.train.keep_ckpts)
 
+    if eval_every and hasattr(task, "prepare_evaluation"):
+        task.prepare_evaluation()
+
     # Phase 4: the steps.
     metrics = MetricsWriter(run_dir)
+    advice = getattr(task, "health_advice", None)
+    health = HealthMonitor(
+        cfg.health,
+        metrics,
+        probabilities=getattr(task, "d_is_probability", False),
+        advice=advice() if advice else None,
+    )
+    if resume:
+        health.replay(read_rows(run_dir / "metrics.jsonl"), until=step)
     sums: dict[str, torch.Tensor] = {}
     n_sum, images, t_last, last_ckpt = 0, 0, time.perf_counter(), step
     bar = tqdm(
@@ -195,10 +243,12 @@ def train(cfg: Config, run_dir: str | Path | None = None, resume: bool = False) 
                     bad = [
                         k for k, v in zip(out, values.tolist(), strict=True) if not math.isfinite(v)
                     ]
-                    raise TrainingError(
+                    msg = (
                         f"{', '.join(bad)} became {values[list(out).index(bad[0])].item()} at step {step}; "
                         f"the last good checkpoint is kept in {run_dir / 'checkpoints'}: {nan_hint}"
                     )
+                    health.non_finite(step, msg)
+                    raise TrainingError(msg)
                 for k, v in out.items():
                     sums[k] = sums.get(k, 0) + v.float()
                 n_sum += 1
@@ -208,6 +258,7 @@ def train(cfg: Config, run_dir: str | Path | None = None, resume: bool = False) 
                     row = {k: (v / n_sum).item() for k, v in sums.items()}
                     row.update(img_per_s=images / max(now - t_last, 1e-9), time=time.time())
                     metrics.write(step, row)
+                    health.observe_row(step, row)
                     bar.set_postfix(
                         {
                             k: f"{v:.3g}"
@@ -217,7 +268,9 @@ def train(cfg: Config, run_dir: str | Path | None = None, resume: bool = False) 
                     )
                     sums, n_sum, images, t_last = {}, 0, 0, now
                 if previews and (step % cfg.train.sample_every == 0 or step == cfg.train.steps):
-                    save_grid(task.sample(), run_dir / "samples" / f"step-{step:06d}.png")
+                    grid = task.sample()
+                    save_grid(grid, run_dir / "samples" / f"step-{step:06d}.png")
+                    health.observe_previews(step, grid)
                 if eval_every and (step % eval_every == 0 or step == cfg.train.steps):
                     t_eval = time.perf_counter()
                     scores = evaluate()
@@ -225,6 +278,16 @@ def train(cfg: Config, run_dir: str | Path | None = None, resume: bool = False) 
                     text = ", ".join(f"{k} {v:.4g}" for k, v in scores.items())
                     log.info("step %d: %s", step, text)
                     tqdm.write(f"step {step}: {text}")
+                    if best_metric and _improves(scores, best_metric, best):
+                        best = {
+                            "key": best_metric[0],
+                            "value": scores[best_metric[0]],
+                            "step": step,
+                        }
+                        save_checkpoint(
+                            {**_checkpoint_state(task, stream, runtime, cfg, step), "best": best},
+                            best_checkpoint(run_dir),
+                        )
                     t_last += time.perf_counter() - t_eval  # img_per_s counts training only
                 if step % cfg.train.ckpt_every == 0:
                     checkpoint(step)

@@ -55,15 +55,26 @@ def load_run(run_dir: str | Path, device: str = "cpu", checkpoint: str | Path | 
     return cfg, task, state["step"]
 
 
+def seeded_noise(task, n: int, seed: int = 0, batch_size: int = 256) -> torch.Tensor:
+    """The ``n`` latent codes (on the CPU) that :func:`generate` uses for ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    chunks = [
+        task.noise(min(batch_size, n - start), generator=gen).cpu()
+        for start in range(0, n, batch_size)
+    ]
+    return torch.cat(chunks)
+
+
+@torch.no_grad()
+def generate_from(task, z: torch.Tensor, ema: bool = True, batch_size: int = 256) -> torch.Tensor:
+    """Images in [-1, 1] (on the CPU) from the latent codes ``z``."""
+    return torch.cat([task.sample(chunk, ema=ema).cpu() for chunk in z.split(batch_size)])
+
+
 @torch.no_grad()
 def generate(task, n: int, seed: int = 0, ema: bool = True, batch_size: int = 256) -> torch.Tensor:
     """``n`` images in [-1, 1] (on the CPU) from seeded noise."""
-    gen = torch.Generator().manual_seed(seed)
-    out = []
-    for start in range(0, n, batch_size):
-        z = task.noise(min(batch_size, n - start), generator=gen)
-        out.append(task.sample(z, ema=ema).cpu())
-    return torch.cat(out)
+    return generate_from(task, seeded_noise(task, n, seed, batch_size), ema, batch_size)
 
 
 @torch.no_grad()

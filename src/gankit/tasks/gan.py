@@ -17,6 +17,7 @@ from torch.optim.swa_utils import AveragedModel
 from gankit.augment import diff_augment
 from gankit.config import Config, OptimConfig
 from gankit.errors import CheckpointError
+from gankit.health import gan_advice
 from gankit.nets import build_discriminator, build_generator
 from gankit.objectives import OBJECTIVES, gradient_penalty
 from gankit.runtime import Runtime
@@ -99,6 +100,7 @@ class GANTask:
                 self.G, multi_avg_fn=ema_with_warmup(cfg.gan.ema), use_buffers=True
             )
         self.g_step = 0
+        self._evaluator = None  # built on first use: see prepare_evaluation
         gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.fixed_z = self.noise(cfg.train.n_preview, generator=gen)
 
@@ -159,6 +161,15 @@ class GANTask:
             self.cfg.gan.d_steps, self.cfg.gan.d_schedule, self.g_step
         )
 
+    @property
+    def d_is_probability(self) -> bool:
+        """Whether ``d_real``/``d_fake`` are probabilities (the loop's D-winning health check)."""
+        return self.objective.probability
+
+    def health_advice(self) -> dict[str, str]:
+        """Config changes to suggest for each training-health event (gankit.health)."""
+        return gan_advice(self.cfg)
+
     def _update(
         self, loss: Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler
     ) -> None:
@@ -214,6 +225,41 @@ class GANTask:
             d_fake=squash(fake_logits.detach()).mean(),
         )
         return out
+
+    # --- evaluation during training (eval.every > 0) ------------------------------------------
+
+    @property
+    def eval_every(self) -> int:
+        """Steps between evaluations by the loop (``eval.every``; 0 = never)."""
+        return self.cfg.eval.every
+
+    @property
+    def best_metric(self) -> tuple[str, bool] | None:
+        """The score that decides ``checkpoints/best.pt`` and whether higher is better."""
+        from gankit.evaluation import TRAINING_METRICS
+
+        if not self.cfg.eval.every:
+            return None
+        return f"eval_{self.cfg.eval.metric}", TRAINING_METRICS[self.cfg.eval.metric][1]
+
+    def prepare_evaluation(self) -> None:
+        """Build the evaluator once: feature extractor, reference images and cached features."""
+        if self._evaluator is None:
+            from gankit.evaluation import TrainingEvaluator
+
+            # Reading a folder reference seeds DataLoader workers from the global RNG; the
+            # training RNG must not move, or a resumed run would differ from a straight one.
+            with torch.random.fork_rng(devices=[]):
+                self._evaluator = TrainingEvaluator(self.cfg, self.rt.device)
+
+    def evaluate(self) -> dict[str, float]:
+        """``eval_<key>`` scores of ``eval.n`` samples from fixed noise (see gankit.evaluation)."""
+        from gankit.sampling import generate
+
+        self.prepare_evaluation()
+        seed, ema = self.cfg.seed + 3, self.cfg.eval.ema
+        with torch.random.fork_rng(devices=[]):
+            return self._evaluator(lambda n: generate(self, n, seed=seed, ema=ema))  # type: ignore[misc]
 
     # --- state ---------------------------------------------------------------------------------
 

@@ -1,0 +1,96 @@
+"""How long `gankit evaluate` takes for FID + KID + PRDC with the FID Inception, cached and not.
+
+The "samples" are the built-in MNIST digits mirrored left-right (a stand-in for a generator's output:
+generating 10k images from a DCGAN takes seconds, extracting their features takes minutes). The
+reference is ``--ref`` (default ``builtin:mnist``) split as ``gankit evaluate`` does it: at most
+4/5 of it is reference, so builtin:mnist gives 8,000 reference images for ``--n 10000``.
+
+Timed separately, once each: reading the reference, its Inception features on a miss (computed and
+written to an empty cache folder) and on a hit (read back), the samples' features, FID (eigh), KID
+(100 subsets of 1,000) and PRDC. ``uncached_s`` and ``cached_s`` are the totals of the steps that an
+evaluation runs in each case. Prints one JSON object.
+
+    nice -n 19 python benchmarks/eval_speed.py [--n 10000] [--inception PATH] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+
+import torch
+
+from gankit.config import DataConfig
+from gankit.data.sources import load_source
+from gankit.evaluation import load_reference
+from gankit.metrics import compute_fid, compute_kid, compute_prdc
+from gankit.metrics.features import InceptionFeatures, find_inception, reference_features
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, round(time.perf_counter() - t, 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000, help="samples (at most 10,000)")
+    parser.add_argument("--ref", default="builtin:mnist", help="reference data.source")
+    parser.add_argument("--root", help="data.root of the reference")
+    parser.add_argument("--inception", help="inception-2015-12-05.pt (default: gankit's search)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=50)
+    args = parser.parse_args()
+
+    like = DataConfig(source="builtin:mnist", image_size=28, channels=1, fit="pad")
+    digits = load_source(like, progress=False).images
+    fake = digits[: args.n].flip(-1)  # type: ignore[index]
+    extractor = InceptionFeatures(
+        find_inception(args.inception), device=args.device, batch_size=args.batch_size
+    )
+    reference, t_read = timed(lambda: load_reference(args.ref, like, args.n, root=args.root))
+    key, n_ref = reference.feature_key("ref"), len(reference.images)
+
+    with tempfile.TemporaryDirectory() as cache:
+        ref_feats, t_miss = timed(
+            lambda: reference_features(extractor, key, n_ref, lambda: reference.images, cache=cache)
+        )
+        _, t_hit = timed(
+            lambda: reference_features(extractor, key, n_ref, lambda: reference.images, cache=cache)
+        )
+    fake_feats, t_fake = timed(lambda: extractor(fake))
+    _, t_fid = timed(lambda: compute_fid(ref_feats, fake_feats, method="eigh"))
+    _, t_kid = timed(lambda: compute_kid(ref_feats, fake_feats))
+    _, t_prdc = timed(lambda: compute_prdc(ref_feats, fake_feats))
+    metrics_s = t_fid + t_kid + t_prdc
+    print(
+        json.dumps(
+            {
+                "n_samples": len(fake),
+                "n_reference": n_ref,
+                "reference": args.ref,
+                "device": args.device,
+                "torch_threads": torch.get_num_threads(),
+                "cpu": platform.processor() or platform.machine(),
+                "torch": torch.__version__,
+                "read_reference_s": t_read,
+                "reference_features_miss_s": t_miss,
+                "reference_features_hit_s": t_hit,
+                "sample_features_s": t_fake,
+                "fid_s": t_fid,
+                "kid_s": t_kid,
+                "prdc_s": t_prdc,
+                "uncached_s": round(t_read + t_miss + t_fake + metrics_s, 2),
+                "cached_s": round(t_read + t_hit + t_fake + metrics_s, 2),
+            },
+            indent=1,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""``gankit evaluate``: its arguments and what it prints and writes (the work is in gankit.evaluation)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gankit.errors import CheckpointError, ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+    from gankit.evaluation import Evaluation, ReferenceSet
+
+# The same as gankit.evaluation's (tests check): importing it here would load scipy for `--help`.
+METRIC_CHOICES = ("fid", "kid", "prdc", "modes", "memorisation", "copying")
+DEFAULT_METRICS = ("fid", "kid", "prdc", "modes", "memorisation")
+
+DESCRIPTION = """\
+Score a GAN run (N samples from its newest checkpoint) or a folder of images against real data:
+FID, KID, precision/recall, density/coverage, mode coverage and memorisation. Prints a table and
+writes JSON (default RUN/eval/evaluation-step-NNNNNN.json) and, for memorisation, a PNG of the
+closest sample/reference pairs. See docs/guides/evaluation.md for how to read the numbers.
+
+  gankit evaluate RUN --ref builtin:mnist --n 2000 --ema
+  gankit evaluate RUN --ref mnist --root ~/data --features classifier:runs/mnist-clf --classifier runs/mnist-clf
+  gankit evaluate samples/ --ref folder:~/faces --metrics fid,kid,prdc --out eval-samples
+"""
+
+
+def add_evaluate_command(sub: argparse._SubParsersAction) -> None:
+    """Register ``gankit evaluate`` on the CLI's sub-command parser."""
+    p = sub.add_parser(
+        "evaluate",
+        help="FID, KID, precision/recall, modes and memorisation of a run or image folder",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run", metavar="RUN_OR_FOLDER", help="GAN run directory or folder of images")
+    p.add_argument(
+        "--ref",
+        required=True,
+        help="real data: builtin:mnist, mnist, fashion-mnist, cifar10 (with --root), folder:PATH, lmdb:PATH",
+    )
+    p.add_argument("--root", help="data.root for mnist/fashion-mnist/cifar10 (default: the run's)")
+    p.add_argument("--n", type=int, default=10_000, help="samples to score (default 10000)")
+    p.add_argument(
+        "--ref-n",
+        type=int,
+        help="reference images (default --n; at most 4/5 of the reference data)",
+    )
+    p.add_argument(
+        "--metrics",
+        default=",".join(DEFAULT_METRICS),
+        help=f"comma-separated, from {', '.join(METRIC_CHOICES)} (default {','.join(DEFAULT_METRICS)})",
+    )
+    p.add_argument(
+        "--features",
+        default="inception",
+        help="inception (the FID Inception) or classifier:RUN (a gankit classifier run)",
+    )
+    p.add_argument("--inception", metavar="PATH", help="FID Inception file (default: search)")
+    p.add_argument("--classifier", metavar="RUN", help="classifier run for the modes metric")
+    p.add_argument("--ema", action="store_true", help="sample with the EMA generator")
+    p.add_argument(
+        "--checkpoint", help="a checkpoint file of the run, or best (checkpoints/best.pt)"
+    )
+    p.add_argument(
+        "--fit",
+        choices=("resize", "pad"),
+        help="how reference images reach the samples' size (default: the run's data.fit; resize)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--out", help="output folder (default RUN/eval, or FOLDER-eval beside a folder)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    p.set_defaults(func=run_evaluate)
+
+
+def save_pairs_grid(
+    evaluation: Evaluation, fake: torch.Tensor, reference: ReferenceSet, path: str | Path
+) -> Path | None:
+    """A PNG of the closest (sample, reference image) pairs side by side, four pairs a row."""
+    import torch
+
+    from gankit.sampling import save_grid
+
+    if not evaluation.closest_pairs:
+        return None
+    tiles = []
+    for pair in evaluation.closest_pairs:
+        tiles += [fake[pair["sample"]], reference.images[pair["reference"]]]
+    grid = torch.stack(tiles).float() / 127.5 - 1
+    return save_grid(grid, path, nrow=8)
+
+
+_READING = {
+    "fid": "lower is better; 0 = same feature statistics",
+    "kid": "lower is better; ~0 (can be < 0) = same distribution",
+    "kid_std": "spread over subsets",
+    "precision": "share of samples that look real (fidelity)",
+    "recall": "share of real images the samples cover (diversity)",
+    "density": "~1 for real-like samples; > 1 = crowding typical images",
+    "coverage": "~0.97 for identical distributions",
+    "classes_hit": "classes with confident samples",
+    "kl": "KL(sample classes || real classes); 0 = same mix",
+    "confident_fraction": "samples the classifier is >= 0.9 sure of",
+    "memorised_fraction": "samples flagged as near-copies; look at the PNG",
+    "copy_threshold": "distance below which a sample is a copy",
+    "gen_nn_median": "median sample -> nearest reference distance",
+    "ref_nn_median": "the same for held-out real images",
+    "c_t": "<< 0 copying, ~0 fine, >> 0 under-fitting",
+}
+
+
+def format_table(evaluation: Evaluation) -> str:
+    """The scalar results as aligned text rows: metric, value, how to read it."""
+    rows = []
+    for family, values in evaluation.metrics.items():
+        for key, value in values.items():
+            if isinstance(value, list) or key in ("num_classes", "cells_used"):
+                continue
+            if key == "classes_hit":
+                shown = f"{value} / {values['num_classes']}"
+            elif isinstance(value, float):
+                shown = f"{value:.4g}" if math.isfinite(value) else str(value)
+            else:
+                shown = str(value)
+            rows.append((f"{family}.{key}" if key != family else key, shown, _READING.get(key, "")))
+    width = max((len(r[0]) for r in rows), default=6)
+    lines = [f"  {name:<{width}}  {shown:>10}  {hint}".rstrip() for name, shown, hint in rows]
+    lines += [f"  note: {note}" for note in evaluation.notes]
+    return "\n".join(lines)
+
+
+def _output_paths(args: argparse.Namespace, path: Path, step: int | None, is_run: bool):
+    out = (
+        Path(args.out)
+        if args.out
+        else (path / "eval" if is_run else path.parent / f"{path.name}-eval")
+    )
+    if step is None:
+        return out / "evaluation.json", out / "memorisation.png"
+    tag = f"{'best-' if args.checkpoint == 'best' else ''}step-{step:06d}"
+    return out / f"evaluation-{tag}.json", out / f"memorisation-{tag}.png"
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from gankit.checkpoint import best_checkpoint
+    from gankit.evaluation import (
+        FEATURE_METRICS,
+        ClassifierRun,
+        evaluate_images,
+        load_reference,
+        load_samples,
+        make_extractor,
+        parse_metrics,
+    )
+
+    metrics = parse_metrics(args.metrics)
+    path = Path(args.run)
+    if not path.exists():
+        raise CheckpointError(
+            f"{path} does not exist: give a GAN run directory or a folder of images"
+        )
+    if args.ref_n is not None and args.ref_n < 1:
+        raise ConfigError(f"--ref-n {args.ref_n} must be positive")
+    checkpoint = best_checkpoint(path) if args.checkpoint == "best" else args.checkpoint
+    if checkpoint and not Path(checkpoint).is_file():
+        raise CheckpointError(f"--checkpoint: {checkpoint} does not exist")
+    # Feature networks first: a missing Inception should fail before minutes of sampling.
+    extractor = None
+    if FEATURE_METRICS & set(metrics):
+        extractor = make_extractor(args.features, inception=args.inception, device=args.device)
+    classifier = ClassifierRun(args.classifier, args.device) if args.classifier else None
+    samples = load_samples(
+        path,
+        args.n,
+        ema=args.ema,
+        seed=args.seed,
+        device=args.device,
+        checkpoint=checkpoint,
+        fit=args.fit,
+    )
+    like = dataclasses.replace(samples.data, fit=args.fit) if args.fit else samples.data
+    root = args.root or (samples.data.root if samples.is_run else None)
+    reference = load_reference(args.ref, like, args.ref_n or args.n, root=root)
+    result = evaluate_images(samples.images, reference, metrics, extractor, classifier=classifier)
+    if len(samples.images) < args.n:
+        result.notes.append(
+            f"{path} has only {len(samples.images)} images (asked for --n {args.n})"
+        )
+
+    json_path, png_path = _output_paths(args, path, samples.step, samples.is_run)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    png = save_pairs_grid(result, samples.images, reference, png_path)
+    record = {
+        "samples": samples.origin,
+        "step": samples.step,
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "ema": args.ema,
+        "seed": args.seed,
+        "n": len(samples.images),
+        "image_size": like.image_size,
+        "channels": like.channels,
+        "fit": like.fit,
+        "ref": args.ref,
+        "ref_root": root,
+        "ref_images": len(reference.images),
+        "heldout_images": len(reference.heldout),
+        "ref_source_images": reference.size,
+        "features": extractor.feature_id if extractor else None,
+        "classifier": str(classifier.run) if classifier else None,
+        "fid_method": "eigh",
+        "metrics": result.metrics,
+        "notes": result.notes,
+        "closest_pairs": result.closest_pairs,
+        "memorisation_grid": str(png) if png else None,
+    }
+    json_path.write_text(json.dumps(record, indent=1) + "\n")
+
+    step = f", step {samples.step}" if samples.step is not None else ""
+    print(
+        f"{samples.origin}{step}{' (EMA)' if args.ema else ''}: {len(samples.images)} samples vs "
+        f"{args.ref} ({len(reference.images)} reference, {len(reference.heldout)} held out)"
+    )
+    if extractor:
+        print(f"features: {extractor.feature_id}")
+    print(format_table(result))
+    print(f"wrote {json_path}" + (f" and {png}" if png else ""))
+    return 0

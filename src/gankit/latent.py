@@ -1,0 +1,237 @@
+"""Walking the latent space: interpolation grids and GIFs, latent banks, vector arithmetic.
+
+Interpolation between two codes shows whether the generator's output changes smoothly, a sign
+that it has not memorised its training images (Radford et al. 2015, section 6.1). For Gaussian
+noise, ``slerp`` (White 2016, "Sampling Generative Networks") keeps the intermediate codes at the
+typical norm of the prior, whereas ``lerp`` cuts through the low-probability centre of the ball.
+
+Vector arithmetic (Radford et al. 2015, section 6.3) averages the codes of a few samples that
+share a visual concept and adds and subtracts those means: "smiling woman - neutral woman +
+neutral man". A *latent bank* (``gankit sample RUN --bank bank.pt``) stores numbered codes and
+their images, so the index sets of an expression can be picked by eye.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from torch import Tensor
+from torchvision.utils import make_grid
+
+from gankit.errors import ConfigError
+from gankit.sampling import generate_from, save_individual, seeded_noise
+
+# --- interpolation -----------------------------------------------------------------------------
+
+
+def lerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
+    """(1 - t)·a + t·b for codes ``a``, ``b`` of shape (R, nz) and fractions ``t`` (T,): (R, T, nz)."""
+    t = t.to(a).view(1, -1, 1)
+    return (1 - t) * a.unsqueeze(1) + t * b.unsqueeze(1)
+
+
+def slerp(a: Tensor, b: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
+    """Spherical interpolation (Shoemake 1985; White 2016): (R, nz), (R, nz), (T,) -> (R, T, nz).
+
+    sin((1 - t)Ω)/sin Ω · a + sin(tΩ)/sin Ω · b, with Ω the angle between ``a`` and ``b``. It falls
+    back to ``lerp`` for (anti)parallel codes, where Ω's sine vanishes.
+    """
+    cos = torch.nn.functional.cosine_similarity(a, b, dim=1).clamp(-1, 1)
+    omega = torch.acos(cos).view(-1, 1, 1)
+    so = torch.sin(omega)
+    t = t.to(a).view(1, -1, 1)
+    safe = so.abs() > eps
+    so = torch.where(safe, so, torch.ones_like(so))
+    out = (torch.sin((1 - t) * omega) / so) * a.unsqueeze(1) + (
+        torch.sin(t * omega) / so
+    ) * b.unsqueeze(1)
+    return torch.where(safe, out, lerp(a, b, t.view(-1)))
+
+
+INTERPOLATIONS = {"slerp": slerp, "lerp": lerp}
+
+
+def interpolation_codes(task, rows: int, steps: int, mode: str = "slerp", seed: int = 0) -> Tensor:
+    """``rows`` paths of ``steps`` codes each between seeded random endpoints: (rows, steps, nz)."""
+    if rows <= 0 or steps < 2:
+        raise ConfigError(f"need --rows >= 1 and --steps >= 2 (got {rows} and {steps})")
+    ends = seeded_noise(task, 2 * rows, seed)
+    t = torch.linspace(0, 1, steps)
+    return INTERPOLATIONS[mode](ends[:rows], ends[rows:], t)
+
+
+def interpolate(
+    task, rows: int = 4, steps: int = 8, mode: str = "slerp", seed: int = 0, ema: bool = True
+) -> Tensor:
+    """Images of :func:`interpolation_codes`, row by row: (rows·steps, C, H, W) in [-1, 1]."""
+    z = interpolation_codes(task, rows, steps, mode, seed)
+    return generate_from(task, z.flatten(0, 1), ema=ema)
+
+
+def _upscale(img: Image.Image, tile: int, min_tile: int = 64) -> Image.Image:
+    """Nearest-neighbour enlargement so that tiles of ``tile`` pixels become at least ``min_tile``."""
+    k = max(1, math.ceil(min_tile / tile))
+    return img if k == 1 else img.resize((img.width * k, img.height * k), Image.NEAREST)
+
+
+def _to_pil(grid: Tensor) -> Image.Image:
+    """A [0, 1] CHW tensor as an 8-bit PIL image."""
+    arr = (grid.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    return Image.fromarray(arr.squeeze(-1) if arr.shape[-1] == 1 else arr)
+
+
+def save_gif(images: Tensor, rows: int, steps: int, path: str | Path, frame_ms: int = 120) -> Path:
+    """An animated GIF of the interpolation: frame j shows step j of every row, side by side.
+
+    The frames run forward and back so that the loop has no jump.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid = images.view(rows, steps, *images.shape[1:])
+    frames = []
+    for j in [*range(steps), *range(steps - 2, 0, -1)]:
+        g = make_grid(grid[:, j].float(), nrow=rows, padding=2, normalize=True, value_range=(-1, 1))
+        frames.append(_upscale(_to_pil(g), images.shape[-1]))
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
+    return path
+
+
+# --- latent banks ------------------------------------------------------------------------------
+
+
+def bank_images_dir(bank: str | Path) -> Path:
+    """Where the individual images of a bank go: ``bank.pt`` -> ``bank-images/``."""
+    bank = Path(bank)
+    return bank.parent / f"{bank.stem}-images"
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def save_index_sheet(images: Tensor, path: str | Path) -> Path:
+    """A grid of ``images`` with each one's bank index written in its corner."""
+    n, size = images.shape[0], images.shape[-1]
+    nrow = max(1, int(round(n**0.5)))
+    grid = make_grid(images.float(), nrow=nrow, padding=2, normalize=True, value_range=(-1, 1))
+    img = _upscale(_to_pil(grid).convert("RGB"), size)
+    k = img.width / grid.shape[-1]
+    draw, font = ImageDraw.Draw(img), _font(12)
+    for i in range(n):
+        x, y = (2 + (i % nrow) * (size + 2)) * k, (2 + (i // nrow) * (size + 2)) * k
+        draw.text(
+            (x + 2, y + 1), str(i), fill="yellow", font=font, stroke_width=2, stroke_fill="black"
+        )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return path
+
+
+def save_bank(task, n: int, path: str | Path, seed: int = 0, ema: bool = True, meta=None) -> Tensor:
+    """Write ``n`` seeded codes to ``path`` and their images, numbered, next to it; return images.
+
+    The codes are those of ``gankit sample --seed``, so a bank's grid is that command's grid.
+    """
+    z = seeded_noise(task, n, seed)
+    images = generate_from(task, z, ema=ema)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"z": z, "nz": z.shape[1], "seed": seed, "ema": ema, **(meta or {})}, path)
+    folder = bank_images_dir(path)
+    save_individual(images, folder)
+    save_index_sheet(images, folder / "index.png")
+    return images
+
+
+def load_bank(path: str | Path, nz: int) -> Tensor:
+    """The codes of a bank written by :func:`save_bank`, checked against the run's ``nz``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"--bank {path}: no such file; write one with gankit sample RUN --bank {path}"
+        )
+    try:
+        bank = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ConfigError(f"--bank {path} is not a latent bank ({type(e).__name__})") from None
+    z = bank.get("z") if isinstance(bank, dict) else None
+    if not isinstance(z, Tensor) or z.dim() != 2:
+        raise ConfigError(f"--bank {path} is not a latent bank (no 2-d tensor 'z' in it)")
+    if z.shape[1] != nz:
+        raise ConfigError(f"--bank {path} holds {z.shape[1]}-d codes, but this run has nz={nz}")
+    return z.float()
+
+
+# --- vector arithmetic -------------------------------------------------------------------------
+
+_TERM = re.compile(r"\s*([+-])?\s*(\d+(?:\s*,\s*\d+)*)\s*")
+
+
+def parse_expression(expr: str, bank_size: int) -> list[tuple[int, list[int]]]:
+    """``"3,7 - 12 + 5,9"`` -> ``[(1, [3, 7]), (-1, [12]), (1, [5, 9])]``, indices checked."""
+    expr, terms, pos = expr.strip(), [], 0
+    while pos < len(expr):
+        m = _TERM.match(expr, pos)
+        if not m or m.end() == pos or (terms and not m.group(1)):
+            raise ConfigError(
+                f"cannot read {expr!r} at {expr[pos : pos + 12]!r}: write comma-separated bank "
+                'indices joined by + and -, e.g. "3,7 - 12 + 5,9"'
+            )
+        sign = -1 if m.group(1) == "-" else 1
+        idx = [int(i) for i in m.group(2).split(",")]
+        for i in idx:
+            if i >= bank_size:
+                raise ConfigError(
+                    f"index {i} in {expr!r} is not in the bank: it holds {bank_size} codes, "
+                    f"0-{bank_size - 1}"
+                )
+        terms.append((sign, idx))
+        pos = m.end()
+    if not terms:
+        raise ConfigError(
+            'empty expression: give index sets joined by + and -, e.g. "3,7 - 12 + 5"'
+        )
+    return terms
+
+
+def arithmetic_codes(z: Tensor, terms: list[tuple[int, list[int]]]) -> Tensor:
+    """Σ sign · mean(z[indices]) over the terms: one code of shape (nz,)."""
+    return sum(sign * z[idx].mean(0) for sign, idx in terms)
+
+
+def arithmetic_grid(
+    task,
+    z: Tensor,
+    terms: list[tuple[int, list[int]]],
+    variants: int = 7,
+    jitter: float = 0.25,
+    seed: int = 0,
+    ema: bool = True,
+) -> tuple[Tensor, int]:
+    """The figure of Radford et al. (2015, fig. 7) as ``(images, nrow)``.
+
+    One row per term: its members' images, then (last column) the image of their mean code. The
+    last row: ``variants`` images of the result plus U(-jitter, jitter) noise, as in the paper, and
+    (last column) the result itself. Read the last column top to bottom as the expression.
+    Blank tiles are white.
+    """
+    result = arithmetic_codes(z, terms)
+    gen = torch.Generator().manual_seed(seed)
+    noisy = result + (torch.rand(variants, z.shape[1], generator=gen) * 2 - 1) * jitter
+    width = max(max(len(idx) for _, idx in terms), variants) + 1
+    codes = [*(z[idx] for _, idx in terms), noisy]
+    means = [*(z[idx].mean(0, keepdim=True) for _, idx in terms), result.unsqueeze(0)]
+    rows = []
+    for members, mean in zip(codes, means, strict=True):
+        images = generate_from(task, torch.cat([members, mean]), ema=ema)
+        blank = torch.ones(width - images.shape[0], *images.shape[1:])
+        rows.append(torch.cat([images[:-1], blank, images[-1:]]))
+    return torch.cat(rows), width

@@ -1,0 +1,353 @@
+"""Run directory -> one self-contained ``report.html``.
+
+Everything comes from the files a run leaves behind: curves from ``metrics.jsonl`` (drawn here as
+inline SVG), preview grids from ``samples/step-*.png`` and memorisation pairs from
+``eval/memorisation-*.png`` (embedded as base64 PNG), health events from the ``event`` rows of
+``metrics.jsonl``, the newest ``eval/evaluation-step-*.json`` and the resolved ``config.yaml``.
+The page loads nothing from anywhere and runs no script, so it can be mailed or archived as is.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+from html import escape
+from pathlib import Path
+
+import yaml
+from PIL import Image
+
+from gankit.errors import CheckpointError
+from gankit.health import EVENTS, read_rows
+
+COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+EVENT_COLOURS = {"d_winning": "#d62728", "collapse": "#9467bd", "non_finite": "#000000"}
+LABELS = {"d_real": "D(x)", "d_fake": "D(G(z))", "loss_d": "loss D", "loss_g": "loss G"}
+NOT_PLOTTED = {"step", "time"}
+
+# --- inline SVG line charts ----------------------------------------------------------------------
+
+
+def nice_ticks(lo: float, hi: float, n: int = 5, integer: bool = False) -> list[float]:
+    """About ``n`` round tick values covering [lo, hi] (1, 2, 2.5 or 5 times a power of 10)."""
+    if not hi > lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    raw = (hi - lo) / max(n - 1, 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    if integer:  # step numbers: whole ticks only
+        step = 1 if step < 1 else (5 if step == 2.5 else step)
+    first = math.floor(lo / step) * step
+    ticks, t = [], first
+    while t <= hi + step * 1e-9:
+        ticks.append(round(t, 12))
+        t += step
+    if ticks[-1] < hi:
+        ticks.append(round(t, 12))
+    return ticks
+
+
+def line_chart(
+    series: dict[str, list[tuple[float, float]]],
+    title: str,
+    events: list[dict] | None = None,
+    hlines: tuple[float, ...] = (),
+    width: int = 540,
+    height: int = 250,
+) -> str:
+    """An SVG line chart of ``{label: [(step, value), ...]}`` with vertical event markers."""
+    left, right, top, bottom = 58, 14, 44, 40
+    pts = [p for s in series.values() for p in s]
+    xs = [x for x, _ in pts] + [e["step"] for e in events or []]
+    x0, x1 = min(xs), max(xs)
+    x1 = x1 if x1 > x0 else x0 + 1
+    yt = nice_ticks(min(y for _, y in pts), max(y for _, y in pts))
+    y0, y1 = yt[0], yt[-1]
+    w, h = width - left - right, height - top - bottom
+
+    def px(x: float) -> float:
+        return left + (x - x0) / (x1 - x0) * w
+
+    def py(y: float) -> float:
+        return top + (1 - (y - y0) / (y1 - y0)) * h
+
+    out = [
+        f'<svg class="chart" role="img" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}"><title>{escape(title)}</title>',
+        f'<text x="{left}" y="18" class="ct">{escape(title)}</text>',
+    ]
+    for y in yt:
+        out.append(
+            f'<line x1="{left}" x2="{left + w}" y1="{py(y):.1f}" y2="{py(y):.1f}" class="grid"/>'
+            f'<text x="{left - 6}" y="{py(y) + 4:.1f}" class="yt">{y:.4g}</text>'
+        )
+    for x in nice_ticks(x0, x1, integer=True):
+        if x0 <= x <= x1:
+            out.append(f'<text x="{px(x):.1f}" y="{top + h + 16}" class="xt">{x:.6g}</text>')
+    out.append(f'<text x="{left + w / 2}" y="{height - 4}" class="xt">step</text>')
+    for y in hlines:
+        if y0 <= y <= y1:
+            out.append(
+                f'<line x1="{left}" x2="{left + w}" y1="{py(y):.1f}" y2="{py(y):.1f}" class="hl"/>'
+            )
+    for e in events or []:
+        colour = EVENT_COLOURS.get(e["event"], "#000")
+        out.append(
+            f'<line x1="{px(e["step"]):.1f}" x2="{px(e["step"]):.1f}" y1="{top}" y2="{top + h}" '
+            f'stroke="{colour}" class="ev"><title>{escape(e["event"])} at step {e["step"]}</title></line>'
+        )
+    lx = left
+    for i, (label, s) in enumerate(series.items()):
+        colour = COLOURS[i % len(COLOURS)]
+        coords = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in s)
+        out.append(
+            f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="1.5"/>'
+        )
+        if len(s) <= 30:
+            out.extend(
+                f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="2.5" fill="{colour}"/>' for x, y in s
+            )
+        out.append(
+            f'<rect x="{lx}" y="{top - 17}" width="10" height="10" fill="{colour}"/>'
+            f'<text x="{lx + 14}" y="{top - 8}" class="lg">{escape(label)}</text>'
+        )
+        lx += 22 + 7 * len(label)
+    out.append(
+        f'<rect x="{left}" y="{top}" width="{w}" height="{h}" fill="none" stroke="#888"/></svg>'
+    )
+    return "".join(out)
+
+
+# --- reading the run directory -----------------------------------------------------------------
+
+
+def scalar_series(rows: list[dict]) -> dict[str, list[tuple[float, float]]]:
+    """``{key: [(step, value), ...]}`` of every finite number in the rows, events excluded."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    for row in rows:
+        if "event" in row or "step" not in row:
+            continue
+        for k, v in row.items():
+            if k in NOT_PLOTTED or isinstance(v, bool) or not isinstance(v, int | float):
+                continue
+            if math.isfinite(v):
+                series.setdefault(k, []).append((row["step"], float(v)))
+    return series
+
+
+def chart_groups(series: dict, probability: bool) -> list[tuple[str, dict, tuple]]:
+    """``(title, {label: points}, hlines)`` per chart, in the report's order."""
+    groups, used = [], set()
+
+    def add(title: str, keys: list[str], hlines: tuple = ()) -> None:
+        keys = [k for k in keys if k in series and k not in used]
+        if keys:
+            used.update(keys)
+            groups.append((title, {LABELS.get(k, k): series[k] for k in keys}, hlines))
+
+    add("losses", sorted(k for k in series if k.startswith("loss")))
+    d_title = "D(x) and D(G(z))" if probability else "critic scores on real and generated images"
+    add(d_title, ["d_real", "d_fake"], (0.05, 0.95) if probability else ())
+    for k in sorted(k for k in series if k.startswith("eval_")):
+        add(k, [k])
+    add("preview diversity (mean pairwise RMS distance)", ["preview_diversity"])
+    for k in sorted(k for k in series if k != "img_per_s"):
+        add(k, [k])
+    add("throughput (images/s)", ["img_per_s"])
+    return groups
+
+
+def _step_files(folder: Path, pattern: str) -> list[tuple[int, Path]]:
+    """``(step, path)`` of files whose names match ``pattern`` (one group: the step), by step."""
+    rx = re.compile(pattern)
+    found = [(int(m.group(1)), p) for p in folder.glob("*") if (m := rx.fullmatch(p.name))]
+    return sorted(found)
+
+
+def spread(items: list, k: int) -> list:
+    """``k`` items evenly spread over ``items``, always including the first and the last."""
+    if len(items) <= k:
+        return items
+    idx = sorted({round(i * (len(items) - 1) / (k - 1)) for i in range(k)})
+    return [items[i] for i in idx]
+
+
+def _png(path: Path, caption: str, min_width: int = 256, max_width: int = 520) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    with Image.open(path) as img:
+        w, h = img.size
+    shown = min(max(w, min_width), max_width)
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" width="{shown}" '
+        f'height="{round(h * shown / w)}" alt="{escape(caption)}">'
+        f"<figcaption>{escape(caption)}</figcaption></figure>"
+    )
+
+
+def _value_table(data: dict) -> str:
+    """Scalars as a two-column table; nested values as indented JSON."""
+    cells = []
+    for k, v in data.items():
+        if isinstance(v, float):
+            shown = f"{v:.5g}"
+        elif isinstance(v, str | int | bool) or v is None:
+            shown = str(v)
+        else:
+            shown = json.dumps(v, indent=1)
+            shown = f"<pre>{escape(shown)}</pre>"
+            cells.append(f"<tr><th>{escape(str(k))}</th><td>{shown}</td></tr>")
+            continue
+        cells.append(f"<tr><th>{escape(str(k))}</th><td>{escape(shown)}</td></tr>")
+    return f'<table class="kv">{"".join(cells)}</table>'
+
+
+# --- the page ----------------------------------------------------------------------------------
+
+CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1160px;padding:16px 24px;color:#222}
+h1{font-size:22px;margin:8px 0} h2{font-size:18px;border-bottom:1px solid #ccc;margin-top:28px}
+nav a{margin-right:14px} .charts,.gallery{display:flex;flex-wrap:wrap;gap:12px}
+figure{margin:0} figcaption{font-size:12px;color:#555;text-align:center}
+img{image-rendering:pixelated;border:1px solid #ddd}
+table{border-collapse:collapse} td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;
+vertical-align:top} th{background:#f4f4f4} .kv th{font-weight:600}
+pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:12px;margin:0}
+.chart text{font-size:11px;fill:#333} .chart .ct{font-size:13px;font-weight:600}
+.chart .yt{text-anchor:end} .chart .xt{text-anchor:middle} .chart .grid{stroke:#eee}
+.chart .hl{stroke:#999;stroke-dasharray:4 3} .chart .ev{stroke-width:1.5;stroke-dasharray:2 2}
+.muted{color:#666}
+"""
+
+
+def _section(sid: str, title: str, body: str) -> str:
+    return f'<section id="{sid}"><h2>{escape(title)}</h2>{body}</section>'
+
+
+def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: int = 8) -> Path:
+    """Write the report of ``run_dir`` to ``out`` (default ``RUN/report.html``); return its path."""
+    run = Path(run_dir)
+    if not (run / "config.yaml").is_file():
+        raise CheckpointError(f"{run} is not a gankit run directory (no config.yaml)")
+    config_text = (run / "config.yaml").read_text()
+    cfg = yaml.safe_load(config_text) or {}
+    rows = read_rows(run / "metrics.jsonl")
+    events = [r for r in rows if "event" in r]
+    series = scalar_series(rows)
+    from gankit.objectives import OBJECTIVES
+
+    loss = cfg.get("gan", {}).get("loss", "")
+    probability = cfg.get("task") == "gan" and getattr(OBJECTIVES.get(loss), "probability", False)
+
+    sections = [_section("summary", "Summary", _summary(run, cfg, rows, series))]
+    charts = [line_chart(s, t, events, hl) for t, s, hl in chart_groups(series, probability)]
+    body = f'<div class="charts">{"".join(charts)}</div>' if charts else _muted("no metrics yet")
+    if events:
+        body += '<p class="muted">Dashed vertical lines mark health events (see below).</p>'
+    sections.append(_section("curves", "Curves", body))
+
+    grids = spread(_step_files(run / "samples", r"step-(\d+)\.png"), max_grids)
+    body = "".join(_png(p, f"step {s}") for s, p in grids)
+    sections.append(
+        _section(
+            "samples",
+            "Preview samples over time (fixed noise)",
+            f'<div class="gallery">{body}</div>' if grids else _muted("no preview grids"),
+        )
+    )
+    sections.append(_section("health", "Health events", _health(events, cfg)))
+
+    evals = _step_files(run / "eval", r"evaluation-step-(\d+)\.json")
+    found = [(f"step {evals[-1][0]} ({evals[-1][1].name})", evals[-1][1])] if evals else []
+    if (run / "evaluation.json").is_file():
+        found.append(("evaluation.json", run / "evaluation.json"))
+    body = "".join(
+        f"<h3>{escape(name)}</h3>{_value_table(json.loads(p.read_text()))}" for name, p in found
+    )
+    sections.append(
+        _section(
+            "evaluation",
+            "Evaluation",
+            body or _muted("no evaluation yet: gankit evaluate RUN --ref DATA writes one"),
+        )
+    )
+
+    mem = _step_files(run / "eval", r"memorisation-step-(\d+)\.png")
+    body = (
+        '<p class="muted">Each generated sample next to its nearest training images.</p>'
+        + _png(mem[-1][1], f"step {mem[-1][0]}", max_width=1100)
+        if mem
+        else _muted("no memorisation pairs yet: gankit evaluate RUN --ref DATA draws them")
+    )
+    sections.append(_section("memorisation", "Memorisation: nearest training images", body))
+    sections.append(_section("config", "Resolved config.yaml", f"<pre>{escape(config_text)}</pre>"))
+
+    title = f"gankit report: {run.resolve().name}"
+    nav = "".join(
+        f'<a href="#{sid}">{name}</a>'
+        for sid, name in [
+            ("summary", "summary"),
+            ("curves", "curves"),
+            ("samples", "samples"),
+            ("health", f"health ({len(events)})"),
+            ("evaluation", "evaluation"),
+            ("memorisation", "memorisation"),
+            ("config", "config"),
+        ]
+    )
+    page = (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
+        f"<h1>{escape(title)}</h1><nav>{nav}</nav>{''.join(sections)}</body></html>\n"
+    )
+    out = Path(out) if out else run / "report.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out
+
+
+def _muted(text: str) -> str:
+    return f'<p class="muted">{escape(text)}</p>'
+
+
+def _summary(run: Path, cfg: dict, rows: list[dict], series: dict) -> str:
+    data, model, gan = cfg.get("data", {}), cfg.get("model", {}), cfg.get("gan", {})
+    times = [r["time"] for r in rows if isinstance(r.get("time"), int | float)]
+    ckpts = sorted((run / "checkpoints").glob("step-*.pt"))
+    info = {
+        "recipe": cfg.get("recipe"),
+        "description": cfg.get("description"),
+        "task": cfg.get("task"),
+        "data": f"{data.get('source')} at {data.get('image_size')} px, {data.get('channels')} channel(s)",
+        "model": f"{model.get('arch')} (nz {model.get('nz')}, ngf {model.get('ngf')}, ndf {model.get('ndf')})",
+        "loss": gan.get("loss") if cfg.get("task") == "gan" else None,
+        "steps logged": f"{max((r.get('step', 0) for r in rows), default=0)} of {cfg.get('train', {}).get('steps')}",
+        "wall time": f"{(times[-1] - times[0]) / 60:.1f} min (first to last log)"
+        if times
+        else None,
+        "newest checkpoint": ckpts[-1].name if ckpts else None,
+    }
+    for k, s in series.items():
+        if k.startswith(("loss", "d_", "eval_")):
+            info[f"last {LABELS.get(k, k)}"] = f"{s[-1][1]:.4g} (step {s[-1][0]:g})"
+    return _value_table({k: v for k, v in info.items() if v not in (None, "")})
+
+
+def _health(events: list[dict], cfg: dict) -> str:
+    h = cfg.get("health", {})
+    if not events:
+        if h and not h.get("enabled", True):
+            return _muted("health checks were off (health.enabled=false)")
+        return _muted(
+            f"none: D never won for {h.get('d_win_steps', '?')} logged steps in a row, the preview "
+            f"diversity stayed above {h.get('collapse_fraction', '?')} of its early value, and "
+            "every loss stayed finite"
+        )
+    rows = "".join(
+        f"<tr><td>{escape(str(e.get('step')))}</td>"
+        f"<td>{escape(EVENTS.get(e['event'], e['event']))}</td>"
+        f"<td>{escape(str(e.get('message', '')))}</td></tr>"
+        for e in events
+    )
+    return f"<table><tr><th>step</th><th>event</th><th>message and advice</th></tr>{rows}</table>"

@@ -1,0 +1,119 @@
+"""``gankit report``, ``gankit interpolate`` and ``gankit arithmetic``: looking at a trained run.
+
+Thin glue between argparse and :mod:`gankit.report` / :mod:`gankit.latent`; registered by
+:func:`add_viz_commands` from :mod:`gankit.cli`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gankit.errors import ConfigError
+
+
+def _gan_run(args: argparse.Namespace):
+    """``(cfg, task, step)`` of a run that has a generator, with --ema checked."""
+    from gankit.sampling import load_run
+
+    cfg, task, step = load_run(args.run, device=args.device)
+    if not hasattr(task, "noise"):
+        raise ConfigError(f"{args.run} is a {cfg.task} run: it has no generator to walk")
+    if args.ema and getattr(task, "ema", None) is None:
+        raise ConfigError(f"--ema: {args.run} was trained without an EMA generator (gan.ema=0)")
+    return cfg, task, step
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from gankit.report import build_report
+
+    print(f"wrote {build_report(args.run, args.out, args.max_grids)}")
+    return 0
+
+
+def _cmd_interpolate(args: argparse.Namespace) -> int:
+    from gankit.latent import interpolate, save_gif
+    from gankit.sampling import save_grid
+
+    _, task, step = _gan_run(args)
+    images = interpolate(task, args.rows, args.steps, args.mode, args.seed, args.ema)
+    out = Path(
+        args.out or Path(args.run) / "samples" / f"interpolate-step{step:06d}-seed{args.seed}.png"
+    )
+    save_grid(images, out, nrow=args.steps)
+    print(f"wrote {out} ({args.rows} rows of {args.steps} steps, {args.mode})")
+    if args.gif:
+        print(f"wrote {save_gif(images, args.rows, args.steps, args.gif)}")
+    return 0
+
+
+def _cmd_arithmetic(args: argparse.Namespace) -> int:
+    from gankit.latent import arithmetic_grid, load_bank, parse_expression
+    from gankit.sampling import save_grid
+
+    cfg, task, step = _gan_run(args)
+    z = load_bank(args.bank, cfg.model.nz)
+    terms = parse_expression(args.expression, z.shape[0])
+    images, nrow = arithmetic_grid(task, z, terms, args.variants, args.jitter, args.seed, args.ema)
+    out = Path(args.out or Path(args.run) / "samples" / f"arithmetic-step{step:06d}.png")
+    save_grid(images, out, nrow=nrow)
+    print(f"wrote {out}: one row per term, then the result; the last column reads the expression")
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run directory")
+    p.add_argument("--ema", action="store_true", help="use the EMA generator")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+
+
+def add_viz_commands(sub) -> None:
+    """Register report, interpolate and arithmetic on the ``gankit`` subparsers."""
+    p = sub.add_parser(
+        "report",
+        help="write a self-contained report.html of a run",
+        description="Curves, preview grids over time, health events, evaluation and config of a "
+        "run, in one HTML file with nothing to download.",
+    )
+    p.add_argument("run", help="run directory")
+    p.add_argument("--out", help="HTML file to write (default RUN/report.html)")
+    p.add_argument("--max-grids", type=int, default=8, help="preview grids to include (default 8)")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser(
+        "interpolate",
+        help="interpolation grid (and GIF) between random latent codes",
+        description="Each row walks from one random code to another in --steps steps.",
+    )
+    _common(p)
+    p.add_argument("--steps", type=int, default=8, help="images per row (default 8)")
+    p.add_argument("--rows", type=int, default=4, help="rows, one path each (default 4)")
+    p.add_argument(
+        "--mode",
+        choices=("slerp", "lerp"),
+        default="slerp",
+        help="slerp (spherical, default; for normal noise) or lerp (straight; for uniform noise)",
+    )
+    p.add_argument("--out", help="grid PNG (default RUN/samples/interpolate-...png)")
+    p.add_argument("--gif", help="also write an animated GIF here")
+    p.set_defaults(func=_cmd_interpolate)
+
+    p = sub.add_parser(
+        "arithmetic",
+        help='latent vector arithmetic on a bank: "A - B + C"',
+        description="Average the codes of each comma-separated index set of a latent bank and "
+        'add/subtract the means, e.g. gankit arithmetic RUN "3,7,9 - 12,20 + 5" --bank bank.pt. '
+        "Make the bank with gankit sample RUN --bank bank.pt (see bank-images/index.png).",
+    )
+    _common(p)
+    p.add_argument("expression", help='index sets joined by + and -, e.g. "3,7 - 12 + 5,9"')
+    p.add_argument("--bank", required=True, help="latent bank from gankit sample --bank")
+    p.add_argument("--out", help="grid PNG (default RUN/samples/arithmetic-...png)")
+    p.add_argument(
+        "--variants", type=int, default=7, help="noisy variants of the result (default 7)"
+    )
+    p.add_argument(
+        "--jitter", type=float, default=0.25, help="uniform noise of the variants (default 0.25)"
+    )
+    p.set_defaults(func=_cmd_arithmetic)
