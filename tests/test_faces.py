@@ -86,6 +86,12 @@ def test_bad_cascade_and_options(tmp_path):
         crop_faces(tmp_path, tmp_path / "out", margin=-1)
     with pytest.raises(DataError, match="no images"):
         crop_faces(tmp_path, tmp_path / "out", cascade="frontal")
+    # SRC errors name SRC, not the training config's data.source.
+    with pytest.raises(DataError, match=r"^faces: SRC .*missing does not exist"):
+        crop_faces(tmp_path / "missing", tmp_path / "out", cascade="frontal")
+    (tmp_path / "file.png").write_bytes(b"")
+    with pytest.raises(DataError, match=r"file.png is not a folder"):
+        crop_faces(tmp_path / "file.png", tmp_path / "out", cascade="frontal")
 
 
 def test_faces_cli(tmp_path, capsys):
@@ -102,7 +108,9 @@ def test_faces_cli(tmp_path, capsys):
     )
     assert (args.cascade, args.size, args.margin, args.min_size) == ("anime", 32, 0.2, 48)
     assert args.func(args) == 0
-    assert "1 images: 1 with no face" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "1 images: 1 with no face" in out
+    assert "no face found: photos need --cascade frontal" in out  # a hint when nothing was cropped
     args = parser.parse_args(
         ["faces", str(tmp_path / "src"), str(tmp_path / "d"), "--cascade", "x"]
     )

@@ -80,7 +80,15 @@ def test_classifies_every_kind(messy):
     assert dup.detail == "same pixels as good1.png"
     text = format_report(result)
     assert "truncated" in text and "sub/copy_of_good1.png" in text and "16-bit" in text
+    assert "(1 file without an image extension was not checked)" in text
     assert len(result.remaining) == len(EXPECTED) - 3  # nothing was acted on
+
+
+def test_jpeg_cut_inside_its_headers_is_truncated(tmp_path):
+    data = encode(noise(0), "JPEG")
+    (tmp_path / "head.jpg").write_bytes(data[:200])  # Image.open itself fails on this one
+    kind, detail, _ = inspect_file(tmp_path / "head.jpg")
+    assert kind == "truncated" and "Truncated File Read" in detail
 
 
 def test_min_size_is_configurable(messy):

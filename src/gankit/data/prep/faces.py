@@ -50,10 +50,16 @@ class FaceReport:
 
     def summary(self) -> str:
         """One line for the terminal."""
-        return (
+        line = (
             f"{self.images} images: {self.zero} with no face, {self.one} with one, "
             f"{self.many} with more; {len(self.unreadable)} unreadable; {len(self.crops)} crops"
         )
+        if self.images and not self.crops:
+            line += (
+                "\nno face found: photos need --cascade frontal, drawings --cascade anime; "
+                "small faces need a lower --min-size"
+            )
+        return line
 
 
 @contextlib.contextmanager
@@ -142,6 +148,10 @@ def crop_faces(
             "--min-neighbors >= 0"
         )
     src, dst = Path(src), Path(dst)
+    # scan_images words its errors for data.source; here the folder is the SRC argument.
+    if not src.is_dir():
+        what = "is not a folder" if src.exists() else "does not exist"
+        raise DataError(f"faces: SRC {src} {what}: give the folder of pictures to crop")
     classifier = load_cascade(cascade)
     dst_resolved = dst.resolve()
     # Skip our own output when DST lies inside SRC, so reruns do not crop crops.

@@ -88,7 +88,10 @@ def inspect_file(path: Path, min_size: int = 16) -> tuple[str, str, str | None]:
     except UnidentifiedImageError:
         return "unreadable", "not an image that PIL can read", None
     except DECODE_ERRORS as e:
-        return "unreadable", f"{type(e).__name__}: {e}", None
+        # A JPEG cut inside its headers fails already here ("Truncated File Read"): that is an
+        # interrupted transfer, not a file of the wrong kind.
+        kind = "truncated" if "truncat" in str(e).lower() else "unreadable"
+        return kind, f"{type(e).__name__}: {e}", None
     with img:
         try:
             frames = getattr(img, "n_frames", 1)  # walks every frame of a GIF: can hit truncation
@@ -215,7 +218,11 @@ def format_report(result: ValidationResult) -> str:
     lines = [f"{'kind':<12}{'files':>8}"]
     lines += [f"{kind:<12}{n:>8}" for kind, n in result.counts.items()]
     if result.ignored:
-        lines.append(f"({result.ignored} files without an image extension were not checked)")
+        n = result.ignored
+        lines.append(
+            f"({n} file{'s' if n > 1 else ''} without an image extension "
+            f"{'were' if n > 1 else 'was'} not checked)"
+        )
     if result.problems:
         lines.append("")
         lines.append("problem files:")
