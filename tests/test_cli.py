@@ -35,6 +35,19 @@ def test_recipes_lists_all_with_descriptions(capsys):
     assert all(len(line.split(None, 1)) == 2 for line in lines)
 
 
+def test_closed_pipe_is_quiet():
+    """`gankit recipes | head -1` must not print a BrokenPipeError traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gankit.cli", "recipes"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # the reader leaves before gankit writes its first line
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
 def test_help_everywhere():
     for cmd in ([], ["train"], ["sample"], ["recipes"]):
         code, out, _ = run_cli(*cmd, "--help")
@@ -67,6 +80,17 @@ def test_sample_grid_individual_and_seed(trained_run, tmp_path, capsys):
     again = tmp_path / "g2.png"
     main(["sample", str(trained_run), "--n", "6", "--out", str(again), "--seed", "3", "--ema"])
     assert grid.read_bytes() == again.read_bytes()  # same seed, same images
+
+
+def test_sample_uses_the_ema_generator_by_default(trained_run, tmp_path):
+    def grid(*flags: str) -> bytes:
+        out = tmp_path / f"g{len(flags)}{''.join(flags)}.png"
+        assert main(["sample", str(trained_run), "--n", "4", "--out", str(out), *flags]) == 0
+        return out.read_bytes()
+
+    default, ema, raw = grid(), grid("--ema"), grid("--no-ema")
+    assert default == ema  # like the run's previews and gankit evaluate
+    assert raw != ema
 
 
 def test_sample_works_from_a_moved_run_directory(trained_run, tmp_path):

@@ -6,9 +6,11 @@ Every GankitError is printed as one line (``error: ...``) and exits with status 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
+from gankit.cli_options import add_ema_option
 from gankit.errors import ConfigError, GankitError
 
 MAIN_HELP = """\
@@ -68,6 +70,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         generate,
         load_run,
         rank_by_discriminator,
+        resolve_ema,
         save_grid,
         save_individual,
     )
@@ -78,8 +81,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             f"{args.run} is a {cfg.task} run: it has no images to sample "
             "(for a classifier, try gankit evaluate-classifier)"
         )
-    if args.ema and getattr(task, "ema", None) is None:
-        raise ConfigError(f"--ema: {args.run} was trained without an EMA generator (gan.ema=0)")
+    args.ema = resolve_ema(args.ema, task, args.run)
     if args.bank and args.rank_by_d:
         raise ConfigError("--bank stores the codes of plain samples: leave out --rank-by-d")
     if args.bank:
@@ -203,9 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
     p.add_argument("--out", help="grid PNG to write (default RUN/samples/sample-...png)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
-    p.add_argument(
-        "--ema", action="store_true", help="use the EMA generator (runs trained with gan.ema>0)"
-    )
+    add_ema_option(p)
     p.add_argument(
         "--individual", metavar="DIR", help="also write each image as its own PNG in DIR"
     )
@@ -315,6 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `gankit recipes | head`: the reader has gone. Point stdout at devnull so the flush at
+        # exit does not raise again (the recipe in Python's `signal` docs), and stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

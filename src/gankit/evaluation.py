@@ -170,19 +170,24 @@ class Samples:
     data: DataConfig
     """Size, channels, fit (and, for a run, the training source and root) of the images."""
     is_run: bool
+    ema: bool = False
+    """Whether the samples came from the EMA generator."""
 
 
 def generate_samples(
     run: str | Path,
     n: int,
     *,
-    ema: bool,
+    ema: bool | None = None,
     seed: int = 0,
     device: str = "cpu",
     checkpoint: str | Path | None = None,
 ) -> Samples:
-    """``n`` uint8 samples from a GAN run's newest (or the given) checkpoint."""
-    from gankit.sampling import generate, load_run
+    """``n`` uint8 samples from a GAN run's newest (or the given) checkpoint.
+
+    ``ema``: None samples the EMA generator when the run has one (as its previews do).
+    """
+    from gankit.sampling import generate, load_run, resolve_ema
 
     run = Path(run)
     if not run.is_dir():
@@ -194,10 +199,9 @@ def generate_samples(
         raise ConfigError(
             f"{run} is a {cfg.task} run: gankit evaluate scores GAN runs or image folders"
         )
-    if ema and getattr(task, "ema", None) is None:
-        raise ConfigError(f"--ema: {run} was trained without an EMA generator (gan.ema=0)")
+    ema = resolve_ema(ema, task, run)
     images = to_uint8(generate(task, n, seed=seed, ema=ema))
-    return Samples(images, str(run), step, cfg.data, is_run=True)
+    return Samples(images, str(run), step, cfg.data, is_run=True, ema=ema)
 
 
 def folder_samples(
@@ -228,7 +232,7 @@ def load_samples(
     path: str | Path,
     n: int,
     *,
-    ema: bool = False,
+    ema: bool | None = None,
     seed: int = 0,
     device: str = "cpu",
     checkpoint: str | Path | None = None,

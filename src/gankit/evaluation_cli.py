@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gankit.cli_options import add_ema_option
 from gankit.errors import CheckpointError, ConfigError
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def add_evaluate_command(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--inception", metavar="PATH", help="FID Inception file (default: search)")
     p.add_argument("--classifier", metavar="RUN", help="classifier run for the modes metric")
-    p.add_argument("--ema", action="store_true", help="sample with the EMA generator")
+    add_ema_option(p)
     p.add_argument(
         "--checkpoint", help="a checkpoint file of the run, or best (checkpoints/best.pt)"
     )
@@ -201,7 +202,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "samples": samples.origin,
         "step": samples.step,
         "checkpoint": str(checkpoint) if checkpoint else None,
-        "ema": args.ema,
+        "ema": samples.ema,
         "seed": args.seed,
         "n": len(samples.images),
         "image_size": like.image_size,
@@ -224,7 +225,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     step = f", step {samples.step}" if samples.step is not None else ""
     print(
-        f"{samples.origin}{step}{' (EMA)' if args.ema else ''}: {len(samples.images)} samples vs "
+        f"{samples.origin}{step}{' (EMA)' if samples.ema else ''}: {len(samples.images)} samples vs "
         f"{args.ref} ({len(reference.images)} reference, {len(reference.heldout)} held out)"
     )
     if extractor:

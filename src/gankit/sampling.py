@@ -9,7 +9,7 @@ from torchvision.utils import save_image
 
 from gankit.checkpoint import latest_checkpoint, load_checkpoint
 from gankit.config import Config, load_config
-from gankit.errors import CheckpointError
+from gankit.errors import CheckpointError, ConfigError
 from gankit.runtime import Runtime
 
 
@@ -53,6 +53,14 @@ def load_run(run_dir: str | Path, device: str = "cpu", checkpoint: str | Path | 
     task = TASKS[cfg.task](cfg, Runtime.from_config(cfg.train))
     task.load_state_dict(state["task_state"], weights_only=True)
     return cfg, task, state["step"]
+
+
+def resolve_ema(requested: bool | None, task, run: str | Path) -> bool:
+    """The ``--ema`` choice for ``task``: None means "when the run was trained with gan.ema"."""
+    has_ema = getattr(task, "ema", None) is not None
+    if requested and not has_ema:
+        raise ConfigError(f"--ema: {run} was trained without an EMA generator (gan.ema=0)")
+    return has_ema if requested is None else requested
 
 
 def seeded_noise(task, n: int, seed: int = 0, batch_size: int = 256) -> torch.Tensor:

@@ -9,18 +9,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gankit.cli_options import add_ema_option
 from gankit.errors import ConfigError
 
 
 def _gan_run(args: argparse.Namespace):
     """``(cfg, task, step)`` of a run that has a generator, with --ema checked."""
-    from gankit.sampling import load_run
+    from gankit.sampling import load_run, resolve_ema
 
     cfg, task, step = load_run(args.run, device=args.device)
     if not hasattr(task, "noise"):
         raise ConfigError(f"{args.run} is a {cfg.task} run: it has no generator to walk")
-    if args.ema and getattr(task, "ema", None) is None:
-        raise ConfigError(f"--ema: {args.run} was trained without an EMA generator (gan.ema=0)")
+    args.ema = resolve_ema(args.ema, task, args.run)
     return cfg, task, step
 
 
@@ -63,7 +63,7 @@ def _cmd_arithmetic(args: argparse.Namespace) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run directory")
-    p.add_argument("--ema", action="store_true", help="use the EMA generator")
+    add_ema_option(p)
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
 
