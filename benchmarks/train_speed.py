@@ -3,8 +3,9 @@
 1. DCGAN-64 (ngf = ndf = 64, 3 channels): gankit's full training loop vs a plain eager reference
    loop of the same networks in the style of the PyTorch DCGAN example (BCE on sigmoid outputs,
    separate real/fake D passes, one G step per batch, data from a DataLoader over a float tensor).
-2. dcgan-mnist: gankit's in-memory uint8 data path vs a per-image DataLoader path
-   (torchvision-style Dataset returning one padded, normalised image per __getitem__).
+2. dcgan-mnist (the default recipe's nets and step): gankit's in-memory uint8 data path vs a
+   per-image DataLoader path (torchvision-style Dataset returning one normalised image per
+   __getitem__, two workers).
 
 Rounds alternate ours/theirs so that machine noise hits both; the medians are reported.
 
@@ -92,17 +93,20 @@ def reference_dcgan(images: torch.Tensor, steps: int, batch: int, device: torch.
 
 
 class PerImageMNIST(Dataset):
-    """One image per __getitem__, padded to 32 and normalised: the usual torchvision pipeline."""
+    """One image per __getitem__, padded to the recipe's size and normalised: the usual
+    torchvision pipeline."""
 
-    def __init__(self, images: torch.Tensor):
+    def __init__(self, images: torch.Tensor, size: int):
         self.images = images  # uint8 (N, 1, 28, 28)
+        self.pad = (size - images.shape[-1]) // 2
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, i: int) -> torch.Tensor:
         x = self.images[i].float().div(255)
-        x = torch.nn.functional.pad(x, (2, 2, 2, 2))
+        if self.pad:
+            x = torch.nn.functional.pad(x, (self.pad,) * 4)
         return (x - 0.5) / 0.5
 
 
@@ -130,7 +134,8 @@ def main() -> None:
         for k in ("dcgan64_ours", "dcgan64_reference", "mnist_in_memory", "mnist_per_image_loader")
     }
     mnist = load_source(build_config("dcgan-mnist").data, progress=False)
-    raw = mnist.images[:, :, 2:30, 2:30].contiguous()
+    o = (mnist.images.shape[-1] - 28) // 2  # the in-memory images are padded to the recipe's size
+    raw = mnist.images[:, :, o : o + 28, o : o + 28].contiguous()
     for _ in range(a.rounds):
         results["dcgan64_ours"].append(ours(base64, a.steps, "dcgan"))
         results["dcgan64_reference"].append(reference_dcgan(data64, a.steps, a.batch64, dev))
@@ -169,7 +174,7 @@ def per_image_loader_run(raw: torch.Tensor, steps: int, device: torch.device) ->
     cfg = build_config("dcgan-mnist", [f"train.device={device}"])
     task = GANTask(cfg, Runtime(device))
     loader = DataLoader(
-        PerImageMNIST(raw),
+        PerImageMNIST(raw, cfg.data.image_size),
         batch_size=cfg.train.batch_size,
         shuffle=True,
         drop_last=True,

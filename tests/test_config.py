@@ -20,8 +20,9 @@ def test_defaults_recipe_and_overrides_layer():
     assert cfg.recipe == "dcgan-mnist"
     assert cfg.train.steps == 7 and cfg.gan.loss == "hinge"
     assert cfg.optim_d.lr == 1e-3 and cfg.optim_g.betas == (0.0, 0.9)
-    assert cfg.data.source == "builtin:mnist" and cfg.data.image_size == 32  # from the recipe
-    assert cfg.train.batch_size == 64
+    assert cfg.data.source == "builtin:mnist" and cfg.data.image_size == 28  # from the recipe
+    assert cfg.train.batch_size == 128 and cfg.model.arch == "mnist-dc"  # from the recipe
+    assert cfg.gan.d_steps == 1  # a dataclass default the recipe leaves alone
 
 
 def test_default_recipe_is_dcgan_mnist():
@@ -42,7 +43,8 @@ def test_round_trip_through_dict():
         ("train.steps=-3", "must be positive"),
         ("gan.loss=wgangp", "did you mean wgan-gp"),
         ("data.channels=2", "choose one of 1, 3"),
-        ("data.image_size=100", "nearest: 96"),
+        ("data.image_size=100", "set data.image_size=28"),
+        (["model.arch=dcgan", "data.image_size=100"], "nearest: 96"),
         ("optim_g.betas=[0.5, 1.5]", "must be in [0, 1)"),
         ("gan.ema=1.0", "must be in [0, 1)"),
         ("data.source=ftp://x", "data.source"),
@@ -52,7 +54,7 @@ def test_round_trip_through_dict():
 )
 def test_bad_values_fail_with_one_line_hint(override, fragment):
     with pytest.raises(ConfigError) as e:
-        build_config("dcgan-mnist", [override])
+        build_config("dcgan-mnist", override if isinstance(override, list) else [override])
     assert fragment in str(e.value)
     assert "\n" not in str(e.value)
 

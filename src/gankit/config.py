@@ -429,6 +429,7 @@ def load_config(path: str | Path) -> Config:
 def validate(cfg: Config) -> None:
     """Impossible values and combinations fail here, at start-up, with the allowed choices."""
     from gankit.nets import check_image_size
+    from gankit.nets.mnist_dc import check_mnist_dc_size
     from gankit.objectives import OBJECTIVES
 
     positive = {
@@ -488,6 +489,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"model.n_extra_layers={cfg.model.n_extra_layers} must be >= 0")
     if cfg.model.arch == "dcgan" and cfg.task != "classifier":
         check_image_size(cfg.data.image_size)
+    if cfg.model.arch == "mnist-dc" and cfg.task != "classifier":
+        check_mnist_dc_size(cfg.data.image_size)
     if cfg.data.load_size is not None and cfg.data.load_size < cfg.data.image_size:
         raise ConfigError(
             f"data.load_size={cfg.data.load_size} is smaller than data.image_size={cfg.data.image_size}"

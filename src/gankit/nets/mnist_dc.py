@@ -17,7 +17,8 @@ from gankit.errors import ConfigError
 SIZE = 28
 
 
-def _check_size(image_size: int) -> None:
+def check_mnist_dc_size(image_size: int) -> None:
+    """Raise ConfigError unless ``image_size`` is the 28 the pair is built for."""
     if image_size != SIZE:
         raise ConfigError(
             f"data.image_size={image_size} is not supported by mnist-dc: "
@@ -32,7 +33,7 @@ class MnistDCDiscriminator(nn.Module):
 
     def __init__(self, channels: int = 1, image_size: int = SIZE):
         super().__init__()
-        _check_size(image_size)
+        check_mnist_dc_size(image_size)
         self.net = nn.Sequential(
             nn.Conv2d(channels, 32, 5),
             nn.LeakyReLU(0.01),
@@ -57,7 +58,7 @@ class MnistDCGenerator(nn.Module):
 
     def __init__(self, nz: int = 96, channels: int = 1, image_size: int = SIZE):
         super().__init__()
-        _check_size(image_size)
+        check_mnist_dc_size(image_size)
         self.nz = nz
         self.net = nn.Sequential(
             nn.Linear(nz, 1024),
