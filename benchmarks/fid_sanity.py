@@ -6,8 +6,8 @@ float64 statistics, scipy sqrtm):
 - FID(MNIST train[:n], MNIST test[:n])          REFERENCE.md: 9.5 at n = 2,000, 1.65 at n = 10,000
 - FID(MNIST test[:n], Fashion-MNIST test[:n])   REFERENCE.md: 185 at n = 2,000
 
-and prints one JSON object. Inception runs at about 11 images/s on 2 CPU cores, so n = 10,000 takes
-about 45 minutes there (minutes on a GPU); features are cached per (extractor, set, n) in the
+and prints one JSON object. Inception runs at about 5 images/s on this project's 2 CPU cores (n = 2,000
+took 27 minutes), so n = 10,000 takes over an hour there (minutes on a GPU); features are cached per (extractor, set, n) in the
 gankit cache folder, so a second run is instant. ``--n 20`` is a smoke test.
 
     python benchmarks/fid_sanity.py [--n 10000] [--data ../shared/datasets] [--device cuda]
