@@ -4,7 +4,7 @@ A sample counts as a confidently recognised digit when the judge's softmax is >=
 (REFERENCE.md: this judge gives >= 0.9 on about 92 % of real MNIST test images). Prints JSON:
 fraction confident, classes present, the class histogram, and the judge's test accuracy.
 
-    python benchmarks/digit_judge.py RUN [--n 1000] [--ema] [--mnist ../shared/datasets/mnist]
+    python benchmarks/digit_judge.py RUN [--n 1000] [--ema | --no-ema] [--mnist ../shared/datasets/mnist]
 """
 
 from __future__ import annotations
@@ -102,7 +102,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("run", nargs="?")
     ap.add_argument("--n", type=int, default=1000)
-    ap.add_argument("--ema", action="store_true")
+    ap.add_argument(
+        "--ema",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="judge the EMA generator (default: when the run has one, as gankit sample does)",
+    )
     ap.add_argument("--ckpt", help="a checkpoint of the run (default: the newest)")
     ap.add_argument("--seed", type=int, default=123)
     ap.add_argument("--real", action="store_true", help="judge real MNIST test images instead")
@@ -115,11 +120,12 @@ def main() -> None:
         x, _ = load_mnist(a.mnist, False)
         res = judge(net, x[: a.n] * 2 - 1)
     else:
-        from gankit.sampling import generate, load_run
+        from gankit.sampling import generate, load_run, resolve_ema
 
         _, task, step = load_run(a.run, checkpoint=a.ckpt)
-        res = judge(net, generate(task, a.n, seed=a.seed, ema=a.ema))
-        res["step"] = step
+        ema = resolve_ema(a.ema, task, a.run)
+        res = judge(net, generate(task, a.n, seed=a.seed, ema=ema))
+        res["step"], res["ema"] = step, ema
     res["judge_test_accuracy"] = acc
     print(json.dumps(res))
 
