@@ -153,8 +153,13 @@ def test_one_digit_generator_is_flagged_by_modes(digits, clf):
 
 
 def test_bad_inputs_give_one_line_errors(gan_run, clf, tmp_path, capsys):
+    (tmp_path / "one.png").write_bytes(b"")
     cases = {
         "missing run": ([tmp_path / "nope", "--ref", "builtin:mnist"], "does not exist"),
+        "a file, not a folder": (
+            [tmp_path / "one.png", "--ref", "builtin:mnist", "--metrics", "modes"],
+            "is not a folder: give a GAN run directory or a folder of images",
+        ),
         "unknown metric": ([gan_run, "--ref", "builtin:mnist", "--metrics", "fid,isc"], "isc"),
         "unknown ref": ([gan_run, "--ref", "imagenet", "--metrics", "modes"], "imagenet"),
         "missing ref folder": (

@@ -208,7 +208,9 @@ def folder_samples(
     folder: str | Path, n: int, *, fit: str = "resize", progress: bool = True
 ) -> Samples:
     """Up to ``n`` images of a folder (sorted names), at the first image's size and channels."""
-    files = scan_images(folder)
+    files = scan_images(
+        folder, label="gankit evaluate:", hint="give a GAN run directory or a folder of images"
+    )
     try:
         with Image.open(files[0]) as first:
             size, mode = min(first.size), first.mode

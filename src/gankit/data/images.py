@@ -22,13 +22,21 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
-def scan_images(root: str | os.PathLike) -> list[Path]:
-    """All files under ``root`` (recursively) whose extension is an image extension, sorted."""
+def scan_images(
+    root: str | os.PathLike,
+    *,
+    label: str = "data folder",
+    hint: str = "check the path in data.source",
+) -> list[Path]:
+    """All files under ``root`` (recursively) whose extension is an image extension, sorted.
+
+    ``label`` and ``hint`` word the error for a missing or non-folder ``root`` after the option
+    that named it (``data.source`` by default; e.g. ``faces: SRC`` for a command's argument).
+    """
     root = Path(root)
-    if not root.exists():
-        raise DataError(f"data folder {root} does not exist: check the path in data.source")
     if not root.is_dir():
-        raise DataError(f"{root} is not a folder: data.source=folder:PATH needs a folder of images")
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise DataError(f"{label} {root} {what}: {hint}")
     files = sorted(
         p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
     )

@@ -148,14 +148,14 @@ def crop_faces(
             "--min-neighbors >= 0"
         )
     src, dst = Path(src), Path(dst)
-    # scan_images words its errors for data.source; here the folder is the SRC argument.
-    if not src.is_dir():
-        what = "is not a folder" if src.exists() else "does not exist"
-        raise DataError(f"faces: SRC {src} {what}: give the folder of pictures to crop")
-    classifier = load_cascade(cascade)
     dst_resolved = dst.resolve()
     # Skip our own output when DST lies inside SRC, so reruns do not crop crops.
-    files = [f for f in scan_images(src) if dst_resolved not in f.resolve().parents]
+    files = [
+        f
+        for f in scan_images(src, label="faces: SRC", hint="give the folder of pictures to crop")
+        if dst_resolved not in f.resolve().parents
+    ]
+    classifier = load_cascade(cascade)
     dst.mkdir(parents=True, exist_ok=True)
     report = FaceReport()
     used: set[Path] = set()
