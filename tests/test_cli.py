@@ -1,5 +1,6 @@
 """The command line as a user meets it: commands work, bad input gives one line and exit 2."""
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -169,6 +170,10 @@ def bad_inputs(tmp: Path, trained_run: Path) -> dict[str, list[str]]:
 
 def test_bad_inputs_give_one_line_errors(trained_run, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    handlers = list(logging.getLogger("gankit").handlers)
     for name, args in bad_inputs(tmp_path, trained_run).items():
         code = main(args)
         err = capsys.readouterr().err.strip()
@@ -176,6 +181,11 @@ def test_bad_inputs_give_one_line_errors(trained_run, tmp_path, capsys, monkeypa
         assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, (
             f"{name}: {err!r}"
         )
+        # A run that fails while setting up leaves no empty run directory and no open log file
+        # (which would collect the next run's messages).
+        left = sorted(p.name for p in (cwd / "runs").glob("*")) if (cwd / "runs").exists() else []
+        assert left == [], f"{name}: left {left} in runs/"
+        assert logging.getLogger("gankit").handlers == handlers, f"{name}: log handler leaked"
 
 
 def test_corrupt_images_are_skipped_counted_and_listed(tmp_path, capsys):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import signal
 import threading
 import time
@@ -150,10 +151,29 @@ def train(cfg: Config, run_dir: str | Path | None = None, resume: bool = False) 
     """
     # Phase 1: run directory and reproducibility.
     run_dir = Path(run_dir) if run_dir else new_run_dir(cfg.recipe)
+    created = not run_dir.exists()
     for sub in ("samples", "checkpoints"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
     handler = _setup_logging(run_dir)
+    try:
+        return _train(cfg, run_dir, resume)
+    except BaseException:
+        if created and not (run_dir / "metrics.jsonl").exists():
+            # A new run that failed while setting up (bad data, missing device, ...) holds only
+            # its config; leaving it would clutter runs/. Once steps ran (metrics.jsonl exists),
+            # everything is kept for the post-mortem.
+            log.removeHandler(handler)
+            handler.close()
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _train(cfg: Config, run_dir: Path, resume: bool) -> Path:
+    """Phases 2-4 of :func:`train`, in a run directory that exists and is logged to."""
     torch.manual_seed(cfg.seed)
     runtime = Runtime.from_config(cfg.train)
 
@@ -301,6 +321,4 @@ def train(cfg: Config, run_dir: str | Path | None = None, resume: bool = False) 
     finally:
         bar.close()
         metrics.close()
-        log.removeHandler(handler)
-        handler.close()
     return run_dir
