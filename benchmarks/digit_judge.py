@@ -4,7 +4,7 @@ A sample counts as a confidently recognised digit when the judge's softmax is >=
 (REFERENCE.md: this judge gives >= 0.9 on about 92 % of real MNIST test images). Prints JSON:
 fraction confident, classes present, the class histogram, and the judge's test accuracy.
 
-    python benchmarks/digit_judge.py RUN [--n 1000] [--ema | --no-ema] [--mnist ../shared/datasets/mnist]
+    python benchmarks/digit_judge.py RUN [--n 1000] [--ema | --no-ema] [--rank-by-d FROM] [--mnist ../shared/datasets/mnist]
 """
 
 from __future__ import annotations
@@ -110,6 +110,13 @@ def main() -> None:
     )
     ap.add_argument("--ckpt", help="a checkpoint of the run (default: the newest)")
     ap.add_argument("--seed", type=int, default=123)
+    ap.add_argument(
+        "--rank-by-d",
+        type=int,
+        metavar="FROM",
+        help="judge the n of FROM samples the run's discriminator scores highest (as gankit "
+        "sample --rank-by-d --top n --from FROM)",
+    )
     ap.add_argument("--real", action="store_true", help="judge real MNIST test images instead")
     ap.add_argument(
         "--mnist", default=str(Path(__file__).resolve().parents[2] / "shared/datasets/mnist")
@@ -120,12 +127,17 @@ def main() -> None:
         x, _ = load_mnist(a.mnist, False)
         res = judge(net, x[: a.n] * 2 - 1)
     else:
-        from gankit.sampling import generate, load_run, resolve_ema
+        from gankit.sampling import generate, load_run, rank_by_discriminator, resolve_ema
 
         _, task, step = load_run(a.run, checkpoint=a.ckpt)
         ema = resolve_ema(a.ema, task, a.run)
-        res = judge(net, generate(task, a.n, seed=a.seed, ema=ema))
-        res["step"], res["ema"] = step, ema
+        if a.rank_by_d:
+            images = generate(task, a.rank_by_d, seed=a.seed, ema=ema)
+            images = rank_by_discriminator(task, images, a.n)
+        else:
+            images = generate(task, a.n, seed=a.seed, ema=ema)
+        res = judge(net, images)
+        res["step"], res["ema"], res["rank_by_d_from"] = step, ema, a.rank_by_d
     res["judge_test_accuracy"] = acc
     print(json.dumps(res))
 
