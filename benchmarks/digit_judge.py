@@ -122,6 +122,10 @@ def main() -> None:
         "--mnist", default=str(Path(__file__).resolve().parents[2] / "shared/datasets/mnist")
     )
     a = ap.parse_args()
+    if a.rank_by_d is not None and a.rank_by_d < a.n:
+        ap.error(
+            f"--rank-by-d {a.rank_by_d} must be at least --n {a.n}: it keeps n of FROM samples"
+        )
     net, acc = get_judge(a.mnist)
     if a.real:
         x, _ = load_mnist(a.mnist, False)
@@ -131,7 +135,7 @@ def main() -> None:
 
         _, task, step = load_run(a.run, checkpoint=a.ckpt)
         ema = resolve_ema(a.ema, task, a.run)
-        if a.rank_by_d:
+        if a.rank_by_d is not None:
             images = generate(task, a.rank_by_d, seed=a.seed, ema=ema)
             images = rank_by_discriminator(task, images, a.n)
         else:

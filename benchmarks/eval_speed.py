@@ -27,19 +27,15 @@ import json
 import platform
 import tempfile
 import time
-from pathlib import Path
 
 import torch
+from fid_sanity import shared_inception  # a sibling script: benchmarks/ is on sys.path
 
 from gankit.config import DataConfig
 from gankit.data.sources import load_source
 from gankit.evaluation import load_reference
 from gankit.metrics import compute_fid, compute_kid, compute_prdc
 from gankit.metrics.features import InceptionFeatures, find_inception, reference_features
-
-SHARED_INCEPTION = (
-    Path(__file__).resolve().parents[2] / "shared/datasets/inception/inception-2015-12-05.pt"
-)
 
 
 def timed(fn):
@@ -60,8 +56,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=50)
     args = parser.parse_args()
-    if args.inception is None and SHARED_INCEPTION.is_file():
-        args.inception = str(SHARED_INCEPTION)
+    args.inception = args.inception or shared_inception()
 
     like = DataConfig(source="builtin:mnist", image_size=28, channels=1, fit="pad")
     digits = load_source(like, progress=False).images

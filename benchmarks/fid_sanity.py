@@ -38,6 +38,12 @@ REFERENCE = {
 }
 
 
+def shared_inception(data: Path = DEFAULT_DATA) -> Path | None:
+    """The FID Inception in the shared datasets folder, when it is there (benchmarks only)."""
+    path = data / "inception" / "inception-2015-12-05.pt"
+    return path if path.is_file() else None
+
+
 def read_images(path: Path, n: int) -> torch.Tensor:
     """The first n images of an idx3 .gz file as uint8 (n, 1, 28, 28); the file is only read."""
     raw = gzip.decompress(path.read_bytes())
@@ -74,9 +80,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    inception = args.inception
-    if inception is None and (args.data / "inception" / "inception-2015-12-05.pt").is_file():
-        inception = args.data / "inception" / "inception-2015-12-05.pt"
+    inception = args.inception or shared_inception(args.data)
     extractor = InceptionFeatures(inception, device=args.device, batch_size=args.batch_size)
     files = {
         "mnist-train": args.data / "mnist/MNIST/raw/train-images-idx3-ubyte.gz",

@@ -157,19 +157,18 @@ def train(cfg: Config, run_dir: str | Path | None = None, resume: bool = False) 
     save_config(cfg, run_dir / "config.yaml")
     handler = _setup_logging(run_dir)
     try:
-        return _train(cfg, run_dir, resume)
+        try:
+            return _train(cfg, run_dir, resume)
+        finally:
+            log.removeHandler(handler)
+            handler.close()
     except BaseException:
         if created and not (run_dir / "metrics.jsonl").exists():
             # A new run that failed while setting up (bad data, missing device, ...) holds only
             # its config; leaving it would clutter runs/. Once steps ran (metrics.jsonl exists),
             # everything is kept for the post-mortem.
-            log.removeHandler(handler)
-            handler.close()
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    finally:
-        log.removeHandler(handler)
-        handler.close()
 
 
 def _train(cfg: Config, run_dir: Path, resume: bool) -> Path:
