@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from gankit.compat import cs231n
-from gankit.config import build_config
+from gankit.configure import build_config
 from gankit.loop import train
 
 BATCH = 128

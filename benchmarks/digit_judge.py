@@ -131,9 +131,11 @@ def main() -> None:
         x, _ = load_mnist(a.mnist, False)
         res = judge(net, x[: a.n] * 2 - 1)
     else:
-        from gankit.sampling import generate, load_run, rank_by_discriminator, resolve_ema
+        from gankit.runs import load_run
+        from gankit.sampling import generate, rank_by_discriminator, resolve_ema
 
-        _, task, step = load_run(a.run, checkpoint=a.ckpt)
+        run = load_run(a.run, checkpoint=a.ckpt)
+        task, step = run.model, run.step
         ema = resolve_ema(a.ema, task, a.run)
         if a.rank_by_d is not None:
             images = generate(task, a.rank_by_d, seed=a.seed, ema=ema)

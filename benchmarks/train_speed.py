@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from gankit.config import build_config
+from gankit.configure import build_config
 from gankit.data.sources import load_source
 from gankit.loop import train
 from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
@@ -169,10 +169,11 @@ def main() -> None:
 def per_image_loader_run(raw: torch.Tensor, steps: int, device: torch.device) -> float:
     """gankit's dcgan-mnist networks and step, fed by a per-image DataLoader; img/s after warm-up."""
     from gankit.runtime import Runtime
+    from gankit.tasks.base import Streams
     from gankit.tasks.gan import GANTask
 
     cfg = build_config("dcgan-mnist", [f"train.device={device}"])
-    task = GANTask(cfg, Runtime(device))
+    task = GANTask(cfg, Runtime(device), {})
     loader = DataLoader(
         PerImageMNIST(raw, cfg.data.image_size),
         batch_size=cfg.train.batch_size,
@@ -187,7 +188,7 @@ def per_image_loader_run(raw: torch.Tensor, steps: int, device: torch.device) ->
             for x in loader:
                 yield x.to(device)
 
-    stream, warm = batches(), max(1, steps // 4)
+    stream, warm = Streams({"real": batches()}), max(1, steps // 4)
     for i in range(steps):
         if i == warm:
             t0 = time.perf_counter()

@@ -33,13 +33,15 @@ def image_folder(tmp_path: Path) -> Path:
 
 
 TINY = [
-    "model.arch=dcgan",
-    "model.noise=normal",
-    "model.init=normal02",
+    "nets.G.arch=dcgan",
+    "nets.D.arch=dcgan",
+    "gan.noise=normal",
+    "nets.G.init=normal02",
+    "nets.D.init=normal02",
     "data.image_size=16",
-    "model.ngf=4",
-    "model.ndf=4",
-    "model.nz=8",
+    "nets.G.ngf=4",
+    "nets.D.ndf=4",
+    "nets.G.nz=8",
     "train.batch_size=4",
     "train.n_preview=4",
     "train.progress=false",

@@ -13,7 +13,8 @@ from PIL import Image
 
 from gankit.checkpoint import latest_checkpoint, load_checkpoint
 from gankit.cli import main
-from gankit.config import DataConfig, build_config, from_dict, recipe_names, to_dict
+from gankit.config import DataConfig, recipe_names, to_dict
+from gankit.configure import build_config, from_dict
 from gankit.data.sources import load_source
 from gankit.data.stream import make_stream
 from gankit.errors import ConfigError, DataError
@@ -49,12 +50,13 @@ def colours(tmp_path_factory) -> Path:
 
 def tiny(data: Path, *extra: str) -> list[str]:
     """Overrides that make darknet-cifar10 a job of a second or two on the colour folders."""
+    darknet = [] if "nets.net.arch=mnistnet" in extra else ["nets.net.num_blocks=[1, 1]"]
     return [
         f"data.source=folder:{data}",
         "data.image_size=12",
         "data.workers=0",
-        "classifier.nf=4",
-        "classifier.num_blocks=[1, 1]",
+        "nets.net.nf=4",
+        *darknet,
         "classifier.lr=0.05",
         "classifier.eval_batch_size=20",
         "train.batch_size=8",
@@ -137,8 +139,8 @@ def test_config_round_trip_and_gan_configs_unaffected():
     for name in ("darknet-cifar10", "darknet-cifar10-cpu", "classifier-mnist", "dcgan-mnist"):
         cfg = build_config(name)
         assert from_dict(to_dict(cfg)) == cfg
-    cfg = build_config("darknet-cifar10", ["classifier.num_blocks=[1, 1, 2, 1]"])
-    assert cfg.task == "classifier" and cfg.classifier.num_blocks == (1, 1, 2, 1)
+    cfg = build_config("darknet-cifar10", ["nets.net.num_blocks=[1, 1, 2, 1]"])
+    assert cfg.task == "classifier" and cfg.nets["net"].num_blocks == (1, 1, 2, 1)
     assert build_config("dcgan-mnist").task == "gan"
 
 
@@ -149,9 +151,9 @@ def test_config_round_trip_and_gan_configs_unaffected():
         ("classifier.div=1", "classifier.div=1"),
         ("classifier.mom_min=0.99", "mom_min <= mom_max"),
         ("classifier.mean=[0.5]", "one value per channel"),
-        ("classifier.num_blocks=[]", "one count >= 0 per group"),
-        ("classifier.arch=resnet", "choose one of darknet, mnistnet"),
-        ("classifier.num_blocks=[1, 1, 1, 1, 1, 1, 1]", "too small"),
+        ("nets.net.num_blocks=[]", "one count >= 0 per group"),
+        ("nets.net.arch=resnet", "choose one of darknet, mnistnet"),
+        ("nets.net.num_blocks=[1, 1, 1, 1, 1, 1, 1]", "too small"),
         ("data.source=lmdb:/x", "needs labelled data"),
     ],
 )
@@ -165,7 +167,7 @@ def test_bad_classifier_values_fail_in_one_line(override, fragment):
 
 
 def test_task_learns_and_evaluates_each_epoch(colours, tmp_path):
-    extra = ("classifier.arch=mnistnet", "train.epochs=6", "train.log_every=6")
+    extra = ("nets.net.arch=mnistnet", "train.epochs=6", "train.log_every=6")
     run = train(build_config("darknet-cifar10", tiny(colours, *extra)), tmp_path / "run")
     train_rows = [r for r in rows(run) if "loss" in r]
     test_rows = [r for r in rows(run) if "test_acc" in r]
@@ -185,13 +187,13 @@ def test_task_learns_and_evaluates_each_epoch(colours, tmp_path):
 
 @pytest.mark.parametrize("arch", ["darknet", "mnistnet"])
 def test_stop_and_resume_is_bit_exact(colours, tmp_path, monkeypatch, arch):
-    extra = (f"classifier.arch={arch}", "train.steps=10", "classifier.eval_every=4")
+    extra = (f"nets.net.arch={arch}", "train.steps=10", "classifier.eval_every=4")
     straight = train(build_config("darknet-cifar10", tiny(colours, *extra)), tmp_path / "a")
     original = ClassifierTask.step
 
     def term_at_5(self, batches):  # a real SIGTERM in the middle of the run
         out = original(self, batches)
-        if self.n_step == 5:
+        if self.sched.last_epoch == 5:
             signal.raise_signal(signal.SIGTERM)
         return out
 
@@ -200,14 +202,15 @@ def test_stop_and_resume_is_bit_exact(colours, tmp_path, monkeypatch, arch):
     assert load_checkpoint(latest_checkpoint(stopped))["step"] == 5
     monkeypatch.setattr(ClassifierTask, "step", original)
     resumed = train(build_config(str(stopped / "config.yaml")), stopped, resume=True)
-    sa = load_checkpoint(latest_checkpoint(straight))["task_state"]
-    sb = load_checkpoint(latest_checkpoint(resumed))["task_state"]
-    assert sa["step"] == sb["step"] == 10
-    for k, v in sa["net"].items():
-        assert torch.equal(v, sb["net"][k]), f"{k} differs after resume"
-    for k, v in sa["opt"]["state"].items():
-        assert torch.equal(v["momentum_buffer"], sb["opt"]["state"][k]["momentum_buffer"])
-    assert sa["opt"]["param_groups"][0]["lr"] == sb["opt"]["param_groups"][0]["lr"]
+    sa = load_checkpoint(latest_checkpoint(straight))["parts"]
+    sb = load_checkpoint(latest_checkpoint(resumed))["parts"]
+    assert sa["scheds"]["net"]["last_epoch"] == sb["scheds"]["net"]["last_epoch"] == 10
+    for k, v in sa["nets"]["net"].items():
+        assert torch.equal(v, sb["nets"]["net"][k]), f"{k} differs after resume"
+    oa, ob = sa["optims"]["net"], sb["optims"]["net"]
+    for k, v in oa["state"].items():
+        assert torch.equal(v["momentum_buffer"], ob["state"][k]["momentum_buffer"])
+    assert oa["param_groups"][0]["lr"] == ob["param_groups"][0]["lr"]
     tests_a = [r for r in rows(straight) if "test_acc" in r]
     tests_b = [r for r in rows(resumed) if "test_acc" in r]
     assert [(r["step"], r["test_loss"]) for r in tests_a] == [
@@ -218,8 +221,8 @@ def test_stop_and_resume_is_bit_exact(colours, tmp_path, monkeypatch, arch):
 def test_evaluate_with_and_without_flip_tta(colours):
     cfg = build_config("darknet-cifar10", tiny(colours, "train.steps=10"))
     data = load_source(cfg.data, progress=False, with_labels=True)
-    ClassifierTask.resolve_config(cfg, data)
-    task = ClassifierTask(cfg, Runtime.from_config(cfg.train))
+    ClassifierTask.resolve(cfg, {"labelled": data})
+    task = ClassifierTask(cfg, Runtime.from_config(cfg.train), {})
     x = data.images[:7]
     plain, tta = task.predict(x, tta_flip=False), task.predict(x, tta_flip=True)
     mirrored = task.predict(x.flip(-1), tta_flip=False)
@@ -237,7 +240,7 @@ def test_evaluate_with_and_without_flip_tta(colours):
 @pytest.fixture(scope="module")
 def trained(colours, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("clf") / "run"
-    extra = ("classifier.arch=mnistnet", "train.epochs=4", "classifier.tta_flip=true")
+    extra = ("nets.net.arch=mnistnet", "train.epochs=4", "classifier.tta_flip=true")
     assert main(["train", "darknet-cifar10", *tiny(colours, *extra), "--out", str(out)]) == 0
     return out
 

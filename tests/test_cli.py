@@ -136,7 +136,7 @@ def bad_inputs(tmp: Path, trained_run: Path) -> dict[str, list[str]]:
     return {
         "unknown key": ["train", "train.stesp=3"],
         "wrong type": ["train", "train.steps=lots"],
-        "impossible value": ["train", "optim_g.lr=-1"],
+        "impossible value": ["train", "optim.G.lr=-1"],
         "unsupported size": ["train", "data.image_size=100"],
         "unknown recipe": ["train", "dcgan-mnsit"],
         "unknown loss": ["train", "gan.loss=wassertein"],

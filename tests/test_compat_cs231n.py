@@ -9,11 +9,16 @@ from torch import nn
 
 from gankit.checkpoint import latest_checkpoint, load_checkpoint
 from gankit.compat import cs231n
-from gankit.config import ModelConfig, build_config
+from gankit.configure import build_config
 from gankit.errors import ConfigError
 from gankit.loop import train
-from gankit.nets import build_discriminator, build_generator, count_parameters
-from gankit.nets.mnist_dc import MnistDCDiscriminator, MnistDCGenerator
+from gankit.nets import build_net, count_parameters
+from gankit.nets.mnist_dc import (
+    MnistDCDiscriminator,
+    MnistDCDiscriminatorOptions,
+    MnistDCGenerator,
+    MnistDCGeneratorOptions,
+)
 
 RECIPES = ["cs231n-gan", "cs231n-lsgan", "cs231n-dcgan"]
 
@@ -140,13 +145,16 @@ def test_dc_nets_with_initialize_weights_match_the_course():
 
 
 def test_mnist_dc_registered_and_28_only():
-    m = ModelConfig(arch="mnist-dc", nz=96)
-    assert build_generator(m, 28, 1)(torch.rand(2, 96)).shape == (2, 1, 28, 28)
-    assert count_parameters(build_discriminator(m, 28, 1)) == 1_102_721
-    for build in (build_generator, build_discriminator):
+    g_opts = MnistDCGeneratorOptions(arch="mnist-dc", nz=96)
+    d_opts = MnistDCDiscriminatorOptions(arch="mnist-dc")
+    assert build_net("generator", g_opts, 28, 1)(torch.rand(2, 96)).shape == (2, 1, 28, 28)
+    assert count_parameters(build_net("discriminator", d_opts, 28, 1)) == 1_102_721
+    for kind, opts in (("generator", g_opts), ("discriminator", d_opts)):
         with pytest.raises(ConfigError, match="image_size=32 is not supported by mnist-dc") as e:
-            build(m, 32, 1)
+            build_net(kind, opts, 32, 1)
         assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="image_size=32 is not supported by mnist-dc"):
+        build_config("cs231n-dcgan", ["data.image_size=32"])
 
 
 # --- noise and optimizer ---------------------------------------------------------------------
@@ -243,10 +251,11 @@ def test_bce_loss(logits):
 ])  # fmt: skip
 def test_recipes_are_the_course_settings(name, arch, loss, epochs):
     cfg = build_config(name)
-    assert (cfg.model.arch, cfg.gan.loss, cfg.train.epochs) == (arch, loss, epochs)
+    assert (cfg.nets["G"].arch, cfg.nets["D"].arch) == (arch, arch)
+    assert (cfg.gan.loss, cfg.train.epochs) == (loss, epochs)
     assert (cfg.data.image_size, cfg.data.channels, cfg.data.limit) == (28, 1, 50_000)
-    assert (cfg.model.nz, cfg.model.noise, cfg.train.batch_size) == (96, "uniform", 128)
-    for opt in (cfg.optim_g, cfg.optim_d):
+    assert (cfg.nets["G"].nz, cfg.gan.noise, cfg.train.batch_size) == (96, "uniform", 128)
+    for opt in cfg.optim.values():
         assert (opt.name, opt.lr, opt.betas) == ("adam", 1e-3, (0.5, 0.999))
     assert cfg.description and "\n" not in cfg.description
 

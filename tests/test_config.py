@@ -1,27 +1,29 @@
 import pytest
 
 from gankit.config import (
+    MOVED,
     Config,
-    build_config,
-    from_dict,
+    changes,
+    is_structural,
     load_recipe,
     parse_overrides,
     recipe_names,
     to_dict,
 )
+from gankit.configure import build_config, from_dict, load_config
 from gankit.errors import ConfigError
 
 
 def test_defaults_recipe_and_overrides_layer():
     cfg = build_config(
         "dcgan-mnist",
-        ["train.steps=7", "gan.loss=hinge", "optim_d.lr=1e-3", "optim_g.betas=[0.0, 0.9]"],
+        ["train.steps=7", "gan.loss=hinge", "optim.D.lr=1e-3", "optim.G.betas=[0.0, 0.9]"],
     )
     assert cfg.recipe == "dcgan-mnist"
     assert cfg.train.steps == 7 and cfg.gan.loss == "hinge"
-    assert cfg.optim_d.lr == 1e-3 and cfg.optim_g.betas == (0.0, 0.9)
+    assert cfg.optim["D"].lr == 1e-3 and cfg.optim["G"].betas == (0.0, 0.9)
     assert cfg.data.source == "builtin:mnist" and cfg.data.image_size == 28  # from the recipe
-    assert cfg.train.batch_size == 128 and cfg.model.arch == "mnist-dc"  # from the recipe
+    assert cfg.train.batch_size == 128 and cfg.nets["G"].arch == "mnist-dc"  # from the recipe
     assert cfg.gan.d_steps == 1  # a dataclass default the recipe leaves alone
 
 
@@ -44,8 +46,17 @@ def test_round_trip_through_dict():
         ("gan.loss=wgangp", "did you mean wgan-gp"),
         ("data.channels=2", "choose one of 1, 3"),
         ("data.image_size=100", "set data.image_size=28"),
-        (["model.arch=dcgan", "data.image_size=100"], "nearest: 96"),
-        ("optim_g.betas=[0.5, 1.5]", "must be in [0, 1)"),
+        (["nets.G.arch=dcgan", "data.image_size=100"], "nearest: 96"),
+        ("optim.G.betas=[0.5, 1.5]", "must be in [0, 1)"),
+        ("nets.G.arch=resnet", "nets.G.arch='resnet' is not allowed: choose one of dcgan"),
+        ("nets.G.ngf=8", "unknown config key 'nets.G.ngf'"),  # mnist-dc has no width option
+        (["nets.G.arch=dcgan", "nets.G.ngff=8"], "did you mean nets.G.ngf"),
+        ("nets.E.arch=dcgan", "task gan has no such part"),
+        ("optim.C.lr=1", "its optim: G, D"),
+        ("classifier.lr=1", "belongs to task classifier"),
+        ("task=cyclegna", "task='cyclegna' is unknown"),
+        ("model.d_norm=spectral", "use nets.D.norm"),
+        ("optim_g.lr=1e-4", "use optim.G"),
         ("gan.ema=1.0", "must be in [0, 1)"),
         ("data.source=ftp://x", "data.source"),
         ("train.steps", "key.sub=value"),
@@ -87,3 +98,53 @@ def test_list_fields_from_yaml_or_comma_string():
     assert build_config("dcgan-mnist", ["gan.augment=[flip]"]).gan.augment == ["flip"]
     with pytest.raises(ConfigError, match="choose from translation"):
         build_config("dcgan-mnist", ["gan.augment=rotate"])
+
+
+def test_every_moved_key_fails_with_its_new_name():
+    for old, new in MOVED.items():
+        with pytest.raises(ConfigError) as e:
+            build_config("dcgan-mnist", [f"{old}=1"] if "." in old else [f"{old}.lr=1"])
+        assert f"use {new}" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_task_sections_read_as_attributes_and_round_trip_through_yaml(tmp_path):
+    from gankit.config import save_config
+
+    cfg = build_config("darknet-cifar10-cpu")
+    assert cfg.classifier is cfg.options["classifier"] and cfg.nets["net"].num_blocks == (
+        1,
+        1,
+        2,
+        1,
+    )
+    assert "gan" not in to_dict(cfg) and list(to_dict(cfg))[:7] == [
+        "recipe", "description", "task", "seed", "data", "nets", "classifier"
+    ]  # fmt: skip
+    save_config(cfg, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == cfg
+    with pytest.raises(AttributeError, match="no section 'gan'"):
+        _ = cfg.gan
+
+
+def test_broken_run_config_is_one_line(tmp_path):
+    bad = tmp_path / "config.yaml"
+    bad.write_text("task: gan\ntrain: {steps: [}\n")
+    with pytest.raises(ConfigError, match="is not valid YAML") as e:
+        load_config(bad)
+    assert "\n" not in str(e.value)
+
+
+def test_changes_and_structural_keys():
+    a = to_dict(build_config("dcgan-mnist"))
+    b = to_dict(build_config("dcgan-mnist", ["optim.G.lr=1e-5", "nets.G.nz=10"]))
+    assert changes(a, b) == [("nets.G.nz", 96, 10), ("optim.G.lr", 1e-3, 1e-5)]
+    assert is_structural("nets.G.nz") and is_structural("optim.D.name")
+    assert not is_structural("optim.G.lr") and not is_structural("train.steps")
+    assert is_structural("gan.noise", ["gan.noise"])
+
+
+def test_another_arch_on_the_command_line_starts_from_its_defaults():
+    cfg = build_config("darknet-cifar10", ["nets.net.arch=mnistnet", "nets.net.nf=8"])
+    assert cfg.nets["net"].arch == "mnistnet" and cfg.nets["net"].nf == 8
+    with pytest.raises(ConfigError, match="unknown config key 'nets.net.num_blocks'"):
+        build_config("darknet-cifar10", ["nets.net.arch=mnistnet", "nets.net.num_blocks=[1]"])

@@ -19,13 +19,13 @@ from PIL import Image
 from gankit import evaluation, evaluation_cli
 from gankit.checkpoint import best_checkpoint, load_checkpoint, read_best, save_checkpoint
 from gankit.cli import main
-from gankit.config import DataConfig, build_config, from_dict, load_config, merge_dicts, to_dict
+from gankit.config import DataConfig, merge_dicts, to_dict
+from gankit.configure import build_config, from_dict, load_config
 from gankit.data.sources import load_source
 from gankit.errors import CheckpointError, ConfigError
+from gankit.evaluation import TrainingEvaluator
 from gankit.loop import train
 from gankit.metrics import features
-from gankit.runtime import Runtime
-from gankit.tasks.gan import GANTask
 
 from conftest import SHARED, TINY
 
@@ -56,7 +56,7 @@ def clf(tmp_path_factory) -> Path:
         "data.image_size=16",
         "data.fit=resize",
         "data.limit=4000",
-        "classifier.nf=8",
+        "nets.net.nf=8",
         "classifier.pad=1",
         "classifier.lr=0.1",
         "classifier.eval_every=0",
@@ -279,8 +279,8 @@ def test_eval_every_logs_scores_and_keeps_best_across_resume(clf, tmp_path):
 
     # Evaluating never moves the training RNG: the resumed run equals a straight one.
     straight = train(eval_config(clf, "train.steps=6"), tmp_path / "straight")
-    a = load_checkpoint(run / "checkpoints" / "step-000006.pt")["task_state"]["G"]
-    b = load_checkpoint(straight / "checkpoints" / "step-000006.pt")["task_state"]["G"]
+    a = load_checkpoint(run / "checkpoints" / "step-000006.pt")["parts"]["nets"]["G"]
+    b = load_checkpoint(straight / "checkpoints" / "step-000006.pt")["parts"]["nets"]["G"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (
         cli(
@@ -292,10 +292,9 @@ def test_eval_every_logs_scores_and_keeps_best_across_resume(clf, tmp_path):
 
 
 def test_higher_is_better_metrics_and_eval_config_errors(clf):
-    cfg = eval_config(clf, "eval.metric=coverage")
-    assert GANTask(cfg, Runtime.from_config(cfg.train)).best_metric == ("eval_coverage", True)
-    cfg = eval_config(clf, "eval.metric=kid")
-    assert GANTask(cfg, Runtime.from_config(cfg.train)).best_metric == ("eval_kid", False)
+    for metric, higher in (("coverage", True), ("kid", False), ("fid", False)):
+        ev = TrainingEvaluator(eval_config(clf, f"eval.metric={metric}"), "cpu")
+        assert (ev.key, ev.higher_is_better) == (f"eval_{metric}", higher)
     assert build_config("dcgan-mnist").eval.every == 0  # off by default
     bad = {
         "eval.metric=is": "choose one of",
@@ -308,5 +307,5 @@ def test_higher_is_better_metrics_and_eval_config_errors(clf):
         with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")) as e:
             build_config("dcgan-mnist", [override])
         assert "\n" not in str(e.value)
-    with pytest.raises(ConfigError, match="GAN runs"):
+    with pytest.raises(ConfigError, match="a classifier run evaluates itself"):
         build_config("classifier-mnist", ["eval.every=10"])

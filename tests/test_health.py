@@ -5,10 +5,12 @@ import json
 import pytest
 import torch
 
-from gankit.config import HealthConfig, build_config
+from gankit.config import HealthConfig
+from gankit.configure import build_config
 from gankit.errors import ConfigError, TrainingError
-from gankit.health import HealthMonitor, gan_advice, preview_diversity, read_rows
+from gankit.health import HealthMonitor, preview_diversity, read_rows
 from gankit.loop import MetricsWriter, train
+from gankit.tasks.gan import gan_advice
 
 from conftest import TINY
 
@@ -158,12 +160,15 @@ def test_training_logs_preview_diversity(tmp_path):
 
 
 def test_advice_is_concrete_for_the_config():
-    plain = ["gan.label_smoothing=0", "gan.augment=[]", "model.d_norm=batch"]
-    cfg = build_config("dcgan-mnist", [*plain, "optim_d.lr=0.0004"])
+    plain = ["gan.label_smoothing=0", "gan.augment=[]", "nets.D.norm=batch"]
+    dcgan = ["nets.G.arch=dcgan", "nets.D.arch=dcgan", "data.image_size=32"]
+    cfg = build_config("dcgan-mnist", [*dcgan, *plain, "optim.D.lr=0.0004"])
     advice = gan_advice(cfg)
-    assert "optim_d.lr=0.0002" in advice["d_winning"]
+    assert "optim.D.lr=0.0002" in advice["d_winning"]
     assert "gan.label_smoothing=0.1" in advice["d_winning"]
-    assert "model.d_norm=spectral" in advice["collapse"]
+    assert "nets.D.norm=spectral" in advice["collapse"]
+    # mnist-dc's discriminator has no norm option: spectral norm is not suggested for it
+    assert "spectral" not in gan_advice(build_config("dcgan-mnist"))["collapse"]
     smoothed = gan_advice(build_config("dcgan-mnist", ["gan.label_smoothing=0.2"]))
     assert "label_smoothing" not in smoothed["d_winning"]
 

@@ -130,7 +130,7 @@ def test_lsun_export_cli(tmp_path, entries, capsys):
 
 def test_trains_directly_from_lmdb(tmp_path, entries):
     from gankit.checkpoint import latest_checkpoint, load_checkpoint
-    from gankit.config import build_config
+    from gankit.configure import build_config
     from gankit.loop import train
 
     from conftest import TINY

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gankit.checkpoint import latest_checkpoint, load_checkpoint
-from gankit.config import build_config
+from gankit.configure import build_config
 from gankit.errors import TrainingError
 from gankit.loop import train
 
@@ -66,17 +66,17 @@ def test_stop_and_resume_is_bit_exact(tmp_path, extra):
     straight = train(cfg_for("train.steps=8", *extra), tmp_path / "a")
     first = train(cfg_for("train.steps=5", *extra), tmp_path / "b")
     resumed = train(cfg_for("train.steps=8", *extra), first, resume=True)
-    sa = load_checkpoint(latest_checkpoint(straight))["task_state"]
-    sb = load_checkpoint(latest_checkpoint(resumed))["task_state"]
+    sa = load_checkpoint(latest_checkpoint(straight))["parts"]
+    sb = load_checkpoint(latest_checkpoint(resumed))["parts"]
     for net in ("G", "D"):
-        for k, v in sa[net].items():
-            assert torch.equal(v, sb[net][k]), f"{net}.{k} differs after resume"
-    assert sa["g_step"] == sb["g_step"] == 8
+        for k, v in sa["nets"][net].items():
+            assert torch.equal(v, sb["nets"][net][k]), f"{net}.{k} differs after resume"
+    assert int(sa["buffers"]["g_step"]) == int(sb["buffers"]["g_step"]) == 8
 
 
 def test_wgan_clips_critic_weights(tmp_path):
     run = train(cfg_for("train.steps=2", "gan.loss=wgan", "gan.d_steps=3"), tmp_path / "run")
-    d = load_checkpoint(latest_checkpoint(run))["task_state"]["D"]
+    d = load_checkpoint(latest_checkpoint(run))["parts"]["nets"]["D"]
     weights = [v for k, v in d.items() if k.endswith("weight")]
     assert max(w.abs().max().item() for w in weights) <= 0.01 + 1e-7
 
@@ -171,9 +171,9 @@ def test_linear_lr_decay_reaches_zero_and_resumes_exactly(tmp_path, monkeypatch)
 
     extra = ("train.steps=8", "gan.lr_decay_start=0.5")
     run = train(cfg_for(*extra), tmp_path / "a")
-    state = load_checkpoint(latest_checkpoint(run))["task_state"]
-    for opt in ("opt_g", "opt_d"):
-        assert state[opt]["param_groups"][0]["lr"] == 0.0
+    state = load_checkpoint(latest_checkpoint(run))["parts"]
+    for opt in ("G", "D"):
+        assert state["optims"][opt]["param_groups"][0]["lr"] == 0.0
 
     original = GANTask.step
 
@@ -188,5 +188,5 @@ def test_linear_lr_decay_reaches_zero_and_resumes_exactly(tmp_path, monkeypatch)
     assert load_checkpoint(latest_checkpoint(stopped))["step"] == 5
     monkeypatch.setattr(GANTask, "step", original)
     resumed = train(cfg_for(*extra), stopped, resume=True)
-    sb = load_checkpoint(latest_checkpoint(resumed))["task_state"]
-    assert all(torch.equal(v, sb["G"][k]) for k, v in state["G"].items())
+    sb = load_checkpoint(latest_checkpoint(resumed))["parts"]
+    assert all(torch.equal(v, sb["nets"]["G"][k]) for k, v in state["nets"]["G"].items())

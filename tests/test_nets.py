@@ -1,16 +1,10 @@
 import pytest
 import torch
 
-from gankit.config import ModelConfig
 from gankit.errors import ConfigError
-from gankit.nets import (
-    build_discriminator,
-    build_generator,
-    check_image_size,
-    count_parameters,
-    stage_factors,
-)
-from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from gankit.nets import NETS, build_net, check_image_size, count_parameters, stage_factors
+from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator, DCGANGeneratorOptions
+from gankit.nets.mlp import MLPDiscriminatorOptions, MLPGeneratorOptions
 
 
 def test_dcgan64_matches_pytorch_examples_parameter_counts():
@@ -44,15 +38,40 @@ def test_unsupported_size_names_nearest():
 
 
 def test_init_is_normal_002():
-    g = build_generator(ModelConfig(ngf=64), 64, 3)
+    g = build_net("generator", DCGANGeneratorOptions(arch="dcgan", ngf=64), 64, 3)
     w = g.main[3].weight  # the second transposed conv: 512*256*16 values
     assert abs(w.std().item() - 0.02) < 0.001 and abs(w.mean().item()) < 0.001
 
 
 def test_mlp_pair_cs231n_sizes():
-    m = ModelConfig(arch="mlp", nz=96)
-    g, d = build_generator(m, 28, 1), build_discriminator(m, 28, 1)
+    g = build_net("generator", MLPGeneratorOptions(arch="mlp", nz=96), 28, 1)
+    d = build_net("discriminator", MLPDiscriminatorOptions(arch="mlp"), 28, 1)
     assert count_parameters(d) == 267_009
     assert count_parameters(g) == 1_952_528
     assert g(torch.rand(3, 96)).shape == (3, 1, 28, 28)
     assert d(torch.zeros(3, 1, 28, 28)).shape == (3,)
+
+
+def test_every_registered_network_builds_from_its_default_options():
+    """Adding a network is one file plus one registry line: every entry must build and run."""
+    for kind, archs in NETS.items():
+        for arch, entry in archs.items():
+            opts = entry.options(arch=arch)
+            size = 28 if arch == "mnist-dc" else 32
+            if entry.check is not None:
+                entry.check(opts, size, 1)
+            extra = {"num_classes": 3} if kind == "classifier" else {}
+            net = build_net(kind, opts, size, 1, **extra).eval()
+            x = torch.randn(2, opts.nz) if kind == "generator" else torch.randn(2, 1, size, size)
+            y = net(x)
+            want = {"generator": (2, 1, size, size), "discriminator": (2,), "classifier": (2, 3)}
+            assert y.shape == want[kind], (kind, arch)
+
+
+def test_unknown_arch_names_the_key_and_choices():
+    from gankit.nets import entry
+
+    with pytest.raises(
+        ConfigError, match=r"nets.G.arch='resnet' is not allowed: choose one of dcgan"
+    ):
+        entry("generator", "resnet", "nets.G.arch")

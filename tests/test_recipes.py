@@ -3,7 +3,8 @@
 import pytest
 
 from gankit.checkpoint import latest_checkpoint, load_checkpoint
-from gankit.config import build_config, recipe_names
+from gankit.config import recipe_names
+from gankit.configure import build_config
 from gankit.loop import train
 
 from conftest import write_random_images
@@ -30,7 +31,7 @@ def test_recipe_smoke(name, tmp_path):
         "gan.d_schedule=constant",  # the wgan schedule's 100 critic steps are too slow for a smoke test
     ]
     cfg = build_config(name, overrides)
-    assert cfg.data.image_size == base.data.image_size and cfg.model == base.model
+    assert cfg.data.image_size == base.data.image_size and cfg.nets == base.nets
     run = train(cfg, tmp_path / "run")
     state = load_checkpoint(latest_checkpoint(run))
     assert state["step"] == 2 and (run / "samples" / "step-000002.png").is_file()

@@ -17,7 +17,8 @@ import torch
 
 from gankit.errors import CheckpointError
 
-FORMAT = 1
+FORMAT = 2
+"""2: named parts (gankit 0.2); 1: one task_state dict (gankit 0.1), no longer read."""
 _STEP_FILE = re.compile(r"step-(\d+)\.pt$")
 BEST_FILE = "best.pt"
 """The best-scoring checkpoint (``eval.every``); never pruned, never taken for resuming."""
@@ -53,6 +54,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"checkpoint {path} is truncated or not a gankit checkpoint ({kind}); "
             "use an earlier one from the same checkpoints/ folder"
         ) from None
+    if isinstance(state, dict) and state.get("format") == 1:
+        raise CheckpointError(
+            f"{path} was written by gankit 0.1 (checkpoint format 1): this version reads format "
+            f"{FORMAT}; sample or resume it with gankit 0.1, or train again"
+        )
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a gankit checkpoint (format {FORMAT} expected)")
     return state

@@ -43,13 +43,12 @@ def run_lr_find(
 ) -> LRFindResult:
     """LR range test of ``cfg``'s task on its training data; writes ``lr_find.png`` and ``.json``.
 
-    The task must offer ``lr_find_step(batches, lr)`` (the classifier does; a GAN has two
-    learning rates and no single loss to read). Nothing else is written.
+    Only classifiers have one learning rate and one loss to read (a GAN has two of each).
+    Nothing else is written.
     """
-    from gankit.tasks import TASKS
+    from gankit.tasks.classifier import ClassifierTask
 
-    task_cls = TASKS[cfg.task]
-    if not hasattr(task_cls, "lr_find_step"):
+    if cfg.task != ClassifierTask.name:
         raise ConfigError(
             f"lr-find needs a task with one learning rate and one loss (task: classifier); "
             f"{cfg.recipe} is a {cfg.task} recipe"
@@ -61,8 +60,8 @@ def run_lr_find(
     stream = make_stream(
         data, cfg.data, cfg.train.batch_size, runtime.device, cfg.seed, with_labels=True
     )
-    task_cls.resolve_config(cfg, data)
-    task = task_cls(cfg, runtime)
+    ClassifierTask.resolve(cfg, {"labelled": data})
+    task = ClassifierTask(cfg, runtime, {})
     result = lr_find(lambda lr: task.lr_find_step(stream, lr), lr_min, lr_max, num)
     out = Path(out_dir)
     plot_lr_find(result, out / "lr_find.png")
@@ -105,13 +104,13 @@ def evaluate_run(
     The images are prepared as in training (the run's ``data.image_size``, ``channels``, ``fit``);
     ``tta_flip`` defaults to the run's ``classifier.tta_flip``.
     """
-    from gankit.sampling import load_run
+    from gankit.roles import Classifier
+    from gankit.runs import load_role
 
     if split not in ("train", "test"):
         raise ConfigError(f"--split {split!r}: use train or test")
-    cfg, task, step = load_run(run_dir, device=device)
-    if cfg.task != "classifier":
-        raise ConfigError(f"{run_dir} is a {cfg.task} run: evaluate-classifier needs a classifier")
+    run = load_role(run_dir, Classifier, device=device)
+    cfg, task, step = run.cfg, run.model, run.step
     dcfg = dataclasses.replace(
         cfg.data,
         source=source,

@@ -32,17 +32,12 @@ Train, sample and evaluate GANs.
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from gankit.config import (
-        build_config,
-        from_dict,
-        load_config,
-        merge_dicts,
-        parse_overrides,
-        to_dict,
-    )
+    from gankit.configure import build_config, load_config
     from gankit.loop import train
 
     if args.resume:
+        if args.init_from:
+            raise ConfigError("--resume continues a run; --init-from starts a new one: pick one")
         run_dir = Path(args.resume)
         if not (run_dir / "config.yaml").is_file():
             raise ConfigError(f"--resume {run_dir}: not a run directory (no config.yaml in it)")
@@ -51,36 +46,35 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError(
                 "with --resume, give only key=value overrides (the recipe comes from the run)"
             )
-        cfg = from_dict(
-            merge_dicts(to_dict(load_config(run_dir / "config.yaml")), parse_overrides(items))
-        )
+        if any(i.startswith("train.steps=") for i in items) and not any(
+            i.startswith("train.epochs=") for i in items
+        ):
+            items.append("train.epochs=null")  # an explicit length replaces one in epochs
+        cfg = load_config(run_dir / "config.yaml", items)
         out = train(cfg, run_dir, resume=True)
     else:
         recipe, overrides = args.recipe, list(args.overrides)
         if recipe and "=" in recipe:  # `gankit train train.steps=10` means the default recipe
             recipe, overrides = None, [recipe, *overrides]
         cfg = build_config(recipe, overrides)
-        out = train(cfg, args.out)
+        out = train(cfg, args.out, init_from=args.init_from)
     print(f"run directory: {out}")
     return 0
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
+    from gankit.roles import Critic, Generative
+    from gankit.runs import load_role
     from gankit.sampling import (
         generate,
-        load_run,
         rank_by_discriminator,
         resolve_ema,
         save_grid,
         save_individual,
     )
 
-    cfg, task, step = load_run(args.run, device=args.device)
-    if not getattr(task, "has_previews", True):
-        raise ConfigError(
-            f"{args.run} is a {cfg.task} run: it has no images to sample "
-            "(for a classifier, try gankit evaluate-classifier)"
-        )
+    run = load_role(args.run, Generative, device=args.device)
+    task, step = run.model, run.step
     args.ema = resolve_ema(args.ema, task, args.run)
     if args.bank and args.rank_by_d:
         raise ConfigError("--bank stores the codes of plain samples: leave out --rank-by-d")
@@ -91,6 +85,10 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         images = save_bank(task, args.n, args.bank, args.seed, args.ema, meta)
         print(f"wrote {args.bank} and {bank_images_dir(args.bank)}/ (index.png numbers them)")
     elif args.rank_by_d:
+        if not isinstance(task, Critic):
+            raise ConfigError(
+                f"--rank-by-d: {args.run} is a {run.cfg.task} run without a discriminator"
+            )
         if args.from_n < args.n:
             raise ConfigError(
                 f"--from {args.from_n} must be at least --n {args.n}: rank more samples than you keep"
@@ -115,7 +113,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 def _cmd_lr_find(args: argparse.Namespace) -> int:
     from gankit.classify import run_lr_find
-    from gankit.config import build_config
+    from gankit.configure import build_config
 
     recipe, overrides = args.recipe, list(args.overrides)
     if "=" in recipe:
@@ -192,7 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resume",
         metavar="RUN",
-        help="continue the run in this directory from its newest checkpoint",
+        help="continue the run in this directory from its newest checkpoint; key=value overrides "
+        "of tunable settings (learning rates, loss weights, train.steps, ...) apply from there on",
+    )
+    p.add_argument(
+        "--init-from",
+        metavar="RUN",
+        help="start a new run from this run's network weights (fine-tuning; optimizers fresh)",
     )
     p.set_defaults(func=_cmd_train)
 

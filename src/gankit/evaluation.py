@@ -106,13 +106,11 @@ class ClassifierRun:
     """
 
     def __init__(self, run: str | Path, device: str = "cpu") -> None:
-        from gankit.sampling import load_run
+        from gankit.roles import Classifier
+        from gankit.runs import load_role
 
-        self.cfg, self.task, self.step = load_run(run, device=device)
-        if self.cfg.task != "classifier":
-            raise ConfigError(
-                f"{run} is a {self.cfg.task} run: give a classifier run (task: classifier)"
-            )
+        loaded = load_role(run, Classifier, device=device)
+        self.cfg, self.model, self.step = loaded.cfg, loaded.model, loaded.step
         self.run = Path(run)
 
     def fit(self, images: Tensor) -> Tensor:
@@ -122,11 +120,11 @@ class ClassifierRun:
     def probabilities(self, images: Tensor) -> Tensor:
         """Softmax (N, K) of the classifier for uint8 images, without flip averaging."""
         check_images(images)
-        return self.task.predict(self.fit(images), tta_flip=False).softmax(1)
+        return self.model.predict(self.fit(images), tta_flip=False).softmax(1)
 
     def features(self, progress: bool = True) -> FeatureExtractor:
         inner = ModuleFeatures(
-            self.task.net, self.task.inputs, device=self.task.rt.device, progress=progress
+            self.model.net, self.model.inputs, device=self.model.device, progress=progress
         )
         return _FittedFeatures(inner, self.fit, f"{self.cfg.data.fit}-{self.cfg.data.image_size}")
 
@@ -187,21 +185,19 @@ def generate_samples(
 
     ``ema``: None samples the EMA generator when the run has one (as its previews do).
     """
-    from gankit.sampling import generate, load_run, resolve_ema
+    from gankit.roles import Generative
+    from gankit.runs import load_role
+    from gankit.sampling import generate, resolve_ema
 
     run = Path(run)
     if not run.is_dir():
         raise CheckpointError(
             f"{run} does not exist: give a GAN run directory or a folder of images"
         )
-    cfg, task, step = load_run(run, device=device, checkpoint=checkpoint)
-    if cfg.task != "gan":
-        raise ConfigError(
-            f"{run} is a {cfg.task} run: gankit evaluate scores GAN runs or image folders"
-        )
-    ema = resolve_ema(ema, task, run)
-    images = to_uint8(generate(task, n, seed=seed, ema=ema))
-    return Samples(images, str(run), step, cfg.data, is_run=True, ema=ema)
+    loaded = load_role(run, Generative, device=device, checkpoint=checkpoint)
+    ema = resolve_ema(ema, loaded.model, run)
+    images = to_uint8(generate(loaded.model, n, seed=seed, ema=ema))
+    return Samples(images, str(run), loaded.step, loaded.cfg.data, is_run=True, ema=ema)
 
 
 def folder_samples(

@@ -57,33 +57,6 @@ def preview_diversity(images: torch.Tensor) -> float | None:
     return (torch.pdist(flat) / flat.shape[1] ** 0.5).mean().item()
 
 
-def gan_advice(cfg) -> dict[str, str]:
-    """Config changes worth trying for each event, concrete for this run's config."""
-    gan, model = cfg.gan, cfg.model
-    slow_d = f"optim_d.lr={cfg.optim_d.lr / 2:g} (half the current)"
-    win = [slow_d]
-    if gan.loss == "minimax":
-        win.append("gan.loss=non-saturating")
-    if gan.label_smoothing == 0:
-        win.append("gan.label_smoothing=0.1")
-    if not gan.augment:
-        win.append("gan.augment=translation,cutout")
-    if model.d_norm != "spectral":
-        win.append("model.d_norm=spectral")
-    collapse = [f"optim_g.lr={cfg.optim_g.lr / 2:g} {slow_d.split(' ')[0]}"]
-    if gan.loss not in ("wgan-gp", "wgan"):
-        collapse.append("gan.loss=wgan-gp (or the wgan-gp recipe)")
-    if model.d_norm != "spectral":
-        collapse.append("model.d_norm=spectral")
-    if not gan.augment:
-        collapse.append("gan.augment=translation")
-    return {
-        "d_winning": "the generator gets almost no gradient; try " + ", ".join(win),
-        "collapse": "different noise gives near-identical images; the previews in samples/ "
-        "show when it started; try " + ", ".join(collapse),
-    }
-
-
 class HealthMonitor:
     """Watches a run's logged scalars and previews; see the module docstring.
 

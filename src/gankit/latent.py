@@ -23,6 +23,7 @@ from torch import Tensor
 from torchvision.utils import make_grid
 
 from gankit.errors import ConfigError
+from gankit.roles import Generative
 from gankit.sampling import generate_from, save_individual, seeded_noise
 
 # --- interpolation -----------------------------------------------------------------------------
@@ -55,21 +56,28 @@ def slerp(a: Tensor, b: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
 INTERPOLATIONS = {"slerp": slerp, "lerp": lerp}
 
 
-def interpolation_codes(task, rows: int, steps: int, mode: str = "slerp", seed: int = 0) -> Tensor:
+def interpolation_codes(
+    model: Generative, rows: int, steps: int, mode: str = "slerp", seed: int = 0
+) -> Tensor:
     """``rows`` paths of ``steps`` codes each between seeded random endpoints: (rows, steps, nz)."""
     if rows <= 0 or steps < 2:
         raise ConfigError(f"need --rows >= 1 and --steps >= 2 (got {rows} and {steps})")
-    ends = seeded_noise(task, 2 * rows, seed)
+    ends = seeded_noise(model, 2 * rows, seed)
     t = torch.linspace(0, 1, steps)
     return INTERPOLATIONS[mode](ends[:rows], ends[rows:], t)
 
 
 def interpolate(
-    task, rows: int = 4, steps: int = 8, mode: str = "slerp", seed: int = 0, ema: bool = True
+    model: Generative,
+    rows: int = 4,
+    steps: int = 8,
+    mode: str = "slerp",
+    seed: int = 0,
+    ema: bool = True,
 ) -> Tensor:
     """Images of :func:`interpolation_codes`, row by row: (rows·steps, C, H, W) in [-1, 1]."""
-    z = interpolation_codes(task, rows, steps, mode, seed)
-    return generate_from(task, z.flatten(0, 1), ema=ema)
+    z = interpolation_codes(model, rows, steps, mode, seed)
+    return generate_from(model, z.flatten(0, 1), ema=ema)
 
 
 def _upscale(img: Image.Image, tile: int, min_tile: int = 64) -> Image.Image:
@@ -135,13 +143,15 @@ def save_index_sheet(images: Tensor, path: str | Path) -> Path:
     return path
 
 
-def save_bank(task, n: int, path: str | Path, seed: int = 0, ema: bool = True, meta=None) -> Tensor:
+def save_bank(
+    model: Generative, n: int, path: str | Path, seed: int = 0, ema: bool = True, meta=None
+) -> Tensor:
     """Write ``n`` seeded codes to ``path`` and their images, numbered, next to it; return images.
 
     The codes are those of ``gankit sample --seed``, so a bank's grid is that command's grid.
     """
-    z = seeded_noise(task, n, seed)
-    images = generate_from(task, z, ema=ema)
+    z = seeded_noise(model, n, seed)
+    images = generate_from(model, z, ema=ema)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"z": z, "nz": z.shape[1], "seed": seed, "ema": ema, **(meta or {})}, path)
@@ -208,7 +218,7 @@ def arithmetic_codes(z: Tensor, terms: list[tuple[int, list[int]]]) -> Tensor:
 
 
 def arithmetic_grid(
-    task,
+    model: Generative,
     z: Tensor,
     terms: list[tuple[int, list[int]]],
     variants: int = 7,
@@ -231,7 +241,7 @@ def arithmetic_grid(
     means = [*(z[idx].mean(0, keepdim=True) for _, idx in terms), result.unsqueeze(0)]
     rows = []
     for members, mean in zip(codes, means, strict=True):
-        images = generate_from(task, torch.cat([members, mean]), ema=ema)
+        images = generate_from(model, torch.cat([members, mean]), ema=ema)
         blank = torch.ones(width - images.shape[0], *images.shape[1:])
         rows.append(torch.cat([images[:-1], blank, images[-1:]]))
     return torch.cat(rows), width

@@ -1,21 +1,25 @@
 """The one training loop: any task, any device, resumable, interruptible, logged.
 
-``train`` runs in named phases — set up the run directory, load data, build the task, restore a
-checkpoint, step, finish — and knows nothing of the model beyond the task interface:
-``step(batches) -> dict of scalar tensors``, ``sample()``, ``state_dict()``, ``load_state_dict()``
-and ``images_per_step``. Optional capabilities, read off the task class: ``needs_labels`` (the
-stream yields ``(images, labels)``), ``resolve_config(cfg, data)`` (settle data-dependent config
-before the task is built), ``has_previews = False`` (no ``sample``), ``evaluate()`` every
-``eval_every`` steps and at the end, ``nan_hint`` (advice when a value becomes non-finite), and
-``d_is_probability`` / ``health_advice()`` for the training-health checks (``gankit.health``).
+``train`` runs in named phases — set up the run directory, restore a checkpoint (or a run to start
+from), load each of the task's data streams, build the task, step, finish — and knows nothing of
+the model beyond the :class:`~gankit.tasks.base.Task` protocol: ``streams``, ``step``, ``parts``,
+``previews``, ``info``, ``evaluate`` and ``generative``.
 
-Best checkpoint: a task with ``evaluate()`` may name one of its scores in ``best_metric`` as
-``(key, higher_is_better)`` (None: no best). Whenever an evaluation beats the best so far, the
-loop writes the complete checkpoint of that step to ``checkpoints/best.pt`` (atomically; never
-pruned, never used to resume) with ``{"key", "value", "step"}`` under ``"best"``; step checkpoints
-carry the same record, and a resumed run reads it back from ``best.pt`` so that only a better
-score replaces it. ``prepare_evaluation()``, if present, is called once before the first step so
-that evaluation set-up (reference data, feature networks) fails at start-up, not mid-run.
+Resume with changes: the run's checkpoint holds the config it was trained with. Structural keys
+(``config.STRUCTURAL`` and the task's ``structural``) may not change; tunable ones apply from the
+resume step on, because the task is built from the new config and its parts restore only state,
+never hyperparameters. Each change is recorded as a ``config_change`` row in ``metrics.jsonl``, in
+``changes.jsonl`` and in ``run.log``.
+
+Non-finite values are detected on the device without a host synchronisation per step: the loop
+keeps the first bad step in a device tensor and reads it at log, preview, evaluation and
+checkpoint steps, so a NaN stops the run within ``train.log_every`` steps, before any checkpoint
+could save it.
+
+Best checkpoint (``eval.every`` of a task with a Generative): whenever an evaluation beats the
+best so far, the complete checkpoint of that step goes to ``checkpoints/best.pt`` (atomically;
+never pruned, never used to resume) with ``{"key", "value", "step"}`` under ``"best"``; "higher is
+better" comes from the metrics registry (``evaluation.TRAINING_METRICS``).
 """
 
 from __future__ import annotations
@@ -41,14 +45,15 @@ from gankit.checkpoint import (
     read_best,
     save_checkpoint,
 )
-from gankit.config import Config, save_config, to_dict
-from gankit.data.sources import load_source
+from gankit.config import Config, changes, flatten, is_structural, save_config, to_dict
+from gankit.configure import from_dict, task_class
+from gankit.data.sources import ImageData, load_source
 from gankit.data.stream import make_stream
-from gankit.errors import TrainingError
+from gankit.errors import CheckpointError, ConfigError, TrainingError
 from gankit.health import HealthMonitor, read_rows
 from gankit.runtime import Runtime
-from gankit.sampling import save_grid
-from gankit.tasks import TASKS
+from gankit.sampling import save_preview
+from gankit.tasks.base import Streams, Task
 
 log = logging.getLogger("gankit")
 
@@ -132,33 +137,111 @@ def _improves(scores: dict[str, float], best_metric: tuple[str, bool], best: dic
     return value > best["value"] if higher else value < best["value"]
 
 
-def _checkpoint_state(task, stream, runtime: Runtime, cfg: Config, step: int) -> dict:
+class RunExistsError(ConfigError):
+    """``gankit train --out DIR`` into a directory that already holds a run."""
+
+
+def refuse_existing_run(run_dir: Path) -> None:
+    """A RunExistsError if ``run_dir`` already holds a run (its config, checkpoints or metrics)."""
+    held = [n for n in ("config.yaml", "metrics.jsonl") if (run_dir / n).exists()]
+    if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+        held.append("checkpoints/")
+    if held:
+        raise RunExistsError(
+            f"{run_dir} already holds a run ({', '.join(held)}): continue it with "
+            f"`gankit train --resume {run_dir}`, or train into a new --out directory"
+        )
+
+
+def resume_changes(
+    task_cls: type[Task], old: dict, cfg: Config
+) -> list[tuple[str, object, object]]:
+    """The tunable ``(key, old, new)`` changes from a checkpoint's config to ``cfg``.
+
+    A structural change (see ``config.STRUCTURAL``, ``Task.structural``) is a ConfigError naming
+    the key, and so is one the task refuses in ``check_resume``.
+    """
+    found = changes(old, to_dict(cfg))
+    for key, was, now in found:
+        if is_structural(key, task_cls.structural):
+            raise ConfigError(
+                f"{key} cannot change when resuming ({was!r} -> {now!r}): it shapes the networks "
+                "or the data; start a new run (with --init-from RUN to keep the weights)"
+            )
+    task_cls.check_resume(from_dict(old), cfg)
+    return found
+
+
+def _load_data(cfg: Config, task_cls: type[Task], run_dir: Path) -> dict[str, ImageData]:
+    datas = {}
+    for name, spec in task_cls.streams(cfg).items():
+        data = load_source(spec.data, progress=cfg.train.progress, with_labels=spec.labels)
+        if data.skipped:
+            listing = run_dir / ("data_skipped.txt" if not datas else f"data_skipped-{name}.txt")
+            text = "\n".join(data.skipped) + "\n"
+            # Scraped names may not be valid UTF-8: keep them readable rather than failing.
+            listing.write_text(text, encoding="utf-8", errors="backslashreplace")
+            msg = f"skipped {len(data.skipped)} unreadable image(s) of {len(data) + len(data.skipped)}; list in {listing}"
+            log.warning(msg)
+            tqdm.write(f"warning: {msg}")
+        datas[name] = data
+    return datas
+
+
+def _make_streams(
+    cfg: Config, task_cls: type[Task], datas: dict[str, ImageData], runtime: Runtime
+) -> Streams:
+    streams = {}
+    for i, (name, spec) in enumerate(task_cls.streams(cfg).items()):
+        seed = cfg.seed + 1000 * i  # the first stream keeps the run's seed
+        streams[name] = make_stream(
+            datas[name], spec.data, cfg.train.batch_size, runtime.device, seed, spec.labels
+        )
+    return Streams(streams)
+
+
+def _checkpoint_state(
+    task: Task, streams: Streams, runtime: Runtime, cfg: Config, step: int
+) -> dict:
     return {
         "task": task.name,
         "step": step,
         "config": to_dict(cfg),
-        "task_state": task.state_dict(),
-        "data": stream.state_dict(),
+        "parts": task.parts.state_dict(),
+        "streams": streams.state_dict(),
         "rng": runtime.rng_state(),
     }
 
 
-def train(cfg: Config, run_dir: str | Path | None = None, resume: bool = False) -> Path:
+def train(
+    cfg: Config,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    init_from: str | Path | None = None,
+) -> Path:
     """Train ``cfg`` in ``run_dir`` (new, or existing with ``resume``); return the run directory.
 
+    ``init_from``: start from another run's network weights (fine-tuning; optimizers fresh).
     Stops early, after writing a checkpoint, on SIGINT/SIGTERM. A non-finite loss raises
-    TrainingError and leaves the last good checkpoint untouched.
+    TrainingError and leaves the last good checkpoint untouched. A directory that already holds a
+    run is refused unless ``resume``; a failed resume leaves the run as it was.
     """
-    # Phase 1: run directory and reproducibility.
+    # Phase 1: run directory.
     run_dir = Path(run_dir) if run_dir else new_run_dir(cfg.recipe)
+    if resume:
+        if not (run_dir / "config.yaml").is_file():
+            raise ConfigError(f"--resume {run_dir}: not a run directory (no config.yaml in it)")
+    else:
+        refuse_existing_run(run_dir)
     created = not run_dir.exists()
     for sub in ("samples", "checkpoints"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
+    if not resume:
+        save_config(cfg, run_dir / "config.yaml")
     handler = _setup_logging(run_dir)
     try:
         try:
-            return _train(cfg, run_dir, resume)
+            return _train(cfg, run_dir, resume, init_from)
         finally:
             log.removeHandler(handler)
             handler.close()
@@ -171,80 +254,173 @@ def train(cfg: Config, run_dir: str | Path | None = None, resume: bool = False) 
         raise
 
 
-def _train(cfg: Config, run_dir: Path, resume: bool) -> Path:
-    """Phases 2-4 of :func:`train`, in a run directory that exists and is logged to."""
+def _init_from(task: Task, cfg: Config, source: Path, device: torch.device) -> dict:
+    """Load another run's network weights into ``task``; the networks must be the same."""
+    state = load_checkpoint(latest_checkpoint(source), device)
+    if state.get("task") != cfg.task:
+        raise ConfigError(f"--init-from {source} is a {state.get('task')} run, this is {cfg.task}")
+    mine = to_dict(cfg)
+    for key in ("nets", "data"):
+        theirs = flatten({key: state["config"].get(key, {})})
+        ours = flatten({key: mine.get(key, {})})
+        for k in sorted(theirs.keys() | ours.keys()):
+            shaping = key == "nets" or k in ("data.image_size", "data.channels")
+            if shaping and theirs.get(k) != ours.get(k):
+                raise ConfigError(
+                    f"--init-from {source}: {k} is {theirs.get(k)!r} there and {ours.get(k)!r} "
+                    "here; fine-tuning needs the same networks"
+                )
+    task.parts.load_state_dict(state["parts"], groups=("nets",))
+    return {"event": "init_from", "run": str(source), "from_step": state["step"]}
+
+
+def _train(cfg: Config, run_dir: Path, resume: bool, init_from: str | Path | None) -> Path:
+    """Phases 2-5 of :func:`train`, in a run directory that exists and is logged to."""
     torch.manual_seed(cfg.seed)
     runtime = Runtime.from_config(cfg.train)
+    task_cls = task_class(cfg.task)
 
-    # Phase 2: data.
-    task_cls = TASKS[cfg.task]
-    labelled = getattr(task_cls, "needs_labels", False)
-    data = load_source(cfg.data, progress=cfg.train.progress, with_labels=labelled)
-    if data.skipped:
-        (run_dir / "data_skipped.txt").write_text("\n".join(data.skipped) + "\n")
-        msg = f"skipped {len(data.skipped)} unreadable image(s) of {len(data) + len(data.skipped)}; list in {run_dir / 'data_skipped.txt'}"
-        log.warning(msg)
-        tqdm.write(f"warning: {msg}")
-    stream = make_stream(
-        data, cfg.data, cfg.train.batch_size, runtime.device, cfg.seed, with_labels=labelled
-    )
-
-    # Phase 3: task, and the checkpoint to continue from.
-    if hasattr(task_cls, "resolve_config"):
-        task_cls.resolve_config(cfg, data)
-        save_config(cfg, run_dir / "config.yaml")
-    task = task_cls(cfg, runtime)
-    previews = getattr(task, "has_previews", True)
-    evaluate = getattr(task, "evaluate", None)
-    eval_every = getattr(task, "eval_every", 0) if evaluate else 0
-    best_metric = getattr(task, "best_metric", None) if eval_every else None
-    best: dict | None = None
-    nan_hint = getattr(
-        task, "nan_hint", "lower the learning rates or try gan.loss=wgan-gp / model.d_norm=spectral"
-    )
-    if cfg.train.epochs:
-        per_step = cfg.train.batch_size * task.batches_per_step
-        cfg.train.steps = math.ceil(cfg.train.epochs * len(data) / per_step)
-        save_config(cfg, run_dir / "config.yaml")
-        log.info(
-            "train.epochs=%s over %d images: %d steps", cfg.train.epochs, len(data), cfg.train.steps
-        )
-    step = 0
+    # Phase 2: the checkpoint to continue from, checked before any data is read.
+    state: dict | None = None
     if resume:
         ckpt = latest_checkpoint(run_dir)
         state = load_checkpoint(ckpt, runtime.device)
-        task.load_state_dict(state["task_state"])
-        stream.load_state_dict(state["data"])
+        if state.get("task") != cfg.task:
+            raise CheckpointError(f"{ckpt} holds a {state.get('task')!r} run, not {cfg.task!r}")
+        resume_changes(task_cls, state["config"], cfg)
+
+    # Phase 3: data, the settings that depend on it, the task.
+    datas = _load_data(cfg, task_cls, run_dir)
+    task_cls.resolve(cfg, datas)
+    if cfg.train.epochs:
+        first = next(iter(datas.values()))
+        per_step = cfg.train.batch_size * task_cls.batches_per_step(cfg)
+        cfg.train.steps = math.ceil(cfg.train.epochs * len(first) / per_step)
+        log.info(
+            "train.epochs=%s over %d images: %d steps",
+            cfg.train.epochs,
+            len(first),
+            cfg.train.steps,
+        )
+    streams = _make_streams(cfg, task_cls, datas, runtime)
+    task = task_cls(cfg, runtime, streams.peek() if task_cls.needs_first_batch else {})
+
+    step, best, events = 0, None, []
+    if state is not None:
+        events = [
+            {"event": "config_change", "key": k, "old": was, "new": now}
+            for k, was, now in resume_changes(task_cls, state["config"], cfg)
+        ]
+        task.parts.load_state_dict(state.get("parts", {}))
+        streams.load_state_dict(state.get("streams", {}))
         runtime.set_rng_state(state["rng"])
         step = state["step"]
-        log.info("resumed from %s at step %d", ckpt, step)
         best = read_best(run_dir) or state.get("best")
+        log.info("resumed from %s at step %d", latest_checkpoint(run_dir), step)
+    if init_from:
+        events.append(_init_from(task, cfg, Path(init_from), runtime.device))
+    save_config(cfg, run_dir / "config.yaml")  # only now: a failed resume leaves the run as it was
+    return _steps(cfg, run_dir, task, streams, runtime, step, best, events, resume)
 
-    def checkpoint(at: int) -> None:
-        save_checkpoint(
-            {**_checkpoint_state(task, stream, runtime, cfg, at), "best": best},
-            run_dir / "checkpoints" / f"step-{at:06d}.pt",
+
+class _FiniteGuard:
+    """Remembers, on the device, the first step whose outputs were not all finite.
+
+    ``observe`` costs no host synchronisation; ``check`` (one ``.item()``) raises TrainingError
+    naming the step, the keys and their values.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.bad_step = torch.zeros((), dtype=torch.int64, device=device)
+        self.keys: tuple[str, ...] = ()
+        self.snapshot: torch.Tensor | None = None
+
+    def observe(self, step: int, out: dict[str, torch.Tensor]) -> None:
+        keys = tuple(out)
+        values = torch.stack(
+            [v.detach().float().reshape(()).to(self.bad_step.device) for v in out.values()]
         )
-        prune_checkpoints(run_dir / "checkpoints", cfg.train.keep_ckpts)
+        if keys != self.keys:  # the step's outputs changed: settle the old record first
+            if self.snapshot is not None:
+                self.check()
+            self.keys, self.snapshot = keys, torch.zeros_like(values)
+        first = (self.bad_step == 0) & ~torch.isfinite(values).all()
+        self.bad_step = torch.where(first, step, self.bad_step)
+        self.snapshot = torch.where(first, values, self.snapshot)
 
-    if eval_every and hasattr(task, "prepare_evaluation"):
-        task.prepare_evaluation()
+    def check(self, advice: str = "", where: Path | None = None) -> None:
+        bad = int(self.bad_step)
+        if not bad:
+            return
+        assert self.snapshot is not None
+        vals = self.snapshot.tolist()
+        names = [k for k, v in zip(self.keys, vals, strict=True) if not math.isfinite(v)]
+        first = vals[self.keys.index(names[0])]
+        kept = f"; the last good checkpoint is kept in {where}" if where else ""
+        raise TrainingError(f"{', '.join(names)} became {first} at step {bad}{kept}: {advice}")
 
-    # Phase 4: the steps.
+
+def _steps(
+    cfg: Config,
+    run_dir: Path,
+    task: Task,
+    streams: Streams,
+    runtime: Runtime,
+    step: int,
+    best: dict | None,
+    events: list[dict],
+    resume: bool,
+) -> Path:
+    """Phase 4 and 5: the steps, with logging, previews, evaluation and checkpoints; the end."""
+    info, total = task.info, cfg.train.steps
+    evaluator, best_metric, gen = None, None, task.generative()
+    if cfg.eval.every and gen is not None:
+        from gankit.evaluation import TrainingEvaluator
+
+        # Reading a folder reference seeds DataLoader workers from the global RNG; the training
+        # RNG must not move, or a resumed run would differ from a straight one.
+        with torch.random.fork_rng(devices=[]):
+            evaluator = TrainingEvaluator(cfg, runtime.device)
+        best_metric = (evaluator.key, evaluator.higher_is_better)
+
     metrics = MetricsWriter(run_dir)
-    advice = getattr(task, "health_advice", None)
+    for record in events:
+        metrics.event(step, record)
+        log.info("step %d: %s", step, json.dumps(record))
+        if record["event"] == "config_change":
+            with open(run_dir / "changes.jsonl", "a") as f:
+                f.write(json.dumps({"step": step, **record}) + "\n")
+    changed = [f"{e['key']} {e['old']!r} -> {e['new']!r}" for e in events if "key" in e]
+    if changed:
+        tqdm.write(f"resuming at step {step} with: {'; '.join(changed)}")
     health = HealthMonitor(
-        cfg.health,
-        metrics,
-        probabilities=getattr(task, "d_is_probability", False),
-        advice=advice() if advice else None,
+        cfg.health, metrics, probabilities=info.probabilities, advice=info.health_advice
     )
     if resume:
         health.replay(read_rows(run_dir / "metrics.jsonl"), until=step)
+    guard = _FiniteGuard(runtime.device)
+    ckpts = run_dir / "checkpoints"
+
+    def checked() -> None:
+        try:
+            guard.check(info.nan_advice, ckpts)
+        except TrainingError as e:
+            health.non_finite(int(guard.bad_step), str(e))
+            raise
+
+    def checkpoint(at: int, path: Path | None = None) -> None:
+        checked()
+        save_checkpoint(
+            {**_checkpoint_state(task, streams, runtime, cfg, at), "best": best},
+            path or ckpts / f"step-{at:06d}.pt",
+        )
+        if path is None:
+            prune_checkpoints(ckpts, cfg.train.keep_ckpts)
+
     sums: dict[str, torch.Tensor] = {}
-    n_sum, images, t_last, last_ckpt = 0, 0, time.perf_counter(), step
+    n_sum, t_last, last_ckpt = 0, time.perf_counter(), step
     bar = tqdm(
-        total=cfg.train.steps,
+        total=total,
         initial=step,
         desc=cfg.recipe,
         unit="step",
@@ -253,61 +429,51 @@ def _train(cfg: Config, run_dir: Path, resume: bool) -> Path:
     )
     try:
         with _StopFlag() as stop:
-            while step < cfg.train.steps and not stop.requested:
-                images += task.images_per_step
-                out = task.step(stream)
+            while step < total and not stop.requested:
+                out = task.step(streams)
                 step += 1
-                values = torch.stack([v.float() for v in out.values()])
-                if not bool(torch.isfinite(values).all()):
-                    bad = [
-                        k for k, v in zip(out, values.tolist(), strict=True) if not math.isfinite(v)
-                    ]
-                    msg = (
-                        f"{', '.join(bad)} became {values[list(out).index(bad[0])].item()} at step {step}; "
-                        f"the last good checkpoint is kept in {run_dir / 'checkpoints'}: {nan_hint}"
-                    )
-                    health.non_finite(step, msg)
-                    raise TrainingError(msg)
+                guard.observe(step, out)
                 for k, v in out.items():
-                    sums[k] = sums.get(k, 0) + v.float()
+                    sums[k] = sums.get(k, 0) + v.detach().float()
                 n_sum += 1
                 bar.update(1)
-                if step % cfg.train.log_every == 0 or step == cfg.train.steps:
+                end = step == total
+                if step % cfg.train.log_every == 0 or end:
+                    checked()
                     now = time.perf_counter()
                     row = {k: (v / n_sum).item() for k, v in sums.items()}
-                    row.update(img_per_s=images / max(now - t_last, 1e-9), time=time.time())
+                    row.update(
+                        img_per_s=streams.take_images() / max(now - t_last, 1e-9), time=time.time()
+                    )
                     metrics.write(step, row)
                     health.observe_row(step, row)
-                    bar.set_postfix(
-                        {
-                            k: f"{v:.3g}"
-                            for k, v in row.items()
-                            if k in ("loss_d", "loss_g", "d_real", "d_fake", "loss", "acc")
-                        }
-                    )
-                    sums, n_sum, images, t_last = {}, 0, 0, now
-                if previews and (step % cfg.train.sample_every == 0 or step == cfg.train.steps):
-                    grid = task.sample()
-                    save_grid(grid, run_dir / "samples" / f"step-{step:06d}.png")
-                    health.observe_previews(step, grid)
-                if eval_every and (step % eval_every == 0 or step == cfg.train.steps):
-                    t_eval = time.perf_counter()
-                    scores = evaluate()
-                    metrics.write(step, {**scores, "time": time.time()})
-                    text = ", ".join(f"{k} {v:.4g}" for k, v in scores.items())
-                    log.info("step %d: %s", step, text)
-                    tqdm.write(f"step {step}: {text}")
+                    bar.set_postfix({k: f"{row[k]:.3g}" for k in info.progress_keys if k in row})
+                    sums, n_sum, t_last = {}, 0, now
+                if step % cfg.train.sample_every == 0 or end:
+                    rows = task.previews()
+                    if rows:
+                        checked()
+                        save_preview(rows, run_dir / "samples" / f"step-{step:06d}.png")
+                        if info.diversity_row in rows:
+                            health.observe_previews(step, rows[info.diversity_row])
+                if info.eval_every and (step % info.eval_every == 0 or end):
+                    t_last += _log_scores(step, task.evaluate, metrics)
+                if evaluator is not None and (step % cfg.eval.every == 0 or end):
+                    checked()
+                    seed, ema = cfg.seed + 3, cfg.eval.ema
+
+                    def score(gen=gen, seed=seed, ema=ema) -> dict[str, float]:
+                        from gankit.sampling import generate
+
+                        with torch.random.fork_rng(devices=[]):
+                            return evaluator(lambda n: generate(gen, n, seed=seed, ema=ema))
+
+                    scores: dict[str, float] = {}
+                    t_last += _log_scores(step, score, metrics, scores)
                     if best_metric and _improves(scores, best_metric, best):
-                        best = {
-                            "key": best_metric[0],
-                            "value": scores[best_metric[0]],
-                            "step": step,
-                        }
-                        save_checkpoint(
-                            {**_checkpoint_state(task, stream, runtime, cfg, step), "best": best},
-                            best_checkpoint(run_dir),
-                        )
-                    t_last += time.perf_counter() - t_eval  # img_per_s counts training only
+                        key = best_metric[0]
+                        best = {"key": key, "value": scores[key], "step": step}
+                        checkpoint(step, best_checkpoint(run_dir))
                 if step % cfg.train.ckpt_every == 0:
                     checkpoint(step)
                     last_ckpt = step
@@ -321,3 +487,16 @@ def _train(cfg: Config, run_dir: Path, resume: bool) -> Path:
         bar.close()
         metrics.close()
     return run_dir
+
+
+def _log_scores(step: int, evaluate, metrics: MetricsWriter, into: dict | None = None) -> float:
+    """Run one evaluation, log its scores; return the seconds it took (not training time)."""
+    t0 = time.perf_counter()
+    scores = evaluate()
+    if into is not None:
+        into.update(scores)
+    metrics.write(step, {**scores, "time": time.time()})
+    text = ", ".join(f"{k} {v:.4g}" for k, v in scores.items())
+    log.info("step %d: %s", step, text)
+    tqdm.write(f"step {step}: {text}")
+    return time.perf_counter() - t0

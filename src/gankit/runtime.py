@@ -50,6 +50,15 @@ class Runtime:
     amp_dtype: torch.dtype | None = None
     channels_last: bool = False
     compile: bool = False
+    rank: int = 0
+    """This process's rank (0 in a single-process run)."""
+    world: int = 1
+    """Number of processes training together."""
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes the run directory (one writer per run)."""
+        return self.rank == 0
 
     @classmethod
     def from_config(cls, cfg: TrainConfig) -> Runtime:

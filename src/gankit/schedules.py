@@ -7,13 +7,17 @@
 * ``OneCycleScheduler``: an ``LRScheduler`` that applies ``one_cycle`` every step to the learning
   rate and to the momentum (SGD ``momentum``, or ``beta1`` for Adam-style ``betas``).
 * ``linear_decay``: constant, then linear to zero (CycleGAN, Zhu et al. 2017: 100 epochs constant,
-  100 epochs of linear decay), as a multiplier for ``torch.optim.lr_scheduler.LambdaLR``.
+  100 epochs of linear decay), as a multiplier for a ``FactorSchedule``.
+* ``FactorSchedule``: base lr × factor(step), with the step as its only state.
+
+Schedules in a task's parts restore only their position on resume: their shape comes from the
+(possibly changed) config, so ``--resume RUN classifier.lr=...`` or ``train.steps=...`` applies.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from torch.optim import Optimizer
@@ -21,7 +25,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from gankit.errors import ConfigError
 
-__all__ = ["OneCycleScheduler", "cycle_breakpoints", "linear_decay", "one_cycle"]
+__all__ = ["FactorSchedule", "OneCycleScheduler", "cycle_breakpoints", "linear_decay", "one_cycle"]
 
 
 def cycle_breakpoints(total_steps: int, pct: float) -> tuple[int, int]:
@@ -191,9 +195,46 @@ class OneCycleScheduler(LRScheduler):
         return self._values()[1]
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        super().load_state_dict(state_dict)
+        """Restore the position only; the schedule's shape (peak lr, length, div, pct, momenta)
+        stays as constructed, so a resume with changed settings follows them from here on."""
+        self.last_epoch = state_dict["last_epoch"]
+        self._step_count = state_dict.get("_step_count", self.last_epoch + 1)
         lrs, mom = self._values()
         for g, lr in zip(self.optimizer.param_groups, lrs, strict=True):
             g["lr"] = lr
         self._set_momentum(mom)
         self._last_lr = lrs
+
+
+class FactorSchedule:
+    """Every param group's lr = its base lr × ``factor(step)``; only the step is state.
+
+    The base lrs are the optimizer's at construction, i.e. the config's. Loading restores the step
+    and re-applies the factor, so a resumed run with another ``optim.*.lr`` or ``train.steps``
+    follows the new values from the resume step on (and an unchanged one is bit-exact).
+    """
+
+    def __init__(self, optimizer: Optimizer, factor: Callable[[int], float]) -> None:
+        self.optimizer, self.factor = optimizer, factor
+        self.base_lrs = [float(g["lr"]) for g in optimizer.param_groups]
+        self.last_epoch = 0
+        self._apply()
+
+    def _apply(self) -> None:
+        f = self.factor(self.last_epoch)
+        for g, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            g["lr"] = base * f
+
+    def step(self) -> None:
+        self.last_epoch += 1
+        self._apply()
+
+    def get_last_lr(self) -> list[float]:
+        return [float(g["lr"]) for g in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict[str, int]:
+        return {"last_epoch": self.last_epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.last_epoch = int(state["last_epoch"])
+        self._apply()

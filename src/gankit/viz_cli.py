@@ -10,18 +10,17 @@ import argparse
 from pathlib import Path
 
 from gankit.cli_options import add_ema_option
-from gankit.errors import ConfigError
 
 
 def _gan_run(args: argparse.Namespace):
-    """``(cfg, task, step)`` of a run that has a generator, with --ema checked."""
-    from gankit.sampling import load_run, resolve_ema
+    """``(cfg, model, step)`` of a run that has a generator, with --ema checked."""
+    from gankit.roles import Generative
+    from gankit.runs import load_role
+    from gankit.sampling import resolve_ema
 
-    cfg, task, step = load_run(args.run, device=args.device)
-    if not hasattr(task, "noise"):
-        raise ConfigError(f"{args.run} is a {cfg.task} run: it has no generator to walk")
-    args.ema = resolve_ema(args.ema, task, args.run)
-    return cfg, task, step
+    run = load_role(args.run, Generative, device=args.device)
+    args.ema = resolve_ema(args.ema, run.model, args.run)
+    return run.cfg, run.model, run.step
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -52,7 +51,7 @@ def _cmd_arithmetic(args: argparse.Namespace) -> int:
     from gankit.sampling import save_grid
 
     cfg, task, step = _gan_run(args)
-    z = load_bank(args.bank, cfg.model.nz)
+    z = load_bank(args.bank, task.nz)
     terms = parse_expression(args.expression, z.shape[0])
     images, nrow = arithmetic_grid(task, z, terms, args.variants, args.jitter, args.seed, args.ema)
     out = Path(args.out or Path(args.run) / "samples" / f"arithmetic-step{step:06d}.png")

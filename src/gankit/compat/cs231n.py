@@ -7,7 +7,7 @@ name, arguments and tensor shapes, and delegates to gankit:
 =========================  ====================================================================
 course                     gankit
 =========================  ====================================================================
-``sample_noise``           U[-1, 1) noise, as ``model.noise=uniform``
+``sample_noise``           U[-1, 1) noise, as ``gan.noise=uniform``
 ``discriminator``          ``gankit.nets.mlp.MLPDiscriminator`` (784-256-256-1, 267,009 params)
 ``generator``              ``gankit.nets.mlp.MLPGenerator`` (noise-1024-1024-784)
 ``discriminator_loss``     ``gankit.objectives.bce_d_loss``
@@ -42,7 +42,7 @@ from gankit.config import OptimConfig
 from gankit.nets import count_parameters
 from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
 from gankit.nets.mnist_dc import MnistDCDiscriminator, MnistDCGenerator
-from gankit.tasks.gan import make_optimizer
+from gankit.tasks.base import make_optimizer
 
 __all__ = [
     "NOISE_DIM",

@@ -1,53 +1,78 @@
-"""Networks, one file per family, and the factories that build them from a config.
+"""Networks, one file per family, and the registry that builds them from ``nets.<name>``.
 
-Adding a family is one file plus one line in ``GENERATORS`` / ``DISCRIMINATORS``.
+``NETS[kind][arch]`` is a :class:`NetEntry`: the options dataclass of ``nets.<name>`` for that
+architecture, the builder and an optional check. A task names the kind of each of its networks
+(``G`` is a ``generator``, ``D`` a ``discriminator``, ...); the builder signature depends on the
+kind:
+
+- ``generator``: ``build(options, image_size, channels)``; the options have ``nz``; the module maps
+  (N, nz) noise to (N, channels, size, size) images in [-1, 1].
+- ``discriminator``: ``build(options, image_size, channels)``; images to one logit each, (N,).
+- ``classifier``: ``build(options, image_size, channels, num_classes)``; images to (N, K) logits,
+  with ``features(x)`` for the penultimate activations.
+
+Adding a network is one file in this package plus one line below.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
-from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator, check_image_size, stage_factors
-from gankit.nets.init import init_weights
-from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
-from gankit.nets.mnist_dc import MnistDCDiscriminator, MnistDCGenerator
+from gankit.errors import ConfigError
+from gankit.nets import darknet, dcgan, mlp, mnist_dc
+from gankit.nets.dcgan import check_image_size, stage_factors
 
-__all__ = [
-    "DISCRIMINATORS",
-    "GENERATORS",
-    "build_discriminator",
-    "build_generator",
-    "check_image_size",
-    "count_parameters",
-    "stage_factors",
-]
+__all__ = ["NETS", "NetEntry", "build_net", "check_image_size", "count_parameters", "stage_factors"]
 
-GENERATORS: dict[str, Callable[..., nn.Module]] = {
-    "dcgan": lambda m, size, ch: DCGANGenerator(
-        size, m.nz, m.ngf, ch, m.n_extra_layers, m.g_norm, m.upsample
-    ),
-    "mlp": lambda m, size, ch: MLPGenerator(size, m.nz, m.g_hidden, ch),
-    "mnist-dc": lambda m, size, ch: MnistDCGenerator(m.nz, ch, size),
+
+@dataclass(frozen=True)
+class NetEntry:
+    options: type
+    build: Callable[..., nn.Module]
+    check: Callable[[Any, int, int], None] | None = None
+
+
+NETS: dict[str, dict[str, NetEntry]] = {
+    "generator": {
+        "dcgan": NetEntry(dcgan.DCGANGeneratorOptions, dcgan.build_generator, dcgan.check),
+        "mlp": NetEntry(mlp.MLPGeneratorOptions, mlp.build_generator, mlp.check),
+        "mnist-dc": NetEntry(
+            mnist_dc.MnistDCGeneratorOptions, mnist_dc.build_generator, mnist_dc.check
+        ),
+    },
+    "discriminator": {
+        "dcgan": NetEntry(dcgan.DCGANDiscriminatorOptions, dcgan.build_discriminator, dcgan.check),
+        "mlp": NetEntry(mlp.MLPDiscriminatorOptions, mlp.build_discriminator, mlp.check),
+        "mnist-dc": NetEntry(
+            mnist_dc.MnistDCDiscriminatorOptions, mnist_dc.build_discriminator, mnist_dc.check
+        ),
+    },
+    "classifier": {
+        "darknet": NetEntry(darknet.DarknetOptions, darknet.build_darknet, darknet.check_darknet),
+        "mnistnet": NetEntry(
+            darknet.MnistNetOptions, darknet.build_mnistnet, darknet.check_mnistnet
+        ),
+    },
 }
-DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {
-    "dcgan": lambda m, size, ch: DCGANDiscriminator(size, m.ndf, ch, m.n_extra_layers, m.d_norm),
-    "mlp": lambda m, size, ch: MLPDiscriminator(size, m.d_hidden, ch),
-    "mnist-dc": lambda m, size, ch: MnistDCDiscriminator(ch, size),
-}
 
 
-def build_generator(model_cfg, image_size: int, channels: int) -> nn.Module:
-    """The generator named by ``model_cfg.arch``, initialised by ``model_cfg.init``."""
-    net = GENERATORS[model_cfg.arch](model_cfg, image_size, channels)
-    return init_weights(net, model_cfg.init)
+def entry(kind: str, arch: str, key: str = "arch") -> NetEntry:
+    """The registry entry, or a ConfigError naming ``key`` and the choices."""
+    archs = NETS.get(kind)
+    if archs is None:
+        raise ConfigError(f"unknown network kind {kind!r}: choose one of {', '.join(NETS)}")
+    if arch not in archs:
+        raise ConfigError(f"{key}={arch!r} is not allowed: choose one of {', '.join(archs)}")
+    return archs[arch]
 
 
-def build_discriminator(model_cfg, image_size: int, channels: int) -> nn.Module:
-    """The discriminator named by ``model_cfg.arch``, initialised by ``model_cfg.init``."""
-    net = DISCRIMINATORS[model_cfg.arch](model_cfg, image_size, channels)
-    return init_weights(net, model_cfg.init)
+def build_net(kind: str, opts: Any, image_size: int, channels: int, **extra: Any) -> nn.Module:
+    """The ``kind`` network described by ``opts`` (an options dataclass with ``arch``)."""
+    return entry(kind, opts.arch).build(opts, image_size, channels, **extra)
 
 
 def count_parameters(net: nn.Module) -> int:

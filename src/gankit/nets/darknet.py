@@ -14,11 +14,13 @@ used by ``gankit.metrics`` as an embedding for FID-like statistics and mode coun
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from gankit.errors import ConfigError
+from gankit.nets.base import NetOptions
 
 # LeakyReLU slope of the course's conv_layer; also the ``a`` of the Kaiming init below.
 _LEAK = 0.1
@@ -163,3 +165,53 @@ class MnistNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.features(x)))
+
+
+@dataclass
+class DarknetOptions(NetOptions):
+    """``nets.net`` of ``arch: darknet`` (the fast.ai course's CIFAR-10 Darknet by default)."""
+
+    num_blocks: tuple[int, ...] = (1, 2, 4, 6, 3)
+    """Residual layers per group (one group per entry)."""
+    nf: int = 32
+    """Stem width, doubled by every group."""
+
+
+@dataclass
+class MnistNetOptions(NetOptions):
+    """``nets.net`` of ``arch: mnistnet``."""
+
+    nf: int = 32
+    """Width of the first convolution."""
+
+
+def check_darknet(opts: DarknetOptions, size: int, channels: int) -> None:
+    if not opts.num_blocks or any(n < 0 for n in opts.num_blocks):
+        raise ConfigError(
+            f"nets.net.num_blocks={list(opts.num_blocks)}: give one count >= 0 per group, e.g. [1, 2, 4, 6, 3]"
+        )
+    if opts.nf < 2:
+        raise ConfigError(f"nets.net.nf={opts.nf} must be at least 2")
+    halvings = len(opts.num_blocks) - (len(opts.num_blocks) > 1)  # the second group keeps the size
+    if size < 2**halvings:
+        raise ConfigError(
+            f"data.image_size={size} is too small for {len(opts.num_blocks)} darknet groups: "
+            f"use at least {2**halvings} or fewer nets.net.num_blocks"
+        )
+
+
+def check_mnistnet(opts: MnistNetOptions, size: int, channels: int) -> None:
+    if opts.nf < 2:
+        raise ConfigError(f"nets.net.nf={opts.nf} must be at least 2")
+    if size % 4:
+        raise ConfigError(
+            f"data.image_size={size} is not supported by mnistnet: use a multiple of 4"
+        )
+
+
+def build_darknet(opts: DarknetOptions, size: int, channels: int, num_classes: int) -> nn.Module:
+    return Darknet(opts.num_blocks, num_classes, opts.nf, channels)
+
+
+def build_mnistnet(opts: MnistNetOptions, size: int, channels: int, num_classes: int) -> nn.Module:
+    return MnistNet(num_classes, channels, size, width=opts.nf)

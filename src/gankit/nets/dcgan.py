@@ -10,12 +10,15 @@ the 64×64 nets have exactly the parameters of the PyTorch examples' DCGAN (G 3,
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from gankit.errors import ConfigError
+from gankit.nets.base import GANNetOptions, initialised
 
 
 def stage_factors(size: int) -> list[int] | None:
@@ -127,3 +130,47 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.main(x).view(-1)
+
+
+@dataclass
+class DCGANGeneratorOptions(GANNetOptions):
+    """``nets.G`` of ``arch: dcgan``."""
+
+    nz: int = 100
+    ngf: int = 64
+    n_extra_layers: int = 0
+    norm: Literal["batch", "none"] = "batch"
+    upsample: Literal["deconv", "nearest"] = "deconv"
+    """deconv: transposed convolutions (Radford et al.); nearest: upsample + 3x3 conv (no checkerboard)."""
+
+
+@dataclass
+class DCGANDiscriminatorOptions(GANNetOptions):
+    """``nets.D`` of ``arch: dcgan``."""
+
+    ndf: int = 64
+    n_extra_layers: int = 0
+    norm: Literal["batch", "none", "spectral"] = "batch"
+
+
+def check(
+    opts: DCGANGeneratorOptions | DCGANDiscriminatorOptions, size: int, channels: int
+) -> None:
+    width = opts.ngf if isinstance(opts, DCGANGeneratorOptions) else opts.ndf
+    if width <= 0 or getattr(opts, "nz", 1) <= 0 or opts.n_extra_layers < 0:
+        raise ConfigError(
+            f"dcgan: widths and nz must be positive and n_extra_layers >= 0 (got {opts})"
+        )
+    check_image_size(size)
+
+
+def build_generator(opts: DCGANGeneratorOptions, size: int, channels: int) -> nn.Module:
+    net = DCGANGenerator(
+        size, opts.nz, opts.ngf, channels, opts.n_extra_layers, opts.norm, opts.upsample
+    )
+    return initialised(net, opts)
+
+
+def build_discriminator(opts: DCGANDiscriminatorOptions, size: int, channels: int) -> nn.Module:
+    net = DCGANDiscriminator(size, opts.ndf, channels, opts.n_extra_layers, opts.norm)
+    return initialised(net, opts)

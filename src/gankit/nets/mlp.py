@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
+
+from gankit.errors import ConfigError
+from gankit.nets.base import GANNetOptions, initialised
 
 
 class MLPGenerator(nn.Module):
@@ -41,3 +46,31 @@ class MLPDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).view(-1)
+
+
+@dataclass
+class MLPGeneratorOptions(GANNetOptions):
+    """``nets.G`` of ``arch: mlp``."""
+
+    nz: int = 96
+    hidden: int = 1024
+
+
+@dataclass
+class MLPDiscriminatorOptions(GANNetOptions):
+    """``nets.D`` of ``arch: mlp``."""
+
+    hidden: int = 256
+
+
+def check(opts: MLPGeneratorOptions | MLPDiscriminatorOptions, size: int, channels: int) -> None:
+    if opts.hidden <= 0 or getattr(opts, "nz", 1) <= 0:
+        raise ConfigError(f"mlp: hidden and nz must be positive (got {opts})")
+
+
+def build_generator(opts: MLPGeneratorOptions, size: int, channels: int) -> nn.Module:
+    return initialised(MLPGenerator(size, opts.nz, opts.hidden, channels), opts)
+
+
+def build_discriminator(opts: MLPDiscriminatorOptions, size: int, channels: int) -> nn.Module:
+    return initialised(MLPDiscriminator(size, opts.hidden, channels), opts)

@@ -9,10 +9,13 @@ for 28×28 images only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from gankit.errors import ConfigError
+from gankit.nets.base import GANNetOptions, initialised
 
 SIZE = 28
 
@@ -77,3 +80,29 @@ class MnistDCGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z.flatten(1))
+
+
+@dataclass
+class MnistDCGeneratorOptions(GANNetOptions):
+    """``nets.G`` of ``arch: mnist-dc``."""
+
+    nz: int = 96
+
+
+@dataclass
+class MnistDCDiscriminatorOptions(GANNetOptions):
+    """``nets.D`` of ``arch: mnist-dc`` (no options beyond the initialisation)."""
+
+
+def check(opts: GANNetOptions, size: int, channels: int) -> None:
+    if getattr(opts, "nz", 1) <= 0:
+        raise ConfigError(f"nets.G.nz={opts.nz} must be positive")  # type: ignore[attr-defined]
+    check_mnist_dc_size(size)
+
+
+def build_generator(opts: MnistDCGeneratorOptions, size: int, channels: int) -> nn.Module:
+    return initialised(MnistDCGenerator(opts.nz, channels, size), opts)
+
+
+def build_discriminator(opts: MnistDCDiscriminatorOptions, size: int, channels: int) -> nn.Module:
+    return initialised(MnistDCDiscriminator(channels, size), opts)

@@ -8,37 +8,75 @@ lr 1.3, weight decay 1e-4, ``use_clr_beta=(20, 20, 0.95, 0.85)``, 94.27 % after 
 ``evaluate`` measures the held-out split, optionally averaging the logits of each image and its
 mirror image (flip test-time augmentation, as in airbench).
 
-The classifier has no previews (``has_previews = False``); it needs labels (``needs_labels``) and
-settles data-dependent config values (class names, normalisation statistics, steps per epoch)
-with ``resolve_config`` before it is built, so that ``config.yaml`` describes the run completely.
+The classifier has no previews; its one stream, ``labelled``, yields ``(uint8 images, labels)``;
+it settles data-dependent config values (class names, normalisation statistics) in ``resolve``
+before it is built, so that ``config.yaml`` describes the run completely. Loaded from a run it is
+a :class:`ClassifierModel` (``gankit evaluate-classifier``, ``--features classifier:RUN``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gankit.augment import CIFAR10_MEAN, CIFAR10_STD, normalize, pad_crop, random_flip
-from gankit.config import ClassifierConfig, Config
+from gankit.config import Config
 from gankit.data.sources import ImageData, class_folder_files, load_source
-from gankit.errors import CheckpointError, ConfigError, DataError
-from gankit.nets.darknet import Darknet, MnistNet
+from gankit.errors import ConfigError, DataError
+from gankit.nets import build_net
+from gankit.roles import Classifier
 from gankit.runtime import Runtime
 from gankit.schedules import OneCycleScheduler
+from gankit.tasks.base import Streams, StreamSpec, Task, TaskInfo
 
 log = logging.getLogger("gankit")
 
-CLASSIFIERS: dict[str, Callable[[ClassifierConfig, int, int, int], nn.Module]] = {
-    "darknet": lambda c, channels, size, n: Darknet(c.num_blocks, n, c.nf, channels),
-    "mnistnet": lambda c, channels, size, n: MnistNet(n, channels, size, width=c.nf),
-}
-"""arch name -> builder(classifier config, channels, image size, number of classes)."""
+
+@dataclass
+class ClassifierOptions:
+    """An image classifier trained with SGD and a one-cycle schedule (``classifier.*``).
+
+    Defaults are the fast.ai 2018 course's CIFAR-10 Darknet (``cifar10-darknet.ipynb``): lr 1.3,
+    weight decay 1e-4, ``use_clr_beta=(20, 20, 0.95, 0.85)``, flips and reflect-pad-4 crops. The
+    network itself is ``nets.net`` (darknet or mnistnet).
+    """
+
+    num_classes: int | None = None
+    """None = from the data (its class names, or the largest label + 1)."""
+    classes: tuple[str, ...] | None = None
+    """Class names in label order; filled in from the data when training starts."""
+    lr: float = 1.3
+    """Peak learning rate of the one-cycle schedule."""
+    div: float = 20.0
+    """The cycle starts and ends at lr / div, then anneals to lr / (div * 100)."""
+    pct: float = 20.0
+    """Percent of the steps spent in the final annealing (fastai use_clr_beta)."""
+    mom_max: float = 0.95
+    mom_min: float = 0.85
+    weight_decay: float = 1e-4
+    nesterov: bool = False
+    label_smoothing: float = 0.0
+    augment: bool = True
+    """Random pad-and-crop (and flips, if ``flip``) of every training batch, on the device."""
+    pad: int = 4
+    """Reflect padding of the random crop; 0 = no crop."""
+    flip: bool = True
+    mean: tuple[float, ...] | None = None
+    """Per-channel input mean in [0, 1]; None = CIFAR-10's for cifar10, else the data's own."""
+    std: tuple[float, ...] | None = None
+    tta_flip: bool = False
+    """At evaluation, average the logits of each image and its mirror image."""
+    eval_every: int | None = None
+    """Steps between test-set evaluations; None = once per epoch, 0 = never."""
+    eval_batch_size: int = 500
 
 
 def dataset_stats(images: Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -63,8 +101,8 @@ def resolve_config(cfg: Config, data: ImageData) -> None:
     """Fill in what the classifier config leaves to the data, in place.
 
     Class names (checked against a resumed run's), ``num_classes``, the normalisation statistics
-    (CIFAR-10's for ``cifar10``, else measured on the training images), ``train.steps`` from
-    ``train.epochs`` and ``eval_every`` (null: once per epoch). Fails early when the held-out
+    (CIFAR-10's for ``cifar10``, else measured on the training images) and ``eval_every``
+    (null: once per epoch). Fails early when the held-out
     split that evaluation will need is missing.
     """
     c, n = cfg.classifier, len(data)
@@ -96,8 +134,6 @@ def resolve_config(cfg: Config, data: ImageData) -> None:
             c.mean, c.std = dataset_stats(torch.stack([data.dataset[i][0] for i in idx]))  # type: ignore[index]
         c.std = tuple(max(s, 1e-3) for s in c.std)  # a constant channel must not divide by 0
     per_epoch = max(1, n // cfg.train.batch_size)
-    if cfg.train.epochs:
-        cfg.train.steps = math.ceil(cfg.train.epochs * n / cfg.train.batch_size)
     if c.eval_every is None:
         c.eval_every = per_epoch
     src = cfg.data.source
@@ -113,7 +149,7 @@ def resolve_config(cfg: Config, data: ImageData) -> None:
 
 
 def validate_classifier(cfg: Config) -> None:
-    """The classifier section's ranges always; its fit to the data only for ``task: classifier``."""
+    """The classifier section's ranges and its fit to the data."""
     c = cfg.classifier
     if not c.lr > 0 or c.div <= 1:
         raise ConfigError(f"classifier.lr={c.lr} must be positive and classifier.div={c.div} > 1")
@@ -130,14 +166,10 @@ def validate_classifier(cfg: Config) -> None:
             f"classifier.weight_decay={c.weight_decay} must be >= 0 and "
             f"classifier.label_smoothing={c.label_smoothing} in [0, 1)"
         )
-    if not c.num_blocks or any(n < 0 for n in c.num_blocks):
+    if c.eval_batch_size <= 0 or c.pad < 0:
         raise ConfigError(
-            f"classifier.num_blocks={list(c.num_blocks)}: give one count >= 0 per group, e.g. [1, 2, 4, 6, 3]"
-        )
-    if c.nf < 2 or c.eval_batch_size <= 0 or c.pad < 0:
-        raise ConfigError(
-            f"classifier.nf={c.nf}, eval_batch_size={c.eval_batch_size}, pad={c.pad}: "
-            "need nf >= 2, eval_batch_size > 0 and pad >= 0"
+            f"classifier.eval_batch_size={c.eval_batch_size}, pad={c.pad}: "
+            "need eval_batch_size > 0 and pad >= 0"
         )
     if c.eval_every is not None and c.eval_every < 0:
         raise ConfigError(
@@ -149,8 +181,6 @@ def validate_classifier(cfg: Config) -> None:
         raise ConfigError(
             f"classifier.classes names {len(c.classes)} classes but num_classes={c.num_classes}"
         )
-    if cfg.task != "classifier":
-        return
     ch, size = cfg.data.channels, cfg.data.image_size
     for key, stats in (("mean", c.mean), ("std", c.std)):
         if stats is not None and len(stats) != ch:
@@ -161,16 +191,6 @@ def validate_classifier(cfg: Config) -> None:
         raise ConfigError(f"classifier.std={list(c.std)} must be positive")
     if c.augment and c.pad >= size:
         raise ConfigError(f"classifier.pad={c.pad} must be smaller than data.image_size={size}")
-    if c.arch == "mnistnet" and size % 4:
-        raise ConfigError(
-            f"data.image_size={size} is not supported by mnistnet: use a multiple of 4"
-        )
-    halvings = len(c.num_blocks) - (len(c.num_blocks) > 1)  # the second group keeps the size
-    if c.arch == "darknet" and size < 2**halvings:
-        raise ConfigError(
-            f"data.image_size={size} is too small for {len(c.num_blocks)} darknet groups: "
-            f"use at least {2**halvings} or fewer classifier.num_blocks"
-        )
     if cfg.data.source.startswith("lmdb:"):
         raise ConfigError(
             "task=classifier needs labelled data: use folder:PATH with one sub-folder per class, "
@@ -178,28 +198,115 @@ def validate_classifier(cfg: Config) -> None:
         )
 
 
-class ClassifierTask:
-    """A classifier network, its SGD optimiser and one-cycle schedule; the loop drives it."""
+class ClassifierModel:
+    """A trained classifier for the commands (:class:`~gankit.roles.Classifier`): logits of uint8
+    images, normalised as in training, batch by batch, in eval mode."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        cfg: Config,
+        device: torch.device,
+        forward: Callable[[Tensor], Tensor] | None = None,
+        autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+        memory_format: torch.memory_format = torch.contiguous_format,
+    ) -> None:
+        c, ch = cfg.classifier, cfg.data.channels
+        self.net, self.cfg, self.device = net, cfg, device
+        self.forward = forward or net
+        self._autocast, self.memory_format = autocast, memory_format
+        n = c.num_classes or len(c.classes or ())
+        self.classes = list(c.classes or [str(k) for k in range(n)])
+        # Unresolved statistics (a config never trained) fall back to mapping [0, 1] to [-1, 1].
+        self.mean = c.mean or (0.5,) * ch
+        self.std = c.std or (0.5,) * ch
+
+    def inputs(self, x: Tensor) -> Tensor:
+        """uint8 (N, C, H, W) images → normalised float inputs on the device."""
+        x = normalize(x.to(self.device), self.mean, self.std)
+        return x.contiguous(memory_format=self.memory_format)
+
+    @torch.no_grad()
+    def predict(self, images: Tensor, tta_flip: bool | None = None) -> Tensor:
+        """Logits (float32, on the CPU) for uint8 images.
+
+        ``tta_flip`` (default: ``classifier.tta_flip``) averages the logits of each image and of
+        its mirror image.
+        """
+        c = self.cfg.classifier
+        tta = c.tta_flip if tta_flip is None else tta_flip
+        was_training = self.net.training
+        self.net.eval()
+        out = []
+        try:
+            for chunk in images.split(c.eval_batch_size):
+                x = self.inputs(chunk)
+                with self._autocast():
+                    logits = self.forward(x).float()
+                    if tta:
+                        logits = (logits + self.forward(x.flip(-1)).float()) / 2
+                out.append(logits.cpu())
+        finally:
+            self.net.train(was_training)
+        return torch.cat(out)
+
+
+def _num_classes(cfg: Config) -> int:
+    c = cfg.classifier
+    n = c.num_classes or (len(c.classes) if c.classes else None)
+    if n is None:
+        raise ConfigError(
+            "classifier.num_classes is unknown: set it, or let training read it from the data"
+        )
+    return n
+
+
+class ClassifierTask(Task):
+    """A classifier network, its SGD optimiser and one-cycle schedule; the loop drives it.
+
+    Parts: net ``net``, optimizer/schedule/scaler ``net``, the augmentation RNG ``augment``.
+    """
 
     name = "classifier"
-    needs_labels = True
-    """The loop loads labels and gives a stream of ``(uint8 images, labels)`` batches."""
-    has_previews = False
-    """There are no images to preview: the loop never calls ``sample``."""
-    nan_hint = "lower classifier.lr (`gankit lr-find RECIPE` suggests one)"
-    resolve_config = staticmethod(resolve_config)
-    batches_per_step = 1
+    Options = ClassifierOptions
+    networks = {"net": ("classifier", "darknet")}
+    structural = (
+        "classifier.num_classes",
+        "classifier.classes",
+        "classifier.mean",
+        "classifier.std",
+    )
+    roles = (Classifier,)
+    validate = classmethod(lambda cls, cfg: validate_classifier(cfg))
 
-    def __init__(self, cfg: Config, runtime: Runtime):
-        self.cfg, self.rt = cfg, runtime
-        c, ch = cfg.classifier, cfg.data.channels
-        n = c.num_classes or (len(c.classes) if c.classes else None)
-        if n is None:
-            raise ConfigError(
-                "classifier.num_classes is unknown: set it, or let training read it from the data"
-            )
-        self.net = CLASSIFIERS[c.arch](c, ch, cfg.data.image_size, n)
-        self.model = runtime.prepare(self.net)
+    @classmethod
+    def streams(cls, cfg: Config) -> dict[str, StreamSpec]:
+        return {"labelled": StreamSpec(cfg.data, labels=True)}
+
+    @classmethod
+    def resolve(cls, cfg: Config, data: dict[str, ImageData]) -> None:
+        resolve_config(cfg, data["labelled"])
+
+    @classmethod
+    def build_net(cls, cfg: Config) -> nn.Module:
+        d = cfg.data
+        return build_net(
+            "classifier", cfg.nets["net"], d.image_size, d.channels, num_classes=_num_classes(cfg)
+        )
+
+    @classmethod
+    def load_model(
+        cls, cfg: Config, parts: dict[str, Any], device: torch.device
+    ) -> ClassifierModel:
+        net = cls.build_net(cfg)
+        net.load_state_dict(parts["nets"]["net"])
+        return ClassifierModel(net.to(device).eval(), cfg, device)
+
+    def __init__(self, cfg: Config, rt: Runtime, first: dict[str, Any]) -> None:
+        super().__init__(cfg, rt, first)
+        c = cfg.classifier
+        self.net = self.build_net(cfg)
+        self.forward = rt.prepare(self.net)
         self.opt = torch.optim.SGD(
             self.net.parameters(),
             lr=c.lr,
@@ -213,40 +320,38 @@ class ClassifierTask:
             )
         except ConfigError as e:
             raise ConfigError(f"train.steps={cfg.train.steps} is too short: {e}") from None
-        self.scaler = runtime.grad_scaler()
-        # Unresolved statistics (a config never trained) fall back to mapping [0, 1] to [-1, 1].
-        self.mean = c.mean or (0.5,) * ch
-        self.std = c.std or (0.5,) * ch
+        self.scaler = rt.grad_scaler()
         self.gen = torch.Generator().manual_seed(cfg.seed + 2)  # augmentation only
-        self.n_step = 0
+        self.model = ClassifierModel(
+            self.net, cfg, rt.device, self.forward, rt.autocast, rt.memory_format
+        )
         self._eval: ImageData | None = None
+        self.parts.nets = {"net": self.net}
+        self.parts.optims = {"net": self.opt}
+        self.parts.scheds = {"net": self.sched}
+        self.parts.scalers = {"net": self.scaler}
+        self.parts.rngs = {"augment": self.gen}
+        self.info = TaskInfo(
+            progress_keys=("loss", "acc"),
+            nan_advice="lower classifier.lr (`gankit lr-find RECIPE` suggests one)",
+            eval_every=c.eval_every or 0,
+        )
 
-    # --- data -------------------------------------------------------------------------------
+    # --- training ---------------------------------------------------------------------------
 
-    @property
-    def images_per_step(self) -> int:
-        return self.cfg.train.batch_size
-
-    @property
-    def eval_every(self) -> int:
-        """Steps between evaluations by the loop (0 = never)."""
-        return self.cfg.classifier.eval_every or 0
-
-    def inputs(self, x: Tensor, train: bool = False) -> Tensor:
-        """uint8 (N, C, H, W) images → normalised float inputs, augmented when ``train``."""
+    def augmented(self, x: Tensor) -> Tensor:
+        """Random pad-and-crop and flips of a uint8 batch (``classifier.augment``)."""
         c = self.cfg.classifier
-        if train and c.augment:
+        if c.augment:
             if c.pad:
                 x = pad_crop(x, c.pad, "reflect", self.gen)
             if c.flip:
                 x = random_flip(x, 0.5, self.gen)
-        return normalize(x, self.mean, self.std).contiguous(memory_format=self.rt.memory_format)
-
-    # --- training ---------------------------------------------------------------------------
+        return x
 
     def _train_on(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         with self.rt.autocast():
-            logits = self.model(self.inputs(x, train=True)).float()
+            logits = self.forward(self.model.inputs(self.augmented(x))).float()
         loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.classifier.label_smoothing)
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -254,19 +359,18 @@ class ClassifierTask:
         self.scaler.update()
         return loss.detach(), logits.detach()
 
-    def step(self, batches: Iterator[tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
+    def step(self, batches: Streams) -> dict[str, Tensor]:
         """One SGD step on one batch, then one schedule step; returns detached scalar tensors."""
-        x, y = next(batches)
+        x, y = next(batches["labelled"])
         group = self.opt.param_groups[0]
         lr, mom = group["lr"], group["momentum"]
         loss, logits = self._train_on(x, y)
         self.sched.step()
-        self.n_step += 1
         return {
             "loss": loss,
             "acc": (logits.argmax(1) == y).float().mean(),
-            "lr": torch.tensor(lr),
-            "momentum": torch.tensor(mom),
+            "lr": torch.tensor(lr, device=loss.device),
+            "momentum": torch.tensor(mom, device=loss.device),
         }
 
     def lr_find_step(self, batches: Iterator[tuple[Tensor, Tensor]], lr: float) -> float:
@@ -296,66 +400,17 @@ class ClassifierTask:
             self._eval = data
         return self._eval
 
-    @torch.no_grad()
     def predict(self, images: Tensor, tta_flip: bool | None = None) -> Tensor:
-        """Logits (float32, on the CPU) for uint8 images, in eval mode, batch by batch.
-
-        ``tta_flip`` (default: ``classifier.tta_flip``) averages the logits of each image and of
-        its mirror image.
-        """
-        c = self.cfg.classifier
-        tta = c.tta_flip if tta_flip is None else tta_flip
-        was_training = self.net.training
-        self.net.eval()
-        out = []
-        try:
-            for chunk in images.split(c.eval_batch_size):
-                x = self.inputs(chunk.to(self.rt.device))
-                with self.rt.autocast():
-                    logits = self.model(x).float()
-                    if tta:
-                        logits = (logits + self.model(x.flip(-1)).float()) / 2
-                out.append(logits.cpu())
-        finally:
-            self.net.train(was_training)
-        return torch.cat(out)
+        return self.model.predict(images, tta_flip)
 
     def evaluate(
         self, data: ImageData | None = None, tta_flip: bool | None = None
     ) -> dict[str, float]:
         """Test loss (cross-entropy, no smoothing) and accuracy on ``data`` (default: the test split)."""
         data = data or self.eval_data()
-        logits = self.predict(data.images, tta_flip)  # type: ignore[arg-type]
+        logits = self.model.predict(data.images, tta_flip)  # type: ignore[arg-type]
         labels = data.labels.cpu()  # type: ignore[union-attr]
         return {
             "test_loss": F.cross_entropy(logits, labels).item(),
             "test_acc": (logits.argmax(1) == labels).float().mean().item(),
         }
-
-    # --- state ------------------------------------------------------------------------------
-
-    def state_dict(self) -> dict:
-        return {
-            "net": self.net.state_dict(),
-            "opt": self.opt.state_dict(),
-            "sched": self.sched.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "gen": self.gen.get_state(),
-            "step": self.n_step,
-        }
-
-    def load_state_dict(self, state: dict, weights_only: bool = False) -> None:
-        """Restore everything (or only the network with ``weights_only``, for evaluation)."""
-        try:
-            self.net.load_state_dict(state["net"])
-            if not weights_only:
-                self.opt.load_state_dict(state["opt"])
-                self.sched.load_state_dict(state["sched"])
-                self.scaler.load_state_dict(state["scaler"])
-                self.gen.set_state(state["gen"])
-                self.n_step = state["step"]
-        except (KeyError, RuntimeError, ValueError) as e:
-            first = str(e).strip().splitlines()[0][:160]
-            raise CheckpointError(
-                f"checkpoint does not match this classifier ({type(e).__name__}: {first})"
-            ) from None

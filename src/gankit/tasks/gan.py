@@ -2,37 +2,63 @@
 
 One ``step`` is one generator update preceded by ``d_steps`` critic updates (Goodfellow et al. 2014,
 algorithm 1; Arjovsky et al. 2017, algorithm 1). Each critic update draws its own real batch from
-the stream. The fake batch of the last critic update is reused for the generator update, as in the
-PyTorch DCGAN example, which saves one generator forward pass per step.
+the ``real`` stream. The fake batch of the last critic update is reused for the generator update,
+as in the PyTorch DCGAN example, which saves one generator forward pass per step.
+
+Parts: nets ``G``, ``D``; optimizers, schedules and grad scalers ``G``, ``D``; the EMA of ``G``
+(``gan.ema``); buffers ``fixed_z`` (the preview noise) and ``g_step``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import copy
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
-from gankit.augment import diff_augment
+from gankit.augment import DIFF_AUGMENTS, diff_augment
 from gankit.config import Config, OptimConfig
-from gankit.errors import CheckpointError
-from gankit.health import gan_advice
-from gankit.nets import build_discriminator, build_generator
+from gankit.errors import ConfigError
+from gankit.nets import build_net
 from gankit.objectives import OBJECTIVES, gradient_penalty
+from gankit.roles import Critic, Generative
 from gankit.runtime import Runtime
-from gankit.schedules import linear_decay
+from gankit.schedules import FactorSchedule, linear_decay
+from gankit.tasks.base import Streams, Task, TaskInfo, make_optimizer
 
 
-def make_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """Adam, RMSprop or SGD from an optimizer config."""
-    if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    if cfg.name == "rmsprop":
-        return torch.optim.RMSprop(
-            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-        )
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+@dataclass
+class GanOptions:
+    """The adversarial game (``gan.*``)."""
+
+    loss: str = "non-saturating"
+    """minimax | non-saturating | lsgan | wgan | wgan-gp | hinge"""
+    noise: Literal["normal", "uniform"] = "normal"
+    """normal: N(0, I); uniform: U[-1, 1) (the cs231n assignment)."""
+    d_steps: int = 1
+    """Critic (discriminator) steps per generator step."""
+    d_schedule: Literal["constant", "wgan"] = "constant"
+    """wgan: 100 critic steps for the first 25 generator steps and every 500th (Arjovsky et al.)."""
+    clip: float | None = None
+    """Weight clipping bound of the critic; None = the loss's default (0.01 for wgan)."""
+    gp_weight: float | None = None
+    """Gradient-penalty weight; None = the loss's default (10 for wgan-gp)."""
+    label_smoothing: float = 0.0
+    """One-sided: real targets become 1 - label_smoothing (Salimans et al. 2016)."""
+    ema: float = 0.0
+    """Decay of an exponential moving average of the generator used for sampling; 0 = off."""
+    ema_start: int = 0
+    """Generator step at which the EMA starts averaging (it copies G until then)."""
+    augment: list[str] = field(default_factory=list)
+    """DiffAugment policy for D's inputs, real and fake alike: translation, cutout, flip (Zhao et al. 2020)."""
+    lr_decay_start: float | None = None
+    """Fraction of train.steps after which both learning rates fall linearly to 0; None = constant."""
 
 
 def critic_steps(cfg_d_steps: int, schedule: str, g_step: int) -> int:
@@ -67,108 +93,237 @@ def ema_with_warmup(decay: float):
     return update
 
 
+def gan_advice(cfg: Config) -> dict[str, str]:
+    """Config changes worth trying for each health event, concrete for this run's config."""
+    gan, d_norm = cfg.gan, getattr(cfg.nets["D"], "norm", None)
+    slow_d = f"optim.D.lr={cfg.optim['D'].lr / 2:g} (half the current)"
+    win = [slow_d]
+    if gan.loss == "minimax":
+        win.append("gan.loss=non-saturating")
+    if gan.label_smoothing == 0:
+        win.append("gan.label_smoothing=0.1")
+    if not gan.augment:
+        win.append("gan.augment=translation,cutout")
+    spectral = d_norm is not None and d_norm != "spectral"  # only nets with a norm option
+    if spectral:
+        win.append("nets.D.norm=spectral")
+    collapse = [f"optim.G.lr={cfg.optim['G'].lr / 2:g} {slow_d.split(' ')[0]}"]
+    if gan.loss not in ("wgan-gp", "wgan"):
+        collapse.append("gan.loss=wgan-gp (or the wgan-gp recipe)")
+    if spectral:
+        collapse.append("nets.D.norm=spectral")
+    if not gan.augment:
+        collapse.append("gan.augment=translation")
+    return {
+        "d_winning": "the generator gets almost no gradient; try " + ", ".join(win),
+        "collapse": "different noise gives near-identical images; the previews in samples/ "
+        "show when it started; try " + ", ".join(collapse),
+    }
+
+
 def _set_requires_grad(net: nn.Module, flag: bool) -> None:
     for p in net.parameters():
         p.requires_grad_(flag)
 
 
-class GANTask:
-    """Generator, discriminator, their optimizers and losses; the loop drives it."""
+class GANModel:
+    """A GAN's generator (and its EMA) and discriminator, for sampling: :class:`Generative`,
+    :class:`Critic`. During training it shares the task's modules; loaded from a run it holds
+    fp32 copies in eval mode."""
 
-    name = "gan"
-
-    def __init__(self, cfg: Config, runtime: Runtime):
-        self.cfg, self.rt = cfg, runtime
-        size, ch = cfg.data.image_size, cfg.data.channels
-        self.G = build_generator(cfg.model, size, ch)
-        self.D = build_discriminator(cfg.model, size, ch)
-        self.g, self.d = runtime.prepare(self.G), runtime.prepare(self.D)
-        self.opt_g = make_optimizer(self.G.parameters(), cfg.optim_g)
-        self.opt_d = make_optimizer(self.D.parameters(), cfg.optim_d)
-        self.scaler_g, self.scaler_d = runtime.grad_scaler(), runtime.grad_scaler()
-        self.schedulers = [
-            torch.optim.lr_scheduler.LambdaLR(o, self._lr_factor) for o in (self.opt_g, self.opt_d)
-        ]
-        self.objective = OBJECTIVES[cfg.gan.loss]
-        self.clip = cfg.gan.clip if cfg.gan.clip is not None else self.objective.clip
-        self.gp_weight = (
-            cfg.gan.gp_weight if cfg.gan.gp_weight is not None else self.objective.gp_weight
-        )
-        self.ema: AveragedModel | None = None
-        if cfg.gan.ema > 0:
-            self.ema = AveragedModel(
-                self.G, multi_avg_fn=ema_with_warmup(cfg.gan.ema), use_buffers=True
-            )
-        self.g_step = 0
-        self._evaluator = None  # built on first use: see prepare_evaluation
-        gen = torch.Generator().manual_seed(cfg.seed + 1)
-        self.fixed_z = self.noise(cfg.train.n_preview, generator=gen)
-
-    def _lr_factor(self, step: int) -> float:
-        start = self.cfg.gan.lr_decay_start
-        if start is None:
-            return 1.0
-        total = (
-            self.cfg.train.steps
-        )  # read at each step: train.epochs may resolve it after __init__
-        return linear_decay(step, total, int(start * total))
-
-    # --- noise and sampling ------------------------------------------------------------------
+    def __init__(
+        self,
+        G: nn.Module,
+        D: nn.Module,
+        ema: AveragedModel | None,
+        nz: int,
+        noise: str,
+        fixed_z: Tensor,
+        device: torch.device,
+        autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    ) -> None:
+        self.G, self.D, self.ema, self.nz, self.noise_kind = G, D, ema, nz, noise
+        self.fixed_z, self.device, self._autocast = fixed_z, device, autocast
+        self.has_ema = ema is not None
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Latent codes: N(0, I), or U[-1, 1) with model.noise=uniform (cs231n)."""
-        device = "cpu" if generator is not None else self.rt.device
-        shape = (n, self.cfg.model.nz)
-        if self.cfg.model.noise == "uniform":
+        """Latent codes: N(0, I), or U[-1, 1) with gan.noise=uniform (cs231n)."""
+        device = "cpu" if generator is not None else self.device
+        shape = (n, self.nz)
+        if self.noise_kind == "uniform":
             z = torch.rand(shape, generator=generator, device=device) * 2 - 1
         else:
             z = torch.randn(shape, generator=generator, device=device)
-        return z.to(self.rt.device)
+        return z.to(self.device)
 
-    def generator_for_sampling(self, ema: bool = True) -> nn.Module:
+    def generator(self, ema: bool = True) -> nn.Module:
         """The EMA generator once it has started averaging, else the trained one."""
         if ema and self.ema is not None and self.ema.n_averaged.item() > 0:
             return self.ema.module
         return self.G
 
     @torch.no_grad()
-    def sample(self, z: Tensor | None = None, ema: bool = True) -> Tensor:
+    def sample(
+        self, z: Tensor | None = None, labels: Tensor | None = None, ema: bool = True
+    ) -> Tensor:
         """Images in [-1, 1] from ``z`` (default: the fixed preview noise), in eval mode."""
-        net = self.generator_for_sampling(ema)
+        if labels is not None:
+            raise ConfigError("this GAN is unconditional: it takes no labels")
+        net = self.generator(ema)
         was_training = net.training
         net.eval()
         try:
-            with self.rt.autocast():
-                out = net(self.fixed_z if z is None else z.to(self.rt.device))
+            with self._autocast():
+                out = net(self.fixed_z if z is None else z.to(self.device))
         finally:
             net.train(was_training)
         return out.float()
 
-    # --- training ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def discriminate(self, images: Tensor) -> Tensor:
+        """D's logit (or critic score) per image, on the CPU; higher = more real."""
+        was_training = self.D.training
+        self.D.eval()
+        try:
+            return self.D(images.to(self.device)).float().cpu()
+        finally:
+            self.D.train(was_training)
+
+
+class GANTask(Task):
+    """Generator, discriminator, their optimizers and losses; the loop drives it."""
+
+    name = "gan"
+    Options = GanOptions
+    networks = {"G": ("generator", "dcgan"), "D": ("discriminator", "dcgan")}
+    optimizers = {"G": OptimConfig(), "D": OptimConfig()}
+    structural = ("gan.noise", "train.n_preview")
+    roles = (Generative, Critic)
+
+    # --- declarations -------------------------------------------------------------------------
+
+    @classmethod
+    def validate(cls, cfg: Config) -> None:
+        gan = cfg.gan
+        if gan.loss not in OBJECTIVES:
+            close = difflib.get_close_matches(gan.loss, list(OBJECTIVES), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise ConfigError(
+                f"gan.loss={gan.loss!r} is unknown: {hint}choose one of {', '.join(OBJECTIVES)}"
+            )
+        if gan.d_steps <= 0:
+            raise ConfigError(f"gan.d_steps={gan.d_steps} must be positive")
+        if not 0 <= gan.label_smoothing < 0.5:
+            raise ConfigError(f"gan.label_smoothing={gan.label_smoothing} must be in [0, 0.5)")
+        for name in gan.augment:
+            if name not in DIFF_AUGMENTS:
+                raise ConfigError(
+                    f"gan.augment: {name!r} is unknown: choose from {', '.join(DIFF_AUGMENTS)}"
+                )
+        if gan.lr_decay_start is not None and not 0 <= gan.lr_decay_start < 1:
+            raise ConfigError(
+                f"gan.lr_decay_start={gan.lr_decay_start} must be in [0, 1), or null for a constant lr"
+            )
+        if not 0 <= gan.ema < 1:
+            raise ConfigError(f"gan.ema={gan.ema} must be in [0, 1), e.g. 0.999; 0 turns it off")
+
+    @classmethod
+    def batches_per_step(cls, cfg: Config) -> int:
+        return cfg.gan.d_steps
+
+    @classmethod
+    def check_resume(cls, old: Config, new: Config) -> None:
+        if (old.gan.ema > 0) != (new.gan.ema > 0):
+            raise ConfigError(
+                f"gan.ema cannot be switched {'on' if new.gan.ema else 'off'} when resuming "
+                "(the EMA generator is part of the run): start a new run with --init-from"
+            )
+
+    @classmethod
+    def build_nets(cls, cfg: Config) -> tuple[nn.Module, nn.Module]:
+        size, ch = cfg.data.image_size, cfg.data.channels
+        return (
+            build_net("generator", cfg.nets["G"], size, ch),
+            build_net("discriminator", cfg.nets["D"], size, ch),
+        )
+
+    @classmethod
+    def load_model(cls, cfg: Config, parts: dict[str, Any], device: torch.device) -> GANModel:
+        G, D = cls.build_nets(cfg)
+        G.load_state_dict(parts["nets"]["G"])
+        D.load_state_dict(parts["nets"]["D"])
+        ema = None
+        if "G" in parts.get("ema", {}):
+            ema = AveragedModel(copy.deepcopy(G), use_buffers=True)
+            ema.load_state_dict(parts["ema"]["G"])
+            ema.to(device).eval()
+        fixed_z = parts["buffers"]["fixed_z"].to(device)
+        G.to(device).eval()
+        D.to(device).eval()
+        return GANModel(G, D, ema, cfg.nets["G"].nz, cfg.gan.noise, fixed_z, device)
+
+    # --- building -----------------------------------------------------------------------------
+
+    def __init__(self, cfg: Config, rt: Runtime, first: dict[str, Any]) -> None:
+        super().__init__(cfg, rt, first)
+        self.G, self.D = self.build_nets(cfg)
+        self.g, self.d = rt.prepare(self.G), rt.prepare(self.D)
+        self.opt_g = make_optimizer(self.G.parameters(), cfg.optim["G"])
+        self.opt_d = make_optimizer(self.D.parameters(), cfg.optim["D"])
+        self.scaler_g, self.scaler_d = rt.grad_scaler(), rt.grad_scaler()
+        self.objective = OBJECTIVES[cfg.gan.loss]
+        self.ema: AveragedModel | None = None
+        if cfg.gan.ema > 0:
+            self.ema = AveragedModel(
+                self.G, multi_avg_fn=ema_with_warmup(cfg.gan.ema), use_buffers=True
+            )
+        self.g_step = torch.zeros((), dtype=torch.int64)  # a buffer, so it is checkpointed
+        nz = cfg.nets["G"].nz
+        self.model = GANModel(
+            self.G, self.D, self.ema, nz, cfg.gan.noise, torch.empty(0), rt.device, rt.autocast
+        )
+        gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.model.fixed_z = self.model.noise(cfg.train.n_preview, generator=gen)
+        self.parts.nets = {"G": self.G, "D": self.D}
+        self.parts.optims = {"G": self.opt_g, "D": self.opt_d}
+        self.parts.scheds = {
+            k: FactorSchedule(o, self._lr_factor) for k, o in self.parts.optims.items()
+        }
+        self.parts.scalers = {"G": self.scaler_g, "D": self.scaler_d}
+        self.parts.ema = {"G": self.ema} if self.ema is not None else {}
+        self.parts.buffers = {"fixed_z": self.model.fixed_z, "g_step": self.g_step}
+        self.info = TaskInfo(
+            progress_keys=("loss_d", "loss_g", "d_real", "d_fake"),
+            nan_advice="lower the learning rates or try gan.loss=wgan-gp / nets.D.norm=spectral",
+            probabilities=self.objective.probability,
+            health_advice=gan_advice(cfg),
+            diversity_row="fake",
+        )
+
+    def _lr_factor(self, step: int) -> float:
+        start, total = self.cfg.gan.lr_decay_start, self.cfg.train.steps
+        return 1.0 if start is None else linear_decay(step, total, int(start * total))
+
+    @property
+    def clip(self) -> float | None:
+        return self.cfg.gan.clip if self.cfg.gan.clip is not None else self.objective.clip
+
+    @property
+    def gp_weight(self) -> float | None:
+        gp = self.cfg.gan.gp_weight
+        return gp if gp is not None else self.objective.gp_weight
+
+    def generative(self) -> GANModel:
+        return self.model
+
+    def previews(self) -> dict[str, Tensor]:
+        return {"fake": self.model.sample()}
+
+    # --- training -----------------------------------------------------------------------------
 
     def augment(self, x: Tensor) -> Tensor:
         """DiffAugment of D's input (identity without gan.augment)."""
         return diff_augment(x, self.cfg.gan.augment)
-
-    @property
-    def batches_per_step(self) -> int:
-        """Real batches one step draws in the steady state (the critic steps)."""
-        return self.cfg.gan.d_steps
-
-    @property
-    def images_per_step(self) -> int:
-        return self.cfg.train.batch_size * critic_steps(
-            self.cfg.gan.d_steps, self.cfg.gan.d_schedule, self.g_step
-        )
-
-    @property
-    def d_is_probability(self) -> bool:
-        """Whether ``d_real``/``d_fake`` are probabilities (the loop's D-winning health check)."""
-        return self.objective.probability
-
-    def health_advice(self) -> dict[str, str]:
-        """Config changes to suggest for each training-health event (gankit.health)."""
-        return gan_advice(self.cfg)
 
     def _update(
         self, loss: Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler
@@ -178,15 +333,16 @@ class GANTask:
         scaler.step(opt)
         scaler.update()
 
-    def step(self, batches: Iterator[Tensor]) -> dict[str, Tensor]:
+    def step(self, batches: Streams) -> dict[str, Tensor]:
         """One generator update after its critic updates; returns detached scalar tensors."""
         gan, obj, B = self.cfg.gan, self.objective, self.cfg.train.batch_size
-        n_critic = critic_steps(gan.d_steps, gan.d_schedule, self.g_step)
+        n_critic = critic_steps(gan.d_steps, gan.d_schedule, int(self.g_step))
+        real_stream = batches["real"]
         out: dict[str, Tensor] = {}
         for k in range(n_critic):
             last = k == n_critic - 1
-            real = next(batches).contiguous(memory_format=self.rt.memory_format)
-            z = self.noise(B)
+            real = next(real_stream).contiguous(memory_format=self.rt.memory_format)
+            z = self.model.noise(B)
             with torch.set_grad_enabled(last), self.rt.autocast():
                 fake = self.g(z)  # kept with its graph on the last critic step, for the G update
             with self.rt.autocast():
@@ -211,10 +367,10 @@ class GANTask:
         self._update(loss_g, self.opt_g, self.scaler_g)
         _set_requires_grad(self.D, True)
 
-        for sched in self.schedulers:
+        for sched in self.parts.scheds.values():
             sched.step()
         self.g_step += 1
-        if self.ema is not None and self.g_step > gan.ema_start:
+        if self.ema is not None and int(self.g_step) > gan.ema_start:
             self.ema.update_parameters(self.G)
 
         squash = torch.sigmoid if obj.probability else (lambda t: t)
@@ -225,78 +381,3 @@ class GANTask:
             d_fake=squash(fake_logits.detach()).mean(),
         )
         return out
-
-    # --- evaluation during training (eval.every > 0) ------------------------------------------
-
-    @property
-    def eval_every(self) -> int:
-        """Steps between evaluations by the loop (``eval.every``; 0 = never)."""
-        return self.cfg.eval.every
-
-    @property
-    def best_metric(self) -> tuple[str, bool] | None:
-        """The score that decides ``checkpoints/best.pt`` and whether higher is better."""
-        from gankit.evaluation import TRAINING_METRICS
-
-        if not self.cfg.eval.every:
-            return None
-        return f"eval_{self.cfg.eval.metric}", TRAINING_METRICS[self.cfg.eval.metric][1]
-
-    def prepare_evaluation(self) -> None:
-        """Build the evaluator once: feature extractor, reference images and cached features."""
-        if self._evaluator is None:
-            from gankit.evaluation import TrainingEvaluator
-
-            # Reading a folder reference seeds DataLoader workers from the global RNG; the
-            # training RNG must not move, or a resumed run would differ from a straight one.
-            with torch.random.fork_rng(devices=[]):
-                self._evaluator = TrainingEvaluator(self.cfg, self.rt.device)
-
-    def evaluate(self) -> dict[str, float]:
-        """``eval_<key>`` scores of ``eval.n`` samples from fixed noise (see gankit.evaluation)."""
-        from gankit.sampling import generate
-
-        self.prepare_evaluation()
-        seed, ema = self.cfg.seed + 3, self.cfg.eval.ema
-        with torch.random.fork_rng(devices=[]):
-            return self._evaluator(lambda n: generate(self, n, seed=seed, ema=ema))  # type: ignore[misc]
-
-    # --- state ---------------------------------------------------------------------------------
-
-    def state_dict(self) -> dict:
-        state = {
-            "G": self.G.state_dict(),
-            "D": self.D.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "scaler_g": self.scaler_g.state_dict(),
-            "scaler_d": self.scaler_d.state_dict(),
-            "schedulers": [sched.state_dict() for sched in self.schedulers],
-            "g_step": self.g_step,
-            "fixed_z": self.fixed_z.cpu(),
-        }
-        if self.ema is not None:
-            state["ema"] = self.ema.state_dict()
-        return state
-
-    def load_state_dict(self, state: dict, weights_only: bool = False) -> None:
-        """Restore everything (or only G, D and EMA with ``weights_only``, for sampling)."""
-        try:
-            self.G.load_state_dict(state["G"])
-            self.D.load_state_dict(state["D"])
-            if self.ema is not None:
-                self.ema.load_state_dict(state["ema"])
-            self.fixed_z = state["fixed_z"].to(self.rt.device)
-            if not weights_only:
-                self.opt_g.load_state_dict(state["opt_g"])
-                self.opt_d.load_state_dict(state["opt_d"])
-                self.scaler_g.load_state_dict(state["scaler_g"])
-                self.scaler_d.load_state_dict(state["scaler_d"])
-                for sched, sd in zip(self.schedulers, state["schedulers"], strict=True):
-                    sched.load_state_dict(sd)
-                self.g_step = state["g_step"]
-        except (KeyError, RuntimeError, ValueError) as e:
-            first = str(e).strip().splitlines()[0][:160]
-            raise CheckpointError(
-                f"checkpoint does not match this model ({type(e).__name__}: {first})"
-            ) from None
