@@ -337,3 +337,27 @@ def test_classifier_recipe_smoke(name, tmp_path):
     run = train(cfg, tmp_path / "run")
     assert load_checkpoint(latest_checkpoint(run))["step"] == 3
     assert any("test_acc" in r for r in rows(run))
+
+
+def test_resume_with_a_new_peak_lr_and_length_follows_the_new_cycle(colours, tmp_path):
+    """One-cycle resumed with other classifier.lr and train.steps continues on the new schedule."""
+    from gankit.schedules import one_cycle
+
+    extra = (
+        "nets.net.arch=mnistnet",
+        "train.steps=10",
+        "train.log_every=1",
+        "classifier.eval_every=0",
+    )
+    run = train(
+        build_config("darknet-cifar10", tiny(colours, *extra, "train.steps=5")), tmp_path / "r"
+    )
+    cfg = build_config(str(run / "config.yaml"), ["train.steps=20", "classifier.lr=0.1"])
+    train(cfg, run, resume=True)
+    lrs = {r["step"]: r["lr"] for r in rows(run) if "lr" in r}
+    c = cfg.classifier
+    for step in (6, 12, 20):  # the lr a step used is the schedule's value before it
+        want = one_cycle(step - 1, 20, 0.1, c.div, c.pct, c.mom_max, c.mom_min)[0]
+        assert lrs[step] == pytest.approx(want, rel=1e-6), step
+    first = one_cycle(4, 5, 0.05, c.div, c.pct, c.mom_max, c.mom_min)[0]
+    assert lrs[5] == pytest.approx(first, rel=1e-6)  # the first run's own schedule

@@ -190,3 +190,129 @@ def test_linear_lr_decay_reaches_zero_and_resumes_exactly(tmp_path, monkeypatch)
     resumed = train(cfg_for(*extra), stopped, resume=True)
     sb = load_checkpoint(latest_checkpoint(resumed))["parts"]
     assert all(torch.equal(v, sb["nets"]["G"][k]) for k, v in state["nets"]["G"].items())
+
+
+# --- resume with changes, one run per directory --------------------------------------------
+
+
+def test_resume_applies_a_new_learning_rate_and_records_it(tmp_path, monkeypatch):
+    from gankit.tasks.gan import GANTask
+
+    run = train(cfg_for("train.steps=4", "train.log_every=1"), tmp_path / "run")
+    seen: list[tuple[int, float, float]] = []
+    original = GANTask.step
+
+    def spy(self, batches):
+        seen.append(
+            (int(self.g_step), self.opt_g.param_groups[0]["lr"], self.opt_d.param_groups[0]["lr"])
+        )
+        return original(self, batches)
+
+    monkeypatch.setattr(GANTask, "step", spy)
+    train(cfg_for("train.steps=6", "train.log_every=1", "optim.G.lr=1e-5"), run, resume=True)
+    assert seen == [(4, 1e-5, 1e-3), (5, 1e-5, 1e-3)]  # D keeps the recipe's 1e-3
+    state = load_checkpoint(latest_checkpoint(run))
+    assert state["parts"]["optims"]["G"]["param_groups"][0]["lr"] == 1e-5
+    assert state["config"]["optim"]["G"]["lr"] == 1e-5
+    changes = [json.loads(line) for line in (run / "changes.jsonl").read_text().splitlines()]
+    assert {(c["step"], c["key"], c["old"], c["new"]) for c in changes} == {
+        (4, "optim.G.lr", 1e-3, 1e-5),
+        (4, "train.steps", 4, 6),
+    }
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["key"] for r in rows if r.get("event") == "config_change"] == [
+        "optim.G.lr",
+        "train.steps",
+    ]
+
+
+def test_resume_with_a_new_decay_length_follows_it(tmp_path):
+    run = train(cfg_for("train.steps=4", "gan.lr_decay_start=0.5"), tmp_path / "run")
+    train(cfg_for("train.steps=8", "gan.lr_decay_start=0.5"), run, resume=True)
+    # decay from step 4 of 8 on: after 8 steps the factor is 0; with the old length it was 0 at 4
+    lrs = load_checkpoint(latest_checkpoint(run))["parts"]["optims"]["G"]["param_groups"]
+    assert lrs[0]["lr"] == 0.0
+    state = load_checkpoint(run / "checkpoints" / "step-000004.pt")["parts"]
+    assert state["optims"]["G"]["param_groups"][0]["lr"] == 0.0  # the first run's own end
+
+
+def test_structural_change_on_resume_is_refused_and_leaves_the_run(tmp_path, capsys):
+    from gankit.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "train.steps=2", "--out", str(run)]) == 0
+    before = (run / "config.yaml").read_text()
+    for override, key in (
+        ("nets.G.nz=9", "nets.G.nz"),
+        ("data.image_size=32", "data.image_size"),
+        ("train.batch_size=8", "train.batch_size"),
+        ("gan.ema=0", "gan.ema"),  # switching the EMA off (its decay is tunable)
+        ("optim.D.name=sgd", "optim.D.name"),
+        ("data.source=mnist", "data.source"),
+    ):
+        capsys.readouterr()
+        assert main(["train", "--resume", str(run), override]) == 2, override
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and key in err and "\n" not in err, err
+    assert (run / "config.yaml").read_text() == before
+    assert not (run / "changes.jsonl").exists()
+
+
+def test_training_into_an_existing_run_is_refused(tmp_path, capsys):
+    from gankit.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "train.steps=2", "--out", str(run)]) == 0
+    files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and "tb" not in p.parts}
+    capsys.readouterr()
+    assert main(["train", *TINY, "train.steps=1", "--out", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "already holds a run" in err and "--resume" in err and "\n" not in err
+    assert all(p.read_bytes() == data for p, data in files.items())
+    (tmp_path / "empty").mkdir()  # an empty folder is not a run: it may be trained into
+    assert main(["train", *TINY, "train.steps=1", "--out", str(tmp_path / "empty")]) == 0
+
+
+def test_init_from_loads_the_weights_and_starts_fresh(tmp_path, capsys):
+    from gankit.cli import main
+
+    src = train(cfg_for("train.steps=3"), tmp_path / "src")
+    run = train(cfg_for("train.steps=1", "gan.loss=hinge"), tmp_path / "ft", init_from=src)
+    a = load_checkpoint(latest_checkpoint(src))["parts"]
+    b = load_checkpoint(latest_checkpoint(run))["parts"]
+    assert int(b["buffers"]["g_step"]) == 1  # a new run: its own step count
+    assert b["optims"]["G"]["state"][0]["step"] == 1  # fresh optimizer state
+    moved = [
+        k
+        for k, v in a["nets"]["G"].items()
+        if v.is_floating_point() and not torch.equal(v, b["nets"]["G"][k])
+    ]
+    assert moved  # one step of fine-tuning moved the weights from the source's
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["event"] == "init_from" and rows[0]["from_step"] == 3
+    capsys.readouterr()
+    code = main(
+        ["train", *TINY, "nets.G.ngf=8", "--init-from", str(src), "--out", str(tmp_path / "x")]
+    )
+    assert code == 2 and "nets.G.ngf is 4 there and 8 here" in capsys.readouterr().err
+
+
+def test_non_finite_check_needs_no_sync_per_step(tmp_path, monkeypatch):
+    """The guard reads the device flag only at log/preview/checkpoint steps."""
+    from gankit import loop
+
+    reads = []
+    original = loop._FiniteGuard.check
+
+    def counting(self, *a, **k):
+        reads.append(1)
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(loop._FiniteGuard, "check", counting)
+    train(
+        cfg_for(
+            "train.steps=20", "train.log_every=10", "train.sample_every=20", "train.ckpt_every=20"
+        ),
+        tmp_path / "r",
+    )
+    assert len(reads) <= 4  # steps 10 and 20 (log), 20 (preview), 20 (checkpoint) - not 20

@@ -75,7 +75,8 @@ def load_role(
     checkpoint: str | Path | None = None,
 ) -> LoadedRun:
     """:func:`load_run`, refused with a one-line ConfigError unless the run's task has ``role``."""
-    cfg = load_config(Path(run_dir) / "config.yaml") if Path(run_dir).is_dir() else None
+    path = Path(run_dir) / "config.yaml"
+    cfg = load_config(path) if path.is_file() else None  # else load_run says what is missing
     if cfg is not None and role not in task_class(cfg.task).roles:
         why = _ROLE_WORDS.get(role.__name__, f"it has no {role.__name__}")
         raise ConfigError(f"{run_dir} is a {cfg.task} run: {why}")
