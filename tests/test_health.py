@@ -9,7 +9,8 @@ from gankit.config import HealthConfig
 from gankit.configure import build_config
 from gankit.errors import ConfigError, TrainingError
 from gankit.health import HealthMonitor, preview_diversity, read_rows
-from gankit.loop import MetricsWriter, train
+from gankit.loop import train
+from gankit.rundir import MetricsWriter
 from gankit.tasks.gan import gan_advice
 
 from conftest import TINY

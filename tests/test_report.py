@@ -15,7 +15,9 @@ from gankit.report import build_report, line_chart, nice_ticks, spread
 
 from conftest import TINY
 
-SECTIONS = ["summary", "curves", "samples", "health", "evaluation", "memorisation", "config"]
+SECTIONS = [
+    "summary", "curves", "samples", "health", "changes", "evaluation", "memorisation", "config"
+]  # fmt: skip
 HOSTILE = "<script>alert(1)</script> & co"
 
 
@@ -24,7 +26,8 @@ def run(tmp_path_factory) -> Path:
     """A tiny trained run plus what an evaluation and the health monitor would add."""
     out = tmp_path_factory.mktemp("report") / "run"
     args = ["train", *TINY, "train.steps=6", "train.log_every=2", "train.sample_every=2"]
-    assert main([*args, f"description={HOSTILE}", "--out", str(out)]) == 0
+    assert main([*args, "train.steps=4", f"description={HOSTILE}", "--out", str(out)]) == 0
+    assert main(["train", "--resume", str(out), "train.steps=6", "optim.G.lr=0.0005"]) == 0
     with (out / "metrics.jsonl").open("a") as f:
         f.write(json.dumps({"step": 6, "eval_fid": 123.4, "eval_kid": 0.05}) + "\n")
         event = {"step": 4, "event": "d_winning", "message": f"D won {HOSTILE}"}
@@ -55,6 +58,16 @@ def test_report_is_self_contained_and_escaped(run, tmp_path):
     health = soup.find(id="health").get_text()
     assert "the discriminator is winning" in health and "D won <script>" in health
     assert "123.4" in soup.find(id="evaluation").get_text()
+    changes = [
+        [td.get_text() for td in tr.find_all("td")]
+        for tr in soup.find(id="changes").find_all("tr")[1:]
+    ]
+    assert ["4", "optim.G.lr", "0.001", "0.0005"] in changes and [
+        "4",
+        "train.steps",
+        "4",
+        "6",
+    ] in changes
 
 
 def test_report_cli(run, tmp_path, capsys):

@@ -24,14 +24,10 @@ better" comes from the metrics registry (``evaluation.TRAINING_METRICS``).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import shutil
-import signal
-import threading
 import time
-from datetime import datetime
 from pathlib import Path
 
 import torch
@@ -51,79 +47,19 @@ from gankit.data.sources import ImageData, load_source
 from gankit.data.stream import make_stream
 from gankit.errors import CheckpointError, ConfigError, TrainingError
 from gankit.health import HealthMonitor, read_rows
+from gankit.rundir import (
+    MetricsWriter,
+    StopFlag,
+    new_run_dir,
+    record_events,
+    refuse_existing_run,
+    setup_logging,
+)
 from gankit.runtime import Runtime
 from gankit.sampling import save_preview
 from gankit.tasks.base import Streams, Task
 
 log = logging.getLogger("gankit")
-
-
-def new_run_dir(recipe: str, base: str | Path = "runs") -> Path:
-    """``runs/<recipe>-<YYYYmmdd-HHMMSS>``, made unique with a suffix if needed."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = Path(base) / f"{recipe}-{stamp}"
-    k = 1
-    while path.exists():
-        k += 1
-        path = Path(base) / f"{recipe}-{stamp}-{k}"
-    return path
-
-
-class _StopFlag:
-    """SIGINT/SIGTERM ask the loop to stop after the current step; a second Ctrl-C aborts."""
-
-    def __init__(self) -> None:
-        self.requested: str | None = None
-        self._old: dict = {}
-
-    def _handler(self, signum, frame) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = signal.Signals(signum).name
-
-    def __enter__(self) -> _StopFlag:
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self._old[s] = signal.signal(s, self._handler)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for s, h in self._old.items():
-            signal.signal(s, h)
-
-
-def _setup_logging(run_dir: Path) -> logging.Handler:
-    handler = logging.FileHandler(run_dir / "run.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    return handler
-
-
-class MetricsWriter:
-    """One JSON object per logged step in ``metrics.jsonl``, mirrored to TensorBoard."""
-
-    def __init__(self, run_dir: Path):
-        self.file = open(run_dir / "metrics.jsonl", "a")  # noqa: SIM115 - closed in close()
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.tb = SummaryWriter(str(run_dir / "tb"))
-
-    def write(self, step: int, values: dict[str, float]) -> None:
-        self.file.write(json.dumps({"step": step, **values}) + "\n")
-        self.file.flush()
-        for k, v in values.items():
-            if k != "time":
-                self.tb.add_scalar(k, v, step)
-
-    def event(self, step: int, record: dict) -> None:
-        """A non-scalar row, such as a training-health event (JSONL only)."""
-        self.file.write(json.dumps({"step": step, **record}) + "\n")
-        self.file.flush()
-
-    def close(self) -> None:
-        self.file.close()
-        self.tb.close()
 
 
 def _improves(scores: dict[str, float], best_metric: tuple[str, bool], best: dict | None) -> bool:
@@ -135,22 +71,6 @@ def _improves(scores: dict[str, float], best_metric: tuple[str, bool], best: dic
     if not best or best.get("key") != key:
         return True
     return value > best["value"] if higher else value < best["value"]
-
-
-class RunExistsError(ConfigError):
-    """``gankit train --out DIR`` into a directory that already holds a run."""
-
-
-def refuse_existing_run(run_dir: Path) -> None:
-    """A RunExistsError if ``run_dir`` already holds a run (its config, checkpoints or metrics)."""
-    held = [n for n in ("config.yaml", "metrics.jsonl") if (run_dir / n).exists()]
-    if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
-        held.append("checkpoints/")
-    if held:
-        raise RunExistsError(
-            f"{run_dir} already holds a run ({', '.join(held)}): continue it with "
-            f"`gankit train --resume {run_dir}`, or train into a new --out directory"
-        )
 
 
 def resume_changes(
@@ -238,7 +158,7 @@ def train(
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     if not resume:
         save_config(cfg, run_dir / "config.yaml")
-    handler = _setup_logging(run_dir)
+    handler = setup_logging(run_dir)
     try:
         try:
             return _train(cfg, run_dir, resume, init_from)
@@ -275,7 +195,7 @@ def _init_from(task: Task, cfg: Config, source: Path, device: torch.device) -> d
 
 
 def _train(cfg: Config, run_dir: Path, resume: bool, init_from: str | Path | None) -> Path:
-    """Phases 2-5 of :func:`train`, in a run directory that exists and is logged to."""
+    """Phases 2-4 of :func:`train`, in a run directory that exists and is logged to."""
     torch.manual_seed(cfg.seed)
     runtime = Runtime.from_config(cfg.train)
     task_cls = task_class(cfg.task)
@@ -320,7 +240,18 @@ def _train(cfg: Config, run_dir: Path, resume: bool, init_from: str | Path | Non
     if init_from:
         events.append(_init_from(task, cfg, Path(init_from), runtime.device))
     save_config(cfg, run_dir / "config.yaml")  # only now: a failed resume leaves the run as it was
-    return _steps(cfg, run_dir, task, streams, runtime, step, best, events, resume)
+
+    # Phase 4: the steps.
+    loop = _Loop(cfg, run_dir, task, streams, runtime)
+    loop.best = best
+    record_events(run_dir, loop.metrics, step, events)
+    changed = [f"{e['key']} {e['old']!r} -> {e['new']!r}" for e in events if "key" in e]
+    if changed:
+        tqdm.write(f"resuming at step {step} with: {'; '.join(changed)}")
+    if resume:
+        loop.health.replay(read_rows(run_dir / "metrics.jsonl"), until=step)
+    loop.run(step)
+    return run_dir
 
 
 class _FiniteGuard:
@@ -360,143 +291,131 @@ class _FiniteGuard:
         raise TrainingError(f"{', '.join(names)} became {first} at step {bad}{kept}: {advice}")
 
 
-def _steps(
-    cfg: Config,
-    run_dir: Path,
-    task: Task,
-    streams: Streams,
-    runtime: Runtime,
-    step: int,
-    best: dict | None,
-    events: list[dict],
-    resume: bool,
-) -> Path:
-    """Phase 4 and 5: the steps, with logging, previews, evaluation and checkpoints; the end."""
-    info, total = task.info, cfg.train.steps
-    evaluator, best_metric, gen = None, None, task.generative()
-    if cfg.eval.every and gen is not None:
-        from gankit.evaluation import TrainingEvaluator
+class _Loop:
+    """Phase 4: the steps, and around them logging, previews, evaluation and checkpoints."""
 
-        # Reading a folder reference seeds DataLoader workers from the global RNG; the training
-        # RNG must not move, or a resumed run would differ from a straight one.
-        with torch.random.fork_rng(devices=[]):
-            evaluator = TrainingEvaluator(cfg, runtime.device)
-        best_metric = (evaluator.key, evaluator.higher_is_better)
+    def __init__(self, cfg: Config, run_dir: Path, task: Task, streams: Streams, rt: Runtime):
+        self.cfg, self.run_dir, self.task, self.streams, self.rt = cfg, run_dir, task, streams, rt
+        self.info, self.ckpts = task.info, run_dir / "checkpoints"
+        self.best: dict | None = None
+        self.evaluator, self.gen = None, task.generative()
+        if cfg.eval.every and self.gen is not None:
+            from gankit.evaluation import TrainingEvaluator
 
-    metrics = MetricsWriter(run_dir)
-    for record in events:
-        metrics.event(step, record)
-        log.info("step %d: %s", step, json.dumps(record))
-        if record["event"] == "config_change":
-            with open(run_dir / "changes.jsonl", "a") as f:
-                f.write(json.dumps({"step": step, **record}) + "\n")
-    changed = [f"{e['key']} {e['old']!r} -> {e['new']!r}" for e in events if "key" in e]
-    if changed:
-        tqdm.write(f"resuming at step {step} with: {'; '.join(changed)}")
-    health = HealthMonitor(
-        cfg.health, metrics, probabilities=info.probabilities, advice=info.health_advice
-    )
-    if resume:
-        health.replay(read_rows(run_dir / "metrics.jsonl"), until=step)
-    guard = _FiniteGuard(runtime.device)
-    ckpts = run_dir / "checkpoints"
+            # Reading a folder reference seeds DataLoader workers from the global RNG; the
+            # training RNG must not move, or a resumed run would differ from a straight one.
+            with torch.random.fork_rng(devices=[]):
+                self.evaluator = TrainingEvaluator(cfg, rt.device)
+        self.metrics = MetricsWriter(run_dir)
+        self.health = HealthMonitor(
+            cfg.health, self.metrics, self.info.probabilities, self.info.health_advice
+        )
+        self.guard = _FiniteGuard(rt.device)
+        self.sums: dict[str, torch.Tensor] = {}
+        self.n_sum, self.t_last = 0, time.perf_counter()
 
-    def checked() -> None:
+    def checked(self) -> None:
+        """Stop here if a value became non-finite since the last check (one host sync)."""
         try:
-            guard.check(info.nan_advice, ckpts)
+            self.guard.check(self.info.nan_advice, self.ckpts)
         except TrainingError as e:
-            health.non_finite(int(guard.bad_step), str(e))
+            self.health.non_finite(int(self.guard.bad_step), str(e))
             raise
 
-    def checkpoint(at: int, path: Path | None = None) -> None:
-        checked()
-        save_checkpoint(
-            {**_checkpoint_state(task, streams, runtime, cfg, at), "best": best},
-            path or ckpts / f"step-{at:06d}.pt",
-        )
+    def checkpoint(self, step: int, path: Path | None = None) -> None:
+        self.checked()
+        state = _checkpoint_state(self.task, self.streams, self.rt, self.cfg, step)
+        save_checkpoint({**state, "best": self.best}, path or self.ckpts / f"step-{step:06d}.pt")
         if path is None:
-            prune_checkpoints(ckpts, cfg.train.keep_ckpts)
+            prune_checkpoints(self.ckpts, self.cfg.train.keep_ckpts)
 
-    sums: dict[str, torch.Tensor] = {}
-    n_sum, t_last, last_ckpt = 0, time.perf_counter(), step
-    bar = tqdm(
-        total=total,
-        initial=step,
-        desc=cfg.recipe,
-        unit="step",
-        disable=not cfg.train.progress,
-        dynamic_ncols=True,
-    )
-    try:
-        with _StopFlag() as stop:
-            while step < total and not stop.requested:
-                out = task.step(streams)
-                step += 1
-                guard.observe(step, out)
-                for k, v in out.items():
-                    sums[k] = sums.get(k, 0) + v.detach().float()
-                n_sum += 1
-                bar.update(1)
-                end = step == total
-                if step % cfg.train.log_every == 0 or end:
-                    checked()
-                    now = time.perf_counter()
-                    row = {k: (v / n_sum).item() for k, v in sums.items()}
-                    row.update(
-                        img_per_s=streams.take_images() / max(now - t_last, 1e-9), time=time.time()
-                    )
-                    metrics.write(step, row)
-                    health.observe_row(step, row)
-                    bar.set_postfix({k: f"{row[k]:.3g}" for k in info.progress_keys if k in row})
-                    sums, n_sum, t_last = {}, 0, now
-                if step % cfg.train.sample_every == 0 or end:
-                    rows = task.previews()
-                    if rows:
-                        checked()
-                        save_preview(rows, run_dir / "samples" / f"step-{step:06d}.png")
-                        if info.diversity_row in rows:
-                            health.observe_previews(step, rows[info.diversity_row])
-                if info.eval_every and (step % info.eval_every == 0 or end):
-                    t_last += _log_scores(step, task.evaluate, metrics)
-                if evaluator is not None and (step % cfg.eval.every == 0 or end):
-                    checked()
-                    seed, ema = cfg.seed + 3, cfg.eval.ema
+    def log_row(self, step: int, bar: tqdm) -> None:
+        self.checked()
+        now = time.perf_counter()
+        row = {k: (v / self.n_sum).item() for k, v in self.sums.items()}
+        images = self.streams.take_images()
+        row.update(img_per_s=images / max(now - self.t_last, 1e-9), time=time.time())
+        self.metrics.write(step, row)
+        self.health.observe_row(step, row)
+        bar.set_postfix({k: f"{row[k]:.3g}" for k in self.info.progress_keys if k in row})
+        self.sums, self.n_sum, self.t_last = {}, 0, now
 
-                    def score(gen=gen, seed=seed, ema=ema) -> dict[str, float]:
-                        from gankit.sampling import generate
+    def preview(self, step: int) -> None:
+        rows = self.task.previews()
+        if rows:
+            self.checked()
+            save_preview(rows, self.run_dir / "samples" / f"step-{step:06d}.png")
+            if self.info.diversity_row in rows:
+                self.health.observe_previews(step, rows[self.info.diversity_row])
 
-                        with torch.random.fork_rng(devices=[]):
-                            return evaluator(lambda n: generate(gen, n, seed=seed, ema=ema))
+    def scores(self, step: int, evaluate) -> dict[str, float]:
+        """Run one evaluation and log it; its time is not counted as training time."""
+        t0 = time.perf_counter()
+        scores = evaluate()
+        self.metrics.write(step, {**scores, "time": time.time()})
+        text = ", ".join(f"{k} {v:.4g}" for k, v in scores.items())
+        log.info("step %d: %s", step, text)
+        tqdm.write(f"step {step}: {text}")
+        self.t_last += time.perf_counter() - t0
+        return scores
 
-                    scores: dict[str, float] = {}
-                    t_last += _log_scores(step, score, metrics, scores)
-                    if best_metric and _improves(scores, best_metric, best):
-                        key = best_metric[0]
-                        best = {"key": key, "value": scores[key], "step": step}
-                        checkpoint(step, best_checkpoint(run_dir))
-                if step % cfg.train.ckpt_every == 0:
-                    checkpoint(step)
-                    last_ckpt = step
-            if step != last_ckpt:
-                checkpoint(step)
-            if stop.requested:
-                msg = f"stopped by {stop.requested} at step {step}; continue with: gankit train --resume {run_dir}"
-                log.info(msg)
-                tqdm.write(msg)
-    finally:
-        bar.close()
-        metrics.close()
-    return run_dir
+    def evaluate_generative(self, step: int) -> None:
+        """``eval.every``: score the task's Generative; a better score keeps ``best.pt``."""
+        from gankit.sampling import generate
 
+        self.checked()
+        ev, seed, ema = self.evaluator, self.cfg.seed + 3, self.cfg.eval.ema
+        assert ev is not None
 
-def _log_scores(step: int, evaluate, metrics: MetricsWriter, into: dict | None = None) -> float:
-    """Run one evaluation, log its scores; return the seconds it took (not training time)."""
-    t0 = time.perf_counter()
-    scores = evaluate()
-    if into is not None:
-        into.update(scores)
-    metrics.write(step, {**scores, "time": time.time()})
-    text = ", ".join(f"{k} {v:.4g}" for k, v in scores.items())
-    log.info("step %d: %s", step, text)
-    tqdm.write(f"step {step}: {text}")
-    return time.perf_counter() - t0
+        def score() -> dict[str, float]:
+            with torch.random.fork_rng(devices=[]):
+                return ev(lambda n: generate(self.gen, n, seed=seed, ema=ema))
+
+        scores = self.scores(step, score)
+        if _improves(scores, (ev.key, ev.higher_is_better), self.best):
+            self.best = {"key": ev.key, "value": scores[ev.key], "step": step}
+            self.checkpoint(step, best_checkpoint(self.run_dir))
+
+    def run(self, step: int) -> int:
+        """Steps from ``step`` to ``train.steps`` (or a stop signal); returns the last step."""
+        cfg, info, total, last_ckpt = self.cfg, self.info, self.cfg.train.steps, step
+        bar = tqdm(
+            total=total,
+            initial=step,
+            desc=cfg.recipe,
+            unit="step",
+            disable=not cfg.train.progress,
+            dynamic_ncols=True,
+        )
+        try:
+            with StopFlag() as stop:
+                while step < total and not stop.requested:
+                    out = self.task.step(self.streams)
+                    step += 1
+                    self.guard.observe(step, out)
+                    for k, v in out.items():
+                        self.sums[k] = self.sums.get(k, 0) + v.detach().float()
+                    self.n_sum += 1
+                    bar.update(1)
+                    end = step == total
+                    if step % cfg.train.log_every == 0 or end:
+                        self.log_row(step, bar)
+                    if step % cfg.train.sample_every == 0 or end:
+                        self.preview(step)
+                    if info.eval_every and (step % info.eval_every == 0 or end):
+                        self.scores(step, self.task.evaluate)
+                    if self.evaluator is not None and (step % cfg.eval.every == 0 or end):
+                        self.evaluate_generative(step)
+                    if step % cfg.train.ckpt_every == 0:
+                        self.checkpoint(step)
+                        last_ckpt = step
+                if step != last_ckpt:
+                    self.checkpoint(step)
+                if stop.requested:
+                    msg = f"stopped by {stop.requested} at step {step}; continue with: gankit train --resume {self.run_dir}"
+                    log.info(msg)
+                    tqdm.write(msg)
+        finally:
+            bar.close()
+            self.metrics.close()
+        return step

@@ -233,7 +233,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
     config_text = (run / "config.yaml").read_text()
     cfg = yaml.safe_load(config_text) or {}
     rows = read_rows(run / "metrics.jsonl")
-    events = [r for r in rows if "event" in r]
+    events = [r for r in rows if r.get("event") in EVENTS]
+    history = [r for r in rows if r.get("event") in ("config_change", "init_from")]
     series = scalar_series(rows)
     from gankit.objectives import OBJECTIVES
 
@@ -257,6 +258,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
         )
     )
     sections.append(_section("health", "Health events", _health(events, cfg)))
+    sections.append(_section("changes", "Config changes on resume", _changes(history)))
 
     evals = _step_files(run / "eval", r"evaluation-step-(\d+)\.json")
     found = [(f"step {evals[-1][0]} ({evals[-1][1].name})", evals[-1][1])] if evals else []
@@ -291,6 +293,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
             ("curves", "curves"),
             ("samples", "samples"),
             ("health", f"health ({len(events)})"),
+            ("changes", f"changes ({sum(r['event'] == 'config_change' for r in history)})"),
             ("evaluation", "evaluation"),
             ("memorisation", "memorisation"),
             ("config", "config"),
@@ -311,8 +314,34 @@ def _muted(text: str) -> str:
     return f'<p class="muted">{escape(text)}</p>'
 
 
+def _changes(history: list[dict]) -> str:
+    """The ``config_change`` (and ``init_from``) rows of metrics.jsonl as a table."""
+    if not history:
+        return _muted("none: the run was trained with the settings of its config.yaml throughout")
+    rows = "".join(
+        f"<tr><td>{escape(str(r.get('step')))}</td><td>{escape(str(r.get('key', 'weights')))}</td>"
+        f"<td>{escape(repr(r.get('old', '')) if 'key' in r else 'from ' + str(r.get('run')))}</td>"
+        f"<td>{escape(repr(r.get('new')) if 'key' in r else 'step ' + str(r.get('from_step')))}</td></tr>"
+        for r in history
+    )
+    return f"<table><tr><th>step</th><th>key</th><th>old</th><th>new</th></tr>{rows}</table>"
+
+
+def _nets_summary(nets: dict) -> str | None:
+    """``G: dcgan (nz 100, ngf 64); D: dcgan (ndf 64)`` from a config's ``nets`` section."""
+    if not isinstance(nets, dict) or not nets:
+        return None
+    parts = []
+    for name, opts in nets.items():
+        opts = opts if isinstance(opts, dict) else {}
+        keys = [k for k in ("nz", "ngf", "ndf", "hidden", "nf", "num_blocks") if k in opts]
+        detail = ", ".join(f"{k} {opts[k]}" for k in keys)
+        parts.append(f"{name}: {opts.get('arch')}" + (f" ({detail})" if detail else ""))
+    return "; ".join(parts)
+
+
 def _summary(run: Path, cfg: dict, rows: list[dict], series: dict) -> str:
-    data, model, gan = cfg.get("data", {}), cfg.get("model", {}), cfg.get("gan", {})
+    data, gan = cfg.get("data", {}), cfg.get("gan", {})
     times = [r["time"] for r in rows if isinstance(r.get("time"), int | float)]
     ckpts = sorted((run / "checkpoints").glob("step-*.pt"))
     info = {
@@ -320,7 +349,7 @@ def _summary(run: Path, cfg: dict, rows: list[dict], series: dict) -> str:
         "description": cfg.get("description"),
         "task": cfg.get("task"),
         "data": f"{data.get('source')} at {data.get('image_size')} px, {data.get('channels')} channel(s)",
-        "model": f"{model.get('arch')} (nz {model.get('nz')}, ngf {model.get('ngf')}, ndf {model.get('ndf')})",
+        "networks": _nets_summary(cfg.get("nets")),
         "loss": gan.get("loss") if cfg.get("task") == "gan" else None,
         "steps logged": f"{max((r.get('step', 0) for r in rows), default=0)} of {cfg.get('train', {}).get('steps')}",
         "wall time": f"{(times[-1] - times[0]) / 60:.1f} min (first to last log)"
