@@ -131,6 +131,8 @@ def bad_inputs(tmp: Path, trained_run: Path) -> dict[str, list[str]]:
     save_checkpoint(
         {"task": "cyclegan", "task_state": {}}, foreign / "checkpoints" / "step-000001.pt"
     )
+    a_file = tmp / "a_file"
+    a_file.write_text("not a folder")
     torch_dir = tmp / "torchvision_root"
     torch_dir.mkdir()
     return {
@@ -165,6 +167,15 @@ def bad_inputs(tmp: Path, trained_run: Path) -> dict[str, list[str]]:
         "checkpoint of another model": ["sample", str(other)],
         "truncated checkpoint": ["sample", str(trunc)],
         "checkpoint of another task": ["sample", str(foreign)],
+        "train --out a file": ["train", *TINY, "--out", str(a_file)],
+        "train --out unwritable": ["train", *TINY, "--out", "/proc/gankit-run"],
+        "sample --out x.txt": ["sample", str(trained_run), "--out", str(tmp / "x.txt")],
+        "sample --out a folder": ["sample", str(trained_run), "--out", str(empty)],
+        "sample --individual a file": ["sample", str(trained_run), "--individual", str(a_file)],
+        "report --out a folder": ["report", str(trained_run), "--out", str(empty)],
+        "interpolate --out x.txt": ["interpolate", str(trained_run), "--out", str(tmp / "x.txt")],
+        "interpolate --gif a folder": ["interpolate", str(trained_run), "--gif", str(empty)],
+        "resume --checkpoint without --resume": ["train", *TINY, "--checkpoint", "4"],
     }
 
 

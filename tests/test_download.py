@@ -139,6 +139,7 @@ def files_in(dst: Path) -> list[Path]:
 
 def assert_no_partials(dst: Path) -> None:
     assert not list(dst.glob(f"{TEMP_PREFIX}*")), "temp files left behind"
+    assert not (dst / ".gankit-download.lock").exists(), "the lock file was left behind"
     for p in files_in(dst):
         with Image.open(p) as img:
             img.load()  # raises on a truncated file

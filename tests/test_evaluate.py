@@ -188,6 +188,10 @@ def test_bad_inputs_give_one_line_errors(gan_run, clf, tmp_path, capsys):
             "give a classifier run",
         ),
         "no best.pt": ([gan_run, "--ref", "builtin:mnist", "--checkpoint", "best"], "best.pt"),
+        "modes without a classifier": (
+            [gan_run, "--ref", "builtin:mnist", "--metrics", "modes"],
+            "--metrics modes needs --classifier RUN",
+        ),
     }
     for name, (args, fragment) in cases.items():
         assert cli(*args) == 2, name
@@ -284,7 +288,17 @@ def test_eval_every_logs_scores_and_keeps_best_across_resume(clf, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (
         cli(
-            run, "--ref", "builtin:mnist", "--n", "40", "--metrics", "modes", "--checkpoint", "best"
+            run,
+            "--ref",
+            "builtin:mnist",
+            "--n",
+            "40",
+            "--metrics",
+            "modes",
+            "--checkpoint",
+            "best",
+            "--classifier",
+            clf,
         )
         == 0
     )

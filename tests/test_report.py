@@ -136,3 +136,12 @@ def test_report_renders_in_headless_chromium(run, tmp_path):
     assert int(dom.body["data-charts"]) >= 5
     assert dom.title.get_text().startswith("gankit report")
     assert not re.search(r"<script>alert", proc.stdout)
+
+
+def test_report_survives_junk_bytes_in_metrics(run, tmp_path):
+    junk = tmp_path / "junk"
+    shutil.copytree(run, junk)
+    with (junk / "metrics.jsonl").open("ab") as f:
+        f.write(b"\xff\xfe garbage \x00\n{not json}\n")
+    page = build_report(junk, tmp_path / "j.html").read_text()
+    assert "123.4" in page  # the good rows are all there

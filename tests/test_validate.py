@@ -129,6 +129,17 @@ def test_fix_and_quarantine(messy, tmp_path):
     assert again.counts["ok"] == 6 and not again.problems
 
 
+def test_quarantine_without_fix_leaves_convertible_files(messy, tmp_path):
+    """Training converts CMYK, 16-bit and animated files: quarantine is for broken ones only."""
+    q = tmp_path / "q"
+    result = validate_folder(messy, quarantine=q, progress=False)
+    for name in ("deep.png", "print.jpg", "anim.gif"):
+        assert (messy / name).is_file() and not (q / name).exists(), name
+    left = {ch.path.as_posix(): ch.kind for ch in result.remaining}
+    assert left == {"deep.png": "16-bit", "print.jpg": "cmyk", "anim.gif": "animated"}
+    assert (q / "empty.png").exists() and (q / "cut.jpg").exists()
+
+
 def test_quarantine_keeps_both_when_name_taken(messy, tmp_path):
     q = tmp_path / "q"
     q.mkdir()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gankit.cli_options import add_ema_option
 from gankit.errors import ConfigError, GankitError
+from gankit.outputs import IMAGE_SUFFIXES, output_dir, output_file
 
 MAIN_HELP = """\
 Train, sample and evaluate GANs.
@@ -33,7 +34,7 @@ Train, sample and evaluate GANs.
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from gankit.configure import build_config, load_config
-    from gankit.loop import train
+    from gankit.loop import train_run
 
     if args.resume:
         if args.init_from:
@@ -51,15 +52,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
         ):
             items.append("train.epochs=null")  # an explicit length replaces one in epochs
         cfg = load_config(run_dir / "config.yaml", items)
-        out = train(cfg, run_dir, resume=True)
+        outcome = train_run(cfg, run_dir, resume=True, checkpoint=args.checkpoint)
     else:
+        if args.checkpoint:
+            raise ConfigError("--checkpoint chooses where --resume continues: use it with --resume")
         recipe, overrides = args.recipe, list(args.overrides)
         if recipe and "=" in recipe:  # `gankit train train.steps=10` means the default recipe
             recipe, overrides = None, [recipe, *overrides]
         cfg = build_config(recipe, overrides)
-        out = train(cfg, args.out, init_from=args.init_from)
-    print(f"run directory: {out}")
-    return 0
+        outcome = train_run(cfg, args.out, init_from=args.init_from)
+    print(f"run directory: {outcome.run_dir}")
+    # A clean stop by a signal exits as the shell would report the signal, so that a scheduler
+    # can tell a preempted run (checkpoint written, resumable) from a finished one.
+    return {"SIGINT": 130, "SIGTERM": 143}.get(outcome.stopped_by or "", 0)
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
@@ -73,6 +78,10 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         save_individual,
     )
 
+    if args.out:
+        output_file(args.out, "--out", IMAGE_SUFFIXES)
+    if args.individual:
+        output_dir(args.individual, "--individual")
     run = load_role(args.run, Generative, device=args.device)
     task, step = run.model, run.step
     args.ema = resolve_ema(args.ema, task, args.run)
@@ -121,6 +130,7 @@ def _cmd_lr_find(args: argparse.Namespace) -> int:
             f"lr-find needs a recipe name first, e.g. darknet-cifar10, not {recipe!r}"
         )
     cfg = build_config(recipe, overrides)
+    output_dir(args.out, "--out")
     result = run_lr_find(cfg, args.out, args.start_lr, args.end_lr, args.num)
     stop = "stopped when the loss diverged" if result.diverged else "no divergence"
     print(
@@ -139,6 +149,8 @@ def _cmd_evaluate_classifier(args: argparse.Namespace) -> int:
     from gankit.classify import evaluate_run, plot_confusion
 
     tta = {"auto": None, "on": True, "off": False}[args.tta]
+    if args.out:
+        output_dir(args.out, "--out")
     ev = evaluate_run(args.run, args.data, args.split, args.root, args.device, tta)
     total = sum(ev.counts)
     flip = ", flip TTA" if ev.tta_flip else ""
@@ -192,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN",
         help="continue the run in this directory from its newest checkpoint; key=value overrides "
         "of tunable settings (learning rates, loss weights, train.steps, ...) apply from there on",
+    )
+    p.add_argument(
+        "--checkpoint",
+        metavar="NAME",
+        help="with --resume: continue from this checkpoint (step-000400.pt, 400 or a path) instead "
+        "of the newest; later ones are moved to checkpoints/superseded-*/",
     )
     p.add_argument(
         "--init-from",

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from gankit.cli_options import add_ema_option
 from gankit.errors import CheckpointError, ConfigError
+from gankit.outputs import output_dir
 
 if TYPE_CHECKING:
     import torch
@@ -189,6 +190,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     like = dataclasses.replace(samples.data, fit=args.fit) if args.fit else samples.data
     root = args.root or (samples.data.root if samples.is_run else None)
     reference = load_reference(args.ref, like, args.ref_n or args.n, root=root)
+    if "modes" in metrics and not args.classifier and args.metrics != ",".join(DEFAULT_METRICS):
+        # Asked for by name, it must not silently come back empty (by default it is skipped).
+        raise ConfigError(
+            "--metrics modes needs --classifier RUN (a gankit classifier run) to count classes"
+        )
     result = evaluate_images(samples.images, reference, metrics, extractor, classifier=classifier)
     if len(samples.images) < args.n:
         result.notes.append(
@@ -196,7 +202,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         )
 
     json_path, png_path = _output_paths(args, path, samples.step, samples.is_run)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
+    output_dir(json_path.parent, "--out")
     png = save_pairs_grid(result, samples.images, reference, png_path)
     record = {
         "samples": samples.origin,

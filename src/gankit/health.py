@@ -168,14 +168,16 @@ class HealthMonitor:
 
 
 def read_rows(path: str | Path) -> list[dict]:
-    """The rows of a ``metrics.jsonl`` (missing file: none; a torn last line is skipped)."""
+    """The rows of a ``metrics.jsonl`` (missing file: none); torn or garbled lines are skipped."""
     path = Path(path)
     if not path.is_file():
         return []
     rows = []
-    for line in path.read_text().splitlines():
+    for line in path.read_bytes().splitlines():
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+            row = json.loads(line)
+        except ValueError:  # JSON errors and bytes that are not UTF-8
             continue
+        if isinstance(row, dict):
+            rows.append(row)
     return rows

@@ -28,6 +28,7 @@ import logging
 import math
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -47,13 +48,26 @@ from gankit.data.sources import ImageData, load_source
 from gankit.data.stream import make_stream
 from gankit.errors import CheckpointError, ConfigError, TrainingError
 from gankit.health import HealthMonitor, read_rows
+from gankit.locks import exclusive
 from gankit.rundir import (
+    LOCK_NAME,
     MetricsWriter,
     StopFlag,
+    check_room,
+    choose_checkpoint,
+    latest_or_none,
+    make_run_dir,
     new_run_dir,
+    read_resume_checkpoint,
     record_events,
     refuse_existing_run,
+    remove_orphans,
+    report_stale,
+    run_busy,
     setup_logging,
+    supersede_later,
+    trim_history,
+    write_failed,
 )
 from gankit.runtime import Runtime
 from gankit.sampling import save_preview
@@ -133,38 +147,76 @@ def _checkpoint_state(
     }
 
 
+@dataclass
+class TrainOutcome:
+    """How a training process ended: its run directory, last step and the signal that stopped it."""
+
+    run_dir: Path
+    step: int
+    stopped_by: str | None = None
+    """``SIGINT`` or ``SIGTERM`` after a clean stop (checkpoint written), else None."""
+
+
 def train(
     cfg: Config,
     run_dir: str | Path | None = None,
     resume: bool = False,
     init_from: str | Path | None = None,
+    checkpoint: str | None = None,
 ) -> Path:
     """Train ``cfg`` in ``run_dir`` (new, or existing with ``resume``); return the run directory.
 
-    ``init_from``: start from another run's network weights (fine-tuning; optimizers fresh).
-    Stops early, after writing a checkpoint, on SIGINT/SIGTERM. A non-finite loss raises
-    TrainingError and leaves the last good checkpoint untouched. A directory that already holds a
-    run is refused unless ``resume``; a failed resume leaves the run as it was.
+    See :func:`train_run`, which also says whether a signal stopped the run.
     """
-    # Phase 1: run directory.
+    return train_run(cfg, run_dir, resume, init_from, checkpoint).run_dir
+
+
+def train_run(
+    cfg: Config,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    init_from: str | Path | None = None,
+    checkpoint: str | None = None,
+) -> TrainOutcome:
+    """Train ``cfg`` in ``run_dir``: a new run, or with ``resume`` the run already there.
+
+    ``init_from``: start from another run's network weights (fine-tuning; optimizers fresh).
+    ``checkpoint``: with ``resume``, the checkpoint to continue from (default the newest); later
+    ones are moved to ``checkpoints/superseded-*/``. The run directory is locked for the life of
+    the process (a second writer fails at once). Stops early, after writing a checkpoint, on
+    SIGINT/SIGTERM. A non-finite loss raises TrainingError and leaves the last good checkpoint. A
+    directory that already holds a run is refused unless ``resume``; a failed resume leaves the
+    run as it was.
+    """
+    # Phase 1: run directory, its lock, its log.
     run_dir = Path(run_dir) if run_dir else new_run_dir(cfg.recipe)
-    if resume:
-        if not (run_dir / "config.yaml").is_file():
-            raise ConfigError(f"--resume {run_dir}: not a run directory (no config.yaml in it)")
-    else:
-        refuse_existing_run(run_dir)
+    if resume and not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"--resume {run_dir}: not a run directory (no config.yaml in it)")
+    if checkpoint and not resume:
+        raise ConfigError(
+            "--checkpoint chooses where a resumed run continues: use it with --resume"
+        )
     created = not run_dir.exists()
-    for sub in ("samples", "checkpoints"):
-        (run_dir / sub).mkdir(parents=True, exist_ok=True)
-    if not resume:
-        save_config(cfg, run_dir / "config.yaml")
-    handler = setup_logging(run_dir)
+    make_run_dir(run_dir)
     try:
-        try:
-            return _train(cfg, run_dir, resume, init_from)
-        finally:
-            log.removeHandler(handler)
-            handler.close()
+        with exclusive(run_dir / LOCK_NAME, lambda h: run_busy(run_dir, h)) as stale:
+            if not resume:
+                refuse_existing_run(run_dir)
+            for sub in ("samples", "checkpoints"):
+                (run_dir / sub).mkdir(exist_ok=True)
+            removed = remove_orphans(run_dir / "checkpoints")
+            if not resume:
+                save_config(cfg, run_dir / "config.yaml")
+            handler = setup_logging(run_dir)
+            try:
+                if stale:
+                    report_stale(run_dir, stale)
+                if removed:
+                    log.info("removed %d orphan temporary checkpoint file(s)", removed)
+                return _train(cfg, run_dir, resume, init_from, checkpoint)
+            finally:
+                log.removeHandler(handler)
+                handler.close()
     except BaseException:
         if created and not (run_dir / "metrics.jsonl").exists():
             # A new run that failed while setting up (bad data, missing device, ...) holds only
@@ -194,8 +246,10 @@ def _init_from(task: Task, cfg: Config, source: Path, device: torch.device) -> d
     return {"event": "init_from", "run": str(source), "from_step": state["step"]}
 
 
-def _train(cfg: Config, run_dir: Path, resume: bool, init_from: str | Path | None) -> Path:
-    """Phases 2-4 of :func:`train`, in a run directory that exists and is logged to."""
+def _train(
+    cfg: Config, run_dir: Path, resume: bool, init_from: str | Path | None, checkpoint: str | None
+) -> TrainOutcome:
+    """Phases 2-4 of :func:`train_run`, in a run directory that is locked and logged to."""
     torch.manual_seed(cfg.seed)
     runtime = Runtime.from_config(cfg.train)
     task_cls = task_class(cfg.task)
@@ -203,8 +257,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, init_from: str | Path | Non
     # Phase 2: the checkpoint to continue from, checked before any data is read.
     state: dict | None = None
     if resume:
-        ckpt = latest_checkpoint(run_dir)
-        state = load_checkpoint(ckpt, runtime.device)
+        ckpt = choose_checkpoint(run_dir, checkpoint)
+        state = read_resume_checkpoint(run_dir, ckpt, runtime.device)
         if state.get("task") != cfg.task:
             raise CheckpointError(f"{ckpt} holds a {state.get('task')!r} run, not {cfg.task!r}")
         resume_changes(task_cls, state["config"], cfg)
@@ -236,13 +290,19 @@ def _train(cfg: Config, run_dir: Path, resume: bool, init_from: str | Path | Non
         runtime.set_rng_state(state["rng"])
         step = state["step"]
         best = read_best(run_dir) or state.get("best")
-        log.info("resumed from %s at step %d", latest_checkpoint(run_dir), step)
     if init_from:
         events.append(_init_from(task, cfg, Path(init_from), runtime.device))
-    save_config(cfg, run_dir / "config.yaml")  # only now: a failed resume leaves the run as it was
+    check_room(run_dir / "checkpoints", _checkpoint_state(task, streams, runtime, cfg, step))
+
+    # Only now is the run directory changed: a refused resume leaves it byte for byte as it was.
+    if state is not None:
+        supersede_later(run_dir / "checkpoints", ckpt)
+        trim_history(run_dir, step)
+        log.info("resumed from %s at step %d", ckpt, step)
+    save_config(cfg, run_dir / "config.yaml")
 
     # Phase 4: the steps.
-    loop = _Loop(cfg, run_dir, task, streams, runtime)
+    loop = _Loop(cfg, run_dir, task, streams, runtime, purge_step=step if state else None)
     loop.best = best
     record_events(run_dir, loop.metrics, step, events)
     changed = [f"{e['key']} {e['old']!r} -> {e['new']!r}" for e in events if "key" in e]
@@ -250,8 +310,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, init_from: str | Path | Non
         tqdm.write(f"resuming at step {step} with: {'; '.join(changed)}")
     if resume:
         loop.health.replay(read_rows(run_dir / "metrics.jsonl"), until=step)
-    loop.run(step)
-    return run_dir
+    step, stopped_by = loop.run(step)
+    return TrainOutcome(run_dir, step, stopped_by)
 
 
 class _FiniteGuard:
@@ -287,14 +347,26 @@ class _FiniteGuard:
         vals = self.snapshot.tolist()
         names = [k for k, v in zip(self.keys, vals, strict=True) if not math.isfinite(v)]
         first = vals[self.keys.index(names[0])]
-        kept = f"; the last good checkpoint is kept in {where}" if where else ""
+        kept = (
+            f"; the last good checkpoint, {where}, is kept"
+            if where
+            else "; no checkpoint had been written yet"
+        )
         raise TrainingError(f"{', '.join(names)} became {first} at step {bad}{kept}: {advice}")
 
 
 class _Loop:
     """Phase 4: the steps, and around them logging, previews, evaluation and checkpoints."""
 
-    def __init__(self, cfg: Config, run_dir: Path, task: Task, streams: Streams, rt: Runtime):
+    def __init__(
+        self,
+        cfg: Config,
+        run_dir: Path,
+        task: Task,
+        streams: Streams,
+        rt: Runtime,
+        purge_step: int | None = None,
+    ):
         self.cfg, self.run_dir, self.task, self.streams, self.rt = cfg, run_dir, task, streams, rt
         self.info, self.ckpts = task.info, run_dir / "checkpoints"
         self.best: dict | None = None
@@ -306,7 +378,7 @@ class _Loop:
             # training RNG must not move, or a resumed run would differ from a straight one.
             with torch.random.fork_rng(devices=[]):
                 self.evaluator = TrainingEvaluator(cfg, rt.device)
-        self.metrics = MetricsWriter(run_dir)
+        self.metrics = MetricsWriter(run_dir, purge_step)
         self.health = HealthMonitor(
             cfg.health, self.metrics, self.info.probabilities, self.info.health_advice
         )
@@ -317,7 +389,7 @@ class _Loop:
     def checked(self) -> None:
         """Stop here if a value became non-finite since the last check (one host sync)."""
         try:
-            self.guard.check(self.info.nan_advice, self.ckpts)
+            self.guard.check(self.info.nan_advice, latest_or_none(self.ckpts))
         except TrainingError as e:
             self.health.non_finite(int(self.guard.bad_step), str(e))
             raise
@@ -325,7 +397,11 @@ class _Loop:
     def checkpoint(self, step: int, path: Path | None = None) -> None:
         self.checked()
         state = _checkpoint_state(self.task, self.streams, self.rt, self.cfg, step)
-        save_checkpoint({**state, "best": self.best}, path or self.ckpts / f"step-{step:06d}.pt")
+        target = path or self.ckpts / f"step-{step:06d}.pt"
+        try:
+            save_checkpoint({**state, "best": self.best}, target)
+        except (OSError, RuntimeError) as e:  # a full disk: torch raises RuntimeError
+            raise write_failed(target, state, e) from None
         if path is None:
             prune_checkpoints(self.ckpts, self.cfg.train.keep_ckpts)
 
@@ -376,8 +452,8 @@ class _Loop:
             self.best = {"key": ev.key, "value": scores[ev.key], "step": step}
             self.checkpoint(step, best_checkpoint(self.run_dir))
 
-    def run(self, step: int) -> int:
-        """Steps from ``step`` to ``train.steps`` (or a stop signal); returns the last step."""
+    def run(self, step: int) -> tuple[int, str | None]:
+        """Steps from ``step`` to ``train.steps`` or a stop signal: (last step, the signal)."""
         cfg, info, total, last_ckpt = self.cfg, self.info, self.cfg.train.steps, step
         bar = tqdm(
             total=total,
@@ -418,4 +494,4 @@ class _Loop:
         finally:
             bar.close()
             self.metrics.close()
-        return step
+        return step, stop.requested

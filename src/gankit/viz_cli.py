@@ -10,10 +10,15 @@ import argparse
 from pathlib import Path
 
 from gankit.cli_options import add_ema_option
+from gankit.outputs import IMAGE_SUFFIXES, output_file
 
 
 def _gan_run(args: argparse.Namespace):
-    """``(cfg, model, step)`` of a run that has a generator, with --ema checked."""
+    """``(cfg, model, step)`` of a run that has a generator, with --ema and outputs checked."""
+    if args.out:
+        output_file(args.out, "--out", IMAGE_SUFFIXES)
+    if getattr(args, "gif", None):
+        output_file(args.gif, "--gif", (".gif",))
     from gankit.roles import Generative
     from gankit.runs import load_role
     from gankit.sampling import resolve_ema
@@ -26,6 +31,8 @@ def _gan_run(args: argparse.Namespace):
 def _cmd_report(args: argparse.Namespace) -> int:
     from gankit.report import build_report
 
+    if args.out:
+        output_file(args.out, "--out", (".html", ".htm"))
     print(f"wrote {build_report(args.run, args.out, args.max_grids)}")
     return 0
 

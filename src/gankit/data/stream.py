@@ -57,6 +57,16 @@ def random_crop_flip(
     return x
 
 
+def _same_size(cfg: DataConfig, then: int, now: int) -> None:
+    """A resumed stream continues a permutation of its images: their number must not change."""
+    if then != now:
+        raise DataError(
+            f"{cfg.source} had {then} images when the checkpoint was written and has {now} now: "
+            "resuming would not continue the same run; restore the data, or start a new run on "
+            "it with --init-from RUN"
+        )
+
+
 class MemoryStream:
     """Batches by indexing a uint8 tensor held on ``device``; with ``labels``, (uint8, labels)."""
 
@@ -106,6 +116,7 @@ class MemoryStream:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        _same_size(self.cfg, len(state["perm"]), len(self.images))
         self.epoch, self.pos, self.perm = state["epoch"], state["pos"], state["perm"]
         self.gen.set_state(state["gen"])
 
@@ -211,9 +222,15 @@ class LoaderStream:
         return to_unit(x)
 
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "batches": self.batches, "gen": self.gen.get_state()}
+        return {
+            "epoch": self.epoch,
+            "batches": self.batches,
+            "gen": self.gen.get_state(),
+            "n": len(self.ds),
+        }
 
     def load_state_dict(self, state: dict) -> None:
+        _same_size(self.cfg, state.get("n", len(self.ds)), len(self.ds))
         self.epoch, self.batches = state["epoch"], state["batches"]
         self.gen.set_state(state["gen"])
         self._it = None

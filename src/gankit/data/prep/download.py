@@ -34,6 +34,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from gankit.errors import DataError
+from gankit.locks import describe, exclusive
 
 MANIFEST = "manifest.jsonl"
 TEMP_PREFIX, TEMP_SUFFIX = ".gankit-dl-", ".part"
@@ -253,22 +254,15 @@ def _is_complete(dst: Path, rec: dict) -> bool:
     )
 
 
-@contextlib.contextmanager
-def _exclusive(dst: Path) -> Iterator[None]:
+def _exclusive(dst: Path) -> contextlib.AbstractContextManager:
     """Hold a lock on DST so two downloads never clean up each other's temp files."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks; documented limitation
-        yield
-        return
-    with open(dst / LOCK_NAME, "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise DataError(
-                f"another gankit download is writing to {dst}: wait for it or use another folder"
-            ) from None
-        yield
+    return exclusive(
+        dst / LOCK_NAME,
+        lambda holder: (
+            f"another gankit download ({describe(holder)}) is writing to {dst}: "
+            "wait for it or use another folder"
+        ),
+    )
 
 
 @contextlib.contextmanager

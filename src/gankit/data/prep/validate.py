@@ -4,7 +4,8 @@ Every file with an image extension is decoded in full and given one kind, the fi
 zero-byte, unreadable (not an image despite its name), truncated, duplicate (same decoded pixels
 as an earlier file in sorted order), tiny, animated, 16-bit, cmyk, else ok. ``fix`` rewrites the
 fixable kinds (animated → first frame, 16-bit → 8-bit, CMYK → RGB) in place through a temp file and
-``os.replace``; ``quarantine`` moves the other problem files away, keeping their relative paths.
+``os.replace``; ``quarantine`` moves the broken and unwanted files away (not the fixable ones,
+which training converts itself), keeping their relative paths.
 Nothing is ever deleted.
 """
 
@@ -167,7 +168,9 @@ def validate_folder(
         if fix and ch.kind in FIXABLE:
             fix_file(root / ch.path, ch.kind)
             ch.action = "fixed"
-        elif qdir is not None:
+        elif qdir is not None and ch.kind not in FIXABLE:
+            # Training converts CMYK, 16-bit and animated files itself: they are reported (and
+            # rewritten with --fix), never moved away as if they were broken.
             ch.action = f"quarantined: {_move(root / ch.path, qdir / ch.path)}"
     return result
 
