@@ -267,3 +267,12 @@ def test_sample_rank_by_d_keeps_the_best_scored(trained_run, tmp_path, monkeypat
     assert seen["n_in"] == 40 and torch.allclose(seen["kept"], seen["best"])
     assert grid.is_file()
     assert main(["sample", str(trained_run), "--rank-by-d", "--top", "50", "--from", "40"]) == 2
+
+
+def test_overrides_after_options_are_overrides(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY[:3], "--out", str(out), *TINY[3:], "train.steps=1"]) == 0
+    assert "steps: 1" in (out / "config.yaml").read_text()
+    with pytest.raises(SystemExit):
+        main(["train", "--out", str(tmp_path / "x"), "--bogus"])
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err

@@ -326,7 +326,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # `gankit train RECIPE --out DIR key=value`: argparse stops filling the overrides at the
+    # first option, so key=value items after it arrive here; anything else is an error.
+    if (
+        extra
+        and hasattr(args, "overrides")
+        and all("=" in e and not e.startswith("-") for e in extra)
+    ):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "n", 1) is not None and getattr(args, "n", 1) <= 0:
         parser.error("--n must be positive")
     try:
