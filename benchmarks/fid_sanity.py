@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -78,10 +79,21 @@ def main() -> None:
         action="store_true",
         help="only FID(MNIST train, test): saves a third of the Inception passes",
     )
+    parser.add_argument(
+        "--backend", default="auto", help="auto, torch or onnx: which runtime computes features"
+    )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="compute every feature now (an empty cache): cached features are shared by backends",
+    )
     args = parser.parse_args()
 
     inception = args.inception or shared_inception(args.data)
-    extractor = InceptionFeatures(inception, device=args.device, batch_size=args.batch_size)
+    extractor = InceptionFeatures(
+        inception, device=args.device, batch_size=args.batch_size, backend=args.backend
+    )
+    cache = tempfile.mkdtemp() if args.fresh else None
     files = {
         "mnist-train": args.data / "mnist/MNIST/raw/train-images-idx3-ubyte.gz",
         "mnist-test": args.data / "mnist/MNIST/raw/t10k-images-idx3-ubyte.gz",
@@ -93,7 +105,7 @@ def main() -> None:
     start = time.perf_counter()
     feats = {
         name: reference_features(
-            extractor, f"{name}[:n]", args.n, lambda p=path: read_images(p, args.n)
+            extractor, f"{name}[:n]", args.n, lambda p=path: read_images(p, args.n), cache=cache
         )
         for name, path in files.items()
     }
@@ -105,6 +117,7 @@ def main() -> None:
     result = {
         "n": args.n,
         "feature_id": extractor.feature_id,
+        "backend": extractor.backend,
         "device": args.device,
         "fid_method": args.fid_method,
         "fid_mnist_train_vs_test": fid(feats["mnist-train"], feats["mnist-test"]),

@@ -148,3 +148,11 @@ def test_another_arch_on_the_command_line_starts_from_its_defaults():
     assert cfg.nets["net"].arch == "mnistnet" and cfg.nets["net"].nf == 8
     with pytest.raises(ConfigError, match="unknown config key 'nets.net.num_blocks'"):
         build_config("darknet-cifar10", ["nets.net.arch=mnistnet", "nets.net.num_blocks=[1]"])
+
+
+def test_yes_and_no_reach_literal_choices():
+    """YAML reads `yes`/`no` as booleans; data.in_memory=yes must still mean "yes"."""
+    assert build_config("dcgan-mnist", ["data.in_memory=yes"]).data.in_memory == "yes"
+    assert build_config("dcgan-mnist", ["data.in_memory=no"]).data.in_memory == "no"
+    with pytest.raises(ConfigError, match="choose one of auto, yes, no"):
+        build_config("dcgan-mnist", ["data.in_memory=maybe"])

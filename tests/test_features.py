@@ -239,3 +239,50 @@ def test_real_inception_on_four_digit_like_images() -> None:
     assert a.shape == (4, 2048) and a.dtype == torch.float32 and torch.isfinite(a).all()
     assert torch.equal(a, extractor(images))
     assert not torch.allclose(a[0], a[1])
+
+
+# --- the ONNX Runtime backend ------------------------------------------------------------------
+
+
+def _digits(n: int = 6) -> torch.Tensor:
+    from gankit.config import DataConfig
+    from gankit.data.sources import load_source
+
+    data = load_source(DataConfig(image_size=28, channels=1, fit="pad", limit=n), progress=False)
+    return data.images
+
+
+@pytest.mark.skipif(
+    not REAL_INCEPTION.is_file(), reason=f"FID Inception not found at {REAL_INCEPTION}"
+)
+@pytest.mark.skipif(not features.onnx_runtime_available(), reason="onnxruntime is not installed")
+def test_onnx_and_torch_backends_give_the_same_features(isolated_cache: Path) -> None:
+    images = _digits(6)  # real MNIST digits (the built-in test set)
+    onnx = InceptionFeatures(REAL_INCEPTION, batch_size=4, progress=False, backend="onnx")
+    torch_ = InceptionFeatures(REAL_INCEPTION, batch_size=4, progress=False, backend="torch")
+    a, b = onnx(images), torch_(images)
+    assert a.shape == b.shape == (6, 2048)
+    assert (a - b).abs().max().item() <= 1e-4
+    assert onnx.feature_id == torch_.feature_id  # one cache for both: same network, same resize
+    # The export is made once, next to a read-only network in the cache folder, keyed by checksum.
+    exported = features.inception_onnx(REAL_INCEPTION)
+    assert (
+        exported.parent == isolated_cache and features.file_digest(REAL_INCEPTION) in exported.name
+    )
+    stamp = exported.stat().st_mtime_ns
+    assert features.inception_onnx(REAL_INCEPTION).stat().st_mtime_ns == stamp
+
+
+def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(features, "onnx_runtime_available", lambda: True)
+    assert features.resolve_backend("auto", cpu) == "onnx"
+    assert features.resolve_backend("auto", gpu) == "torch"
+    with pytest.raises(ConfigError, match="runs on the CPU"):
+        features.resolve_backend("onnx", gpu)
+    monkeypatch.setattr(features, "onnx_runtime_available", lambda: False)
+    assert features.resolve_backend("auto", cpu) == "torch"  # the fallback without the runtime
+    with pytest.raises(ConfigError, match="pip install onnxruntime"):
+        features.resolve_backend("onnx", cpu)
+    with pytest.raises(ConfigError, match="choose one of auto, torch, onnx"):
+        features.resolve_backend("tf", cpu)

@@ -51,7 +51,9 @@ def test_seeded_and_subset_size_clipped() -> None:
     x, _, z = sets(n=120)
     a = compute_kid(torch.from_numpy(x), z, num_subsets=10, seed=7)
     assert a == compute_kid(x, z, num_subsets=10, seed=7)
-    assert a != compute_kid(x, z, num_subsets=10, seed=8)
+    # Other subsets differ with the seed (full-size subsets do not: they are the whole sets).
+    part = compute_kid(x, z, num_subsets=10, subset_size=50, seed=7)
+    assert part != compute_kid(x, z, num_subsets=10, subset_size=50, seed=8)
     # subset_size 1000 > n: every subset is the full set, so all subsets agree.
     assert a["kid_std"] < 1e-12
     assert METRICS["kid"] is compute_kid
@@ -61,3 +63,15 @@ def test_dimension_mismatch() -> None:
     x, y, _ = sets()
     with pytest.raises(DataError, match="dimensions"):
         compute_kid(x, y[:, :8])
+
+
+def test_joint_kernel_gives_the_per_subset_values(monkeypatch) -> None:
+    from gankit.metrics import kid
+
+    rng = np.random.default_rng(3)
+    real, fake = rng.normal(size=(300, 16)), rng.normal(0.2, 1.0, size=(250, 16))
+    joint = compute_kid(real, fake, num_subsets=20, subset_size=100)
+    monkeypatch.setattr(kid, "JOINT_KERNEL_MAX", 0)  # force one kernel per subset
+    per_subset = compute_kid(real, fake, num_subsets=20, subset_size=100)
+    assert joint["kid"] == pytest.approx(per_subset["kid"], rel=1e-9, abs=1e-12)
+    assert joint["kid_std"] == pytest.approx(per_subset["kid_std"], rel=1e-9, abs=1e-12)

@@ -255,6 +255,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 continue
     elif origin is Literal:
         choices = typing.get_args(tp)
+        if isinstance(value, bool):  # YAML 1.1 reads yes/no/on/off as booleans
+            spellings = ("yes", "on", "true") if value else ("no", "off", "false")
+            value = next((c for c in choices if str(c).lower() in spellings), value)
         for c in choices:
             if value == c or str(value) == str(c):
                 return c

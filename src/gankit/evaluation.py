@@ -142,13 +142,19 @@ class _FittedFeatures:
 
 
 def make_extractor(
-    spec: str, *, inception: str | None = None, device: str = "cpu", progress: bool = True
+    spec: str,
+    *,
+    inception: str | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    backend: str = "auto",
 ) -> FeatureExtractor:
     """``inception`` (found or downloaded now, so a missing file fails before any work) or
-    ``classifier:RUN``."""
+    ``classifier:RUN``. ``backend`` runs the Inception under ONNX Runtime or torch (``auto``:
+    ONNX Runtime on a CPU when installed)."""
     if spec == "inception":
         path = find_inception(inception)
-        return InceptionFeatures(path, device=device, progress=progress)
+        return InceptionFeatures(path, device=device, progress=progress, backend=backend)
     if spec.startswith("classifier:") and spec.split(":", 1)[1]:
         return ClassifierRun(spec.split(":", 1)[1], device).features(progress)
     raise ConfigError(f"features {spec!r} is unknown: use inception or classifier:RUN")

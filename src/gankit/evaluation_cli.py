@@ -66,6 +66,13 @@ def add_evaluate_command(sub: argparse._SubParsersAction) -> None:
         help="inception (the FID Inception) or classifier:RUN (a gankit classifier run)",
     )
     p.add_argument("--inception", metavar="PATH", help="FID Inception file (default: search)")
+    p.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnx"),
+        default="auto",
+        help="run the Inception under ONNX Runtime or torch (default auto: ONNX Runtime on a "
+        "CPU, ~3x faster, same features; torch on a GPU)",
+    )
     p.add_argument("--classifier", metavar="RUN", help="classifier run for the modes metric")
     add_ema_option(p)
     p.add_argument(
@@ -176,7 +183,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     # Feature networks first: a missing Inception should fail before minutes of sampling.
     extractor = None
     if FEATURE_METRICS & set(metrics):
-        extractor = make_extractor(args.features, inception=args.inception, device=args.device)
+        extractor = make_extractor(
+            args.features, inception=args.inception, device=args.device, backend=args.backend
+        )
     classifier = ClassifierRun(args.classifier, args.device) if args.classifier else None
     samples = load_samples(
         path,

@@ -29,8 +29,11 @@ def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     """Unbiased MMD² between equal-size samples x, y (m, d) with :func:`polynomial_kernel`."""
-    m = len(x)
-    k_xx, k_yy, k_xy = polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y)
+    return _mmd2(polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y))
+
+
+def _mmd2(k_xx: np.ndarray, k_yy: np.ndarray, k_xy: np.ndarray) -> float:
+    m = len(k_xx)
     # Dropping the diagonals (i = j terms) is what makes the within-set averages unbiased.
     within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
     return float(within - 2.0 * k_xy.mean())
@@ -62,12 +65,39 @@ def compute_kid(
             f"KID needs at least 2 samples per set, got {len(x)} real and {len(y)} fake"
         )
     rng = np.random.default_rng(seed)
-    values = np.array(
-        [
-            mmd2_unbiased(
-                x[rng.choice(len(x), m, replace=False)], y[rng.choice(len(y), m, replace=False)]
-            )
-            for _ in range(num_subsets)
-        ]
-    )
+    subsets = [
+        (rng.choice(len(x), m, replace=False), rng.choice(len(y), m, replace=False))
+        for _ in range(num_subsets)
+    ]
+    if len(x) + len(y) <= JOINT_KERNEL_MAX:
+        values = _from_joint_kernel(x, y, subsets)
+    else:
+        values = np.array([mmd2_unbiased(x[i], y[j]) for i, j in subsets])
     return {"kid": float(values.mean()), "kid_std": float(values.std())}
+
+
+JOINT_KERNEL_MAX = 5000
+"""Up to this many features in all, the kernel of every pair is computed once (at most 200 MB of
+float64) and each subset reads its block: 100 subsets of 1,000 of 2,000 + 2,000 features take
+~1 s instead of ~10 s on two CPU cores. Larger sets cost as much either way: per subset."""
+
+
+def _from_joint_kernel(x: np.ndarray, y: np.ndarray, subsets) -> np.ndarray:
+    """MMD² of every (i, j) subset pair from one kernel matrix K of all rows of x and y.
+
+    A subset's block sums are quadratic forms v'Kw of 0/1 indicator vectors, so all subsets cost
+    two matrix products with the (n, subsets) indicator matrices instead of 3 gathers each.
+    """
+    z = np.concatenate([x, y])
+    k, off, n = polynomial_kernel(z, z), len(x), len(x) + len(y)
+    vx, vy = np.zeros((n, len(subsets))), np.zeros((n, len(subsets)))
+    for s, (i, j) in enumerate(subsets):
+        vx[i, s] = 1.0
+        vy[j + off, s] = 1.0
+    kvx, kvy, diag = k @ vx, k @ vy, np.diag(k)[:, None]
+    m = len(subsets[0][0])
+    # Dropping the diagonals (i = j terms) is what makes the within-set averages unbiased.
+    xx = (vx * kvx).sum(0) - (diag * vx).sum(0)
+    yy = (vy * kvy).sum(0) - (diag * vy).sum(0)
+    xy = (vy * kvx).sum(0)
+    return (xx + yy) / (m * (m - 1)) - 2.0 * xy / (m * m)

@@ -1,0 +1,282 @@
+"""Every GPU figure gankit promises, in one short run that writes one JSON file.
+
+GPU time comes in windows of a few minutes, so this is prepared to run as one command (≤ 8 minutes
+in all, each part under its own time cap) and to be debugged beforehand on a CPU:
+
+    python benchmarks/gpu.py --out gpu.json [--cifar DIR] [--inception PATH]   # on a CUDA machine
+    python benchmarks/gpu.py --device cpu --tiny --out gpu.json                 # every part, tiny, seconds
+
+Parts:
+
+- ``dcgan64``: DCGAN-64 training throughput (batch 128) of gankit's loop against the plain eager
+  loop of the PyTorch DCGAN example on the same networks (``train_speed.py``'s two functions).
+- ``dcgan64_switches``: the same loop with ``train.channels_last``, ``train.autocast=bf16`` and
+  ``train.compile`` (each alone), as ratios to the plain loop.
+- ``darknet_cifar10``: the ``darknet-cifar10`` recipe (the fast.ai 94 % Darknet), data resident on
+  the device, evaluated after every epoch: seconds to 94 % test accuracy (or the best reached
+  within the cap). Needs ``--cifar DIR`` with ``train/`` and ``test/`` class folders (the shared
+  ``cifar10-jpg`` archive, extracted); skipped with a note without it.
+- ``fid``: the FID Inception's images/s and the time of a 10,000-sample evaluation (reference
+  features computed, FID + KID + PRDC) on MNIST digits.
+- ``cyclegan``: one CycleGAN step at 256² — skipped with a note until the translation task lands.
+
+Without CUDA (and without ``--device cpu``) it exits at once with one line and status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # train_speed.py, fid_sanity.py
+
+FULL = {
+    "dcgan_steps": 60,
+    "dcgan_batch": 128,
+    "dcgan_images": 4096,
+    "switch_steps": 60,
+    "darknet_cap_s": 240,
+    "darknet_target": 0.94,
+    "fid_n": 10_000,
+    "fid_cap_s": 120,
+}
+TINY = {
+    "dcgan_steps": 8,
+    "dcgan_batch": 4,
+    "dcgan_images": 64,
+    "switch_steps": 8,
+    "darknet_cap_s": 60,
+    "darknet_target": 0.99,
+    "fid_n": 40,
+    "fid_cap_s": 60,
+}
+
+
+def dcgan64(args, sizes) -> dict:
+    from train_speed import ours, reference_dcgan
+
+    from gankit.configure import build_config
+    from gankit.data.sources import load_source
+
+    base = [
+        "data.source=builtin:mnist",
+        f"data.limit={sizes['dcgan_images']}",
+        f"train.batch_size={sizes['dcgan_batch']}",
+        f"train.device={args.device}",
+    ]
+    if args.tiny:
+        base += ["nets.G.ngf=8", "nets.D.ndf=8"]
+    images = load_source(build_config("dcgan", base).data, progress=False).images
+    steps, batch = sizes["dcgan_steps"], sizes["dcgan_batch"]
+    mine = ours(base, steps, "dcgan")
+    if args.tiny:  # the reference loop has the full-width nets: not comparable, only exercised
+        reference_dcgan(images[:16], 2, 4, torch.device(args.device))
+        return {"ours_img_per_s": round(mine, 1), "note": "--tiny: reference not comparable"}
+    theirs = reference_dcgan(images, steps, batch, torch.device(args.device))
+    return {
+        "batch": batch,
+        "ours_img_per_s": round(mine, 1),
+        "reference_img_per_s": round(theirs, 1),
+        "ours_over_reference": round(mine / theirs, 3),
+    }
+
+
+def dcgan64_switches(args, sizes) -> dict:
+    from train_speed import ours
+
+    base = [
+        "data.source=builtin:mnist",
+        f"data.limit={sizes['dcgan_images']}",
+        f"train.batch_size={sizes['dcgan_batch']}",
+        f"train.device={args.device}",
+    ]
+    if args.tiny:
+        base += ["nets.G.ngf=8", "nets.D.ndf=8"]
+    steps = sizes["switch_steps"]
+    plain = ours(base, steps, "dcgan")
+    out: dict = {"plain_img_per_s": round(plain, 1)}
+    switches = {
+        "channels_last": ["train.channels_last=true"],
+        "bf16": ["train.autocast=bf16"],
+        "compile": ["train.compile=true"],
+    }
+    for name, extra in switches.items():
+        if name == "compile" and args.tiny:
+            out[name] = {"skipped": "--tiny: compiling takes minutes on a CPU"}
+            continue
+        v = ours([*base, *extra], steps, "dcgan")
+        out[name] = {"img_per_s": round(v, 1), "over_plain": round(v / plain, 3)}
+    return out
+
+
+def darknet_cifar10(args, sizes) -> dict:
+    from gankit.configure import build_config
+    from gankit.data.sources import load_source
+    from gankit.data.stream import make_stream
+    from gankit.runtime import Runtime
+    from gankit.tasks.base import Streams
+    from gankit.tasks.classifier import ClassifierTask
+
+    if args.tiny:
+        data = ["data.source=builtin:mnist", "data.channels=1", "data.limit=256", "data.fit=pad"]
+        data += ["nets.net.num_blocks=[1, 1]", "nets.net.nf=4", "classifier.pad=2"]
+        data += ["train.batch_size=32", "train.epochs=2"]
+    elif args.cifar:
+        data = [f"data.source=folder:{args.cifar}"]
+    else:
+        return {"skipped": "give --cifar DIR (train/ and test/ class folders) to time it"}
+    cfg = build_config(
+        "darknet-cifar10",
+        [*data, "data.in_memory=yes", f"train.device={args.device}", "train.progress=false"],
+    )
+    t0 = time.perf_counter()
+    d = load_source(cfg.data, progress=False, with_labels=True)
+    ClassifierTask.resolve(cfg, {"labelled": d})
+    per_epoch = len(d) // cfg.train.batch_size
+    cfg.train.steps = math.ceil((cfg.train.epochs or 30) * len(d) / cfg.train.batch_size)
+    rt = Runtime.from_config(cfg.train)
+    stream = make_stream(d, cfg.data, cfg.train.batch_size, rt.device, cfg.seed, with_labels=True)
+    task = ClassifierTask(cfg, rt, {})
+    task.eval_data()  # the test split on the device before the clock starts
+    t_data = time.perf_counter() - t0
+    streams, epochs, t_train = Streams({"labelled": stream}), [], time.perf_counter()
+    reached = None
+    for step in range(1, cfg.train.steps + 1):
+        task.step(streams)
+        if step % per_epoch == 0 or step == cfg.train.steps:
+            if rt.device.type == "cuda":
+                torch.cuda.synchronize()
+            acc = task.evaluate()["test_acc"]
+            seconds = time.perf_counter() - t_train
+            epochs.append({"step": step, "seconds": round(seconds, 1), "test_acc": round(acc, 4)})
+            if acc >= sizes["darknet_target"] and reached is None:
+                reached = seconds
+                break
+            if seconds > sizes["darknet_cap_s"]:
+                break
+    return {
+        "target": sizes["darknet_target"],
+        "seconds_to_target": None if reached is None else round(reached, 1),
+        "best_test_acc": max(e["test_acc"] for e in epochs),
+        "data_to_device_s": round(t_data, 1),
+        "epochs": epochs,
+        "note": None if reached else f"target not reached within {sizes['darknet_cap_s']} s",
+    }
+
+
+def fid(args, sizes) -> dict:
+    from fid_sanity import shared_inception
+
+    from gankit.config import DataConfig
+    from gankit.data.sources import load_source
+    from gankit.errors import CheckpointError
+    from gankit.evaluation import load_reference
+    from gankit.metrics import compute_fid, compute_kid, compute_prdc
+    from gankit.metrics.features import InceptionFeatures, find_inception, reference_features
+
+    try:
+        path = find_inception(args.inception or shared_inception(), download=False)
+    except CheckpointError as e:
+        return {"skipped": str(e)}
+    n = sizes["fid_n"]
+    like = DataConfig(source="builtin:mnist", image_size=28, channels=1, fit="pad")
+    fake = load_source(like, progress=False).images[:n].flip(-1)
+    ext = InceptionFeatures(path, device=args.device, progress=False, batch_size=200)
+    ext(fake[:4])  # load (and on a CPU export) the network outside the clock
+    t0 = time.perf_counter()
+    feats = ext(fake)
+    t_feat = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ref = load_reference("builtin:mnist", like, n)
+    with tempfile.TemporaryDirectory() as cache:
+        rf = reference_features(
+            ext, ref.feature_key("ref"), len(ref.images), lambda: ref.images, cache=cache
+        )
+    values = {"fid": compute_fid(rf, feats, method="eigh")["fid"]}
+    values["kid"] = compute_kid(rf, feats)["kid"]
+    compute_prdc(rf, feats)
+    t_eval = time.perf_counter() - t0 + t_feat
+    return {
+        "backend": ext.backend,
+        "n": n,
+        "img_per_s": round(n / t_feat, 1),
+        "evaluation_s": round(t_eval, 1),
+        "values": values,
+    }
+
+
+def cyclegan(args, sizes) -> dict:
+    return {"skipped": "the image-translation issue (CycleGAN) has not landed yet"}
+
+
+PARTS = {
+    "dcgan64": dcgan64,
+    "dcgan64_switches": dcgan64_switches,
+    "darknet_cifar10": darknet_cifar10,
+    "fid": fid,
+    "cyclegan": cyclegan,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda", help="cuda (default) or cpu (with --tiny)")
+    ap.add_argument("--tiny", action="store_true", help="tiny sizes: a dry run of every part")
+    ap.add_argument("--out", default="gpu.json", help="JSON file to write (default gpu.json)")
+    ap.add_argument("--cifar", help="CIFAR-10 folder with train/ and test/ class folders")
+    ap.add_argument("--inception", help="inception-2015-12-05.pt (default: gankit's search)")
+    ap.add_argument("--parts", default=",".join(PARTS), help="comma-separated subset of parts")
+    args = ap.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print(
+            "error: no CUDA GPU here: run benchmarks/gpu.py on a GPU machine, or "
+            "--device cpu --tiny for a dry run",
+            file=sys.stderr,
+        )
+        return 2
+    if args.device == "cpu" and not args.tiny:
+        print(
+            "error: --device cpu is for the --tiny dry run; the figures are GPU figures",
+            file=sys.stderr,
+        )
+        return 2
+    sizes = TINY if args.tiny else FULL
+    dev = torch.device(args.device)
+    result: dict = {
+        "date": str(date.today()),
+        "device": torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "tiny": args.tiny,
+        "parts": {},
+    }
+    t_all = time.perf_counter()
+    for name in args.parts.split(","):
+        t0 = time.perf_counter()
+        try:
+            out = PARTS[name](args, sizes)
+        except Exception as e:  # one broken part must not cost the window's other figures
+            out = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"}
+        out["wall_s"] = round(time.perf_counter() - t0, 1)
+        result["parts"][name] = out
+        print(f"{name}: {json.dumps(out)}", flush=True)
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")  # after every part
+    result["total_s"] = round(time.perf_counter() - t_all, 1)
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.out} in {result['total_s']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
