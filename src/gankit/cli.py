@@ -29,6 +29,7 @@ Train, sample and evaluate GANs.
   gankit lr-find darknet-cifar10-cpu data.source=folder:cifar10 --out lr
   gankit evaluate-classifier RUN --data folder:cifar10
   gankit evaluate RUN --ref builtin:mnist --n 2000   FID, KID, precision/recall, modes, copying
+  gankit export RUN --format onnx --out g.onnx       the generator, for use without gankit
 """
 
 
@@ -170,6 +171,15 @@ def _cmd_evaluate_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from gankit.export import FORMATS, export_run
+
+    out = args.out or str(Path(args.run) / f"generator{FORMATS.get(args.format, '')}")
+    path, side = export_run(args.run, args.format, out, ema=args.ema)
+    print(f"wrote {path} and {side}")
+    return 0
+
+
 def _cmd_recipes(args: argparse.Namespace) -> int:
     from gankit.config import load_recipe, recipe_names
 
@@ -308,6 +318,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     p.set_defaults(func=_cmd_evaluate_classifier)
+
+    p = sub.add_parser(
+        "export",
+        help="export a run's generator: safetensors, onnx or torchscript",
+        description="Write the run's generator (the EMA copy by default) to FILE and its "
+        "architecture to FILE.json, loadable without gankit (see docs/api.md).",
+    )
+    p.add_argument("run", help="run directory")
+    p.add_argument(
+        "--format", default="safetensors", help="safetensors (default), onnx or torchscript"
+    )
+    p.add_argument("--out", help="file to write (default RUN/generator.<ext>)")
+    add_ema_option(p)
+    p.set_defaults(func=_cmd_export)
 
     from gankit.evaluation_cli import add_evaluate_command
 

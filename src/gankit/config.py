@@ -317,6 +317,11 @@ def _merge(obj: Any, updates: dict, prefix: str = "") -> None:
             setattr(obj, key, _coerce(value, hints[key], full))
 
 
+def apply_values(obj: Any, values: dict, prefix: str = "") -> None:
+    """Set a dataclass's fields from a nested dict, checked and coerced as config keys are."""
+    _merge(obj, values, prefix)
+
+
 def parse_overrides(items: list[str]) -> dict:
     """``["train.steps=10", "gan.loss=hinge"]`` → nested dict; values are parsed as YAML."""
     out: dict = {}

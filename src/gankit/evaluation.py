@@ -28,6 +28,7 @@ The protocol, in one place so that the command line and training report comparab
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -396,6 +397,82 @@ def evaluate_images(
                 classifier.probabilities(fake), classifier.probabilities(reference.images)
             )
     return out
+
+
+@dataclass
+class EvaluationRun:
+    """One evaluation of a run or folder: what was compared and the scores."""
+
+    samples: Samples
+    reference: ReferenceSet
+    result: Evaluation
+    extractor: FeatureExtractor | None
+    classifier: ClassifierRun | None
+    checkpoint: Path | None
+    like: DataConfig
+    root: str | None
+
+
+def evaluate_source(
+    path: str | Path,
+    ref: str,
+    *,
+    n: int = 2000,
+    metrics: str | Sequence[str] = DEFAULT_METRICS,
+    ref_n: int | None = None,
+    features: str = "inception",
+    inception: str | None = None,
+    backend: str = "auto",
+    classifier: str | Path | None = None,
+    ema: bool | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    checkpoint: str | Path | None = None,
+    fit: str | None = None,
+    root: str | None = None,
+) -> EvaluationRun:
+    """Evaluate a GAN run's samples (or a folder of images) against the reference source ``ref``.
+
+    The one implementation behind ``gankit evaluate`` and :func:`gankit.evaluate`; see the module
+    docstring for the protocol. ``metrics`` named explicitly must all be computable (``modes``
+    needs ``classifier``); the default set skips what it cannot compute, with a note.
+    """
+    from gankit.checkpoint import best_checkpoint
+
+    explicit = metrics != DEFAULT_METRICS and metrics != ",".join(DEFAULT_METRICS)
+    names = parse_metrics(metrics)
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(
+            f"{path} does not exist: give a GAN run directory or a folder of images"
+        )
+    if ref_n is not None and ref_n < 1:
+        raise ConfigError(f"--ref-n {ref_n} must be positive")
+    ckpt = (
+        best_checkpoint(path)
+        if checkpoint == "best"
+        else (Path(checkpoint) if checkpoint else None)
+    )
+    if ckpt and not ckpt.is_file():
+        raise CheckpointError(f"--checkpoint: {ckpt} does not exist")
+    # Feature networks first: a missing Inception should fail before minutes of sampling.
+    extractor = None
+    if FEATURE_METRICS & set(names):
+        extractor = make_extractor(features, inception=inception, device=device, backend=backend)
+    judge = ClassifierRun(classifier, device) if classifier else None
+    samples = load_samples(path, n, ema=ema, seed=seed, device=device, checkpoint=ckpt, fit=fit)
+    like = dataclasses.replace(samples.data, fit=fit) if fit else samples.data
+    root = root or (samples.data.root if samples.is_run else None)
+    reference = load_reference(ref, like, ref_n or n, root=root)
+    if "modes" in names and judge is None and explicit:
+        # Asked for by name, it must not silently come back empty (by default it is skipped).
+        raise ConfigError(
+            "--metrics modes needs --classifier RUN (a gankit classifier run) to count classes"
+        )
+    result = evaluate_images(samples.images, reference, names, extractor, classifier=judge)
+    if len(samples.images) < n:
+        result.notes.append(f"{path} has only {len(samples.images)} images (asked for --n {n})")
+    return EvaluationRun(samples, reference, result, extractor, judge, ckpt, like, root)
 
 
 # --- during training -------------------------------------------------------------------------

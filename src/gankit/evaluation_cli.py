@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gankit.cli_options import add_ema_option
-from gankit.errors import CheckpointError, ConfigError
 from gankit.outputs import output_dir
 
 if TYPE_CHECKING:
@@ -158,58 +156,29 @@ def _output_paths(args: argparse.Namespace, path: Path, step: int | None, is_run
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from gankit.checkpoint import best_checkpoint
-    from gankit.evaluation import (
-        FEATURE_METRICS,
-        ClassifierRun,
-        evaluate_images,
-        load_reference,
-        load_samples,
-        make_extractor,
-        parse_metrics,
-    )
+    from gankit.evaluation import evaluate_source
 
-    metrics = parse_metrics(args.metrics)
     path = Path(args.run)
-    if not path.exists():
-        raise CheckpointError(
-            f"{path} does not exist: give a GAN run directory or a folder of images"
-        )
-    if args.ref_n is not None and args.ref_n < 1:
-        raise ConfigError(f"--ref-n {args.ref_n} must be positive")
-    checkpoint = best_checkpoint(path) if args.checkpoint == "best" else args.checkpoint
-    if checkpoint and not Path(checkpoint).is_file():
-        raise CheckpointError(f"--checkpoint: {checkpoint} does not exist")
-    # Feature networks first: a missing Inception should fail before minutes of sampling.
-    extractor = None
-    if FEATURE_METRICS & set(metrics):
-        extractor = make_extractor(
-            args.features, inception=args.inception, device=args.device, backend=args.backend
-        )
-    classifier = ClassifierRun(args.classifier, args.device) if args.classifier else None
-    samples = load_samples(
+    done = evaluate_source(
         path,
-        args.n,
+        args.ref,
+        n=args.n,
+        metrics=args.metrics,
+        ref_n=args.ref_n,
+        features=args.features,
+        inception=args.inception,
+        backend=args.backend,
+        classifier=args.classifier,
         ema=args.ema,
         seed=args.seed,
         device=args.device,
-        checkpoint=checkpoint,
+        checkpoint=args.checkpoint,
         fit=args.fit,
+        root=args.root,
     )
-    like = dataclasses.replace(samples.data, fit=args.fit) if args.fit else samples.data
-    root = args.root or (samples.data.root if samples.is_run else None)
-    reference = load_reference(args.ref, like, args.ref_n or args.n, root=root)
-    if "modes" in metrics and not args.classifier and args.metrics != ",".join(DEFAULT_METRICS):
-        # Asked for by name, it must not silently come back empty (by default it is skipped).
-        raise ConfigError(
-            "--metrics modes needs --classifier RUN (a gankit classifier run) to count classes"
-        )
-    result = evaluate_images(samples.images, reference, metrics, extractor, classifier=classifier)
-    if len(samples.images) < args.n:
-        result.notes.append(
-            f"{path} has only {len(samples.images)} images (asked for --n {args.n})"
-        )
-
+    samples, reference, result = done.samples, done.reference, done.result
+    extractor, classifier, checkpoint = done.extractor, done.classifier, done.checkpoint
+    like, root = done.like, done.root
     json_path, png_path = _output_paths(args, path, samples.step, samples.is_run)
     output_dir(json_path.parent, "--out")
     png = save_pairs_grid(result, samples.images, reference, png_path)

@@ -134,7 +134,7 @@ class GANModel:
     def __init__(
         self,
         G: nn.Module,
-        D: nn.Module,
+        D: nn.Module | None,
         ema: AveragedModel | None,
         nz: int,
         noise: str,
@@ -182,6 +182,10 @@ class GANModel:
     @torch.no_grad()
     def discriminate(self, images: Tensor) -> Tensor:
         """D's logit (or critic score) per image, on the CPU; higher = more real."""
+        if self.D is None:
+            raise ConfigError(
+                "this generator was exported without its discriminator: rank with the run directory"
+            )
         was_training = self.D.training
         self.D.eval()
         try:

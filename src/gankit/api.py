@@ -1,0 +1,257 @@
+"""The Python API: the functions the command line calls, for notebooks and scripts.
+
+    import gankit
+    run = gankit.train("dcgan-mnist", train={"steps": 300})   # or overrides=["train.steps=300"]
+    model = gankit.load(run.path)                             # or an exported .safetensors file
+    images = model.sample(16, seed=0)                         # uint8 (16, C, H, W)
+    scores = gankit.evaluate(run.path, ref="builtin:mnist", n=500, metrics=["kid"])
+
+Images go in and out as uint8 tensors (N, C, H, W) or PIL images. Errors are the command line's
+:class:`~gankit.errors.GankitError` subclasses, with the same one-line messages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from gankit.config import Config, load_recipe, recipe_names, to_dict
+from gankit.errors import ConfigError, DataError
+
+__all__ = ["Model", "Run", "Scores", "evaluate", "load", "recipes", "train"]
+
+
+def recipes() -> dict[str, str]:
+    """The built-in recipes: ``{name: description}``."""
+    return {name: load_recipe(name).get("description", "") for name in recipe_names()}
+
+
+def _flatten_sections(sections: dict[str, Any], prefix: str = "") -> list[str]:
+    items = []
+    for key, value in sections.items():
+        if isinstance(value, dict):
+            items += _flatten_sections(value, f"{prefix}{key}.")
+        else:
+            items.append(f"{prefix}{key}={json.dumps(value)}")
+    return items
+
+
+@dataclass
+class Run:
+    """A run directory after training: its path, config, last step and how it ended."""
+
+    path: Path
+    config: Config
+    step: int
+    stopped_by: str | None = None
+
+    def load(self, device: str = "cpu", ema: bool | None = None) -> Model:
+        """The trained model (see :func:`load`)."""
+        return load(self.path, device=device, ema=ema)
+
+    def metrics(self) -> list[dict]:
+        """The rows of ``metrics.jsonl``: one per logged step, plus events."""
+        from gankit.health import read_rows
+
+        return read_rows(self.path / "metrics.jsonl")
+
+    def previews(self) -> list[Path]:
+        """The preview grids in ``samples/``, oldest first."""
+        return sorted((self.path / "samples").glob("step-*.png"))
+
+
+def train(
+    recipe: str | Config = "dcgan-mnist",
+    overrides: Sequence[str] | None = None,
+    *,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    init_from: str | Path | None = None,
+    **sections: dict[str, Any],
+) -> Run:
+    """Train a recipe (a name, a .yaml path or a Config) and return the :class:`Run`.
+
+    Settings come as ``overrides`` (``["train.steps=300"]``, as on the command line) and/or as
+    sections (``train={"steps": 300}, gan={"loss": "hinge"}``). ``resume=RUN`` continues a run
+    with the given changes (the recipe is then the run's own). The progress bar is tqdm's, which
+    notebooks show as text.
+    """
+    from gankit.configure import build_config, from_dict, load_config
+    from gankit.loop import train_run
+
+    items = [*(overrides or []), *_flatten_sections(sections)]
+    if resume is not None:
+        run_dir = Path(resume)
+        cfg = load_config(run_dir / "config.yaml", items)
+        outcome = train_run(cfg, run_dir, resume=True)
+    else:
+        if isinstance(recipe, Config):
+            cfg = from_dict(to_dict(recipe))
+            if items:
+                from gankit.config import apply_overrides, parse_overrides
+
+                cfg = from_dict(apply_overrides(to_dict(cfg), parse_overrides(items)))
+        else:
+            cfg = build_config(recipe, items)
+        outcome = train_run(cfg, out, init_from=init_from)
+    return Run(outcome.run_dir, cfg, outcome.step, outcome.stopped_by)
+
+
+def to_uint8_images(images: Tensor) -> Tensor:
+    """Generator output in [-1, 1] -> uint8, exactly as the PNG files gankit writes."""
+    # torchvision's save_image: (x + 1) / 2 * 255 + 0.5, clamped, truncated
+    x = (images.detach().float().cpu().clamp(-1, 1) + 1) / 2
+    return x.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
+
+
+def to_pil(images: Tensor) -> list[Image.Image]:
+    """uint8 (N, C, H, W) -> PIL images (grey or RGB)."""
+    out = []
+    for img in images:
+        arr = img.permute(1, 2, 0).numpy()
+        out.append(Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr))
+    return out
+
+
+def from_images(images: Tensor | Image.Image | Sequence[Image.Image]) -> Tensor:
+    """uint8 (N, C, H, W) from a uint8 tensor, one PIL image or a list of them."""
+    import numpy as np
+
+    if isinstance(images, Tensor):
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise DataError(
+                f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
+            )
+        return images
+    if isinstance(images, Image.Image):
+        images = [images]
+    arrays = [
+        np.asarray(im.convert("L" if im.mode in ("1", "L", "I", "F") else "RGB")) for im in images
+    ]
+    stack = np.stack([a[..., None] if a.ndim == 2 else a for a in arrays])
+    return torch.from_numpy(stack).permute(0, 3, 1, 2).contiguous()
+
+
+class Model:
+    """A trained model, with the methods of its roles: ``sample``, ``translate``, ``classify``."""
+
+    def __init__(self, inner: Any, ema: bool | None, source: str) -> None:
+        self.inner, self.source = inner, source
+        self.ema = ema
+
+    def _role(self, role: type, what: str) -> Any:
+        if not isinstance(self.inner, role):
+            raise ConfigError(f"{self.source} {what}")
+        return self.inner
+
+    def sample(
+        self, n: int = 64, seed: int = 0, labels: Tensor | None = None, pil: bool = False
+    ) -> Tensor | list[Image.Image]:
+        """``n`` images from seeded noise: the same as ``gankit sample RUN --n N --seed S``."""
+        from gankit.roles import Generative
+        from gankit.sampling import generate, resolve_ema
+
+        model = self._role(Generative, "has no generator: it cannot sample")
+        if n < 1:
+            raise ConfigError(f"n={n} must be positive")
+        if labels is not None:
+            raise ConfigError(f"{self.source} is unconditional: it takes no labels")
+        ema = resolve_ema(self.ema, model, self.source)
+        images = to_uint8_images(generate(model, n, seed=seed, ema=ema))
+        return to_pil(images) if pil else images
+
+    def translate(self, images: Tensor | Sequence[Image.Image], direction: str = "AtoB") -> Tensor:
+        """Translate uint8 images (any height and width) with an image-to-image run."""
+        from gankit.roles import Translator
+
+        model = self._role(Translator, "does not translate images (no image-to-image task)")
+        x = from_images(images).float() / 127.5 - 1
+        return to_uint8_images(model.translate(x, direction))
+
+    def classify(self, images: Tensor | Sequence[Image.Image]) -> Tensor:
+        """Class probabilities (N, K) of uint8 images with a classifier run."""
+        from gankit.roles import Classifier
+
+        model = self._role(Classifier, "is not a classifier run")
+        return model.predict(from_images(images)).softmax(1)
+
+    @property
+    def classes(self) -> list[str]:
+        from gankit.roles import Classifier
+
+        return self._role(Classifier, "is not a classifier run").classes
+
+
+def load(path: str | Path, device: str = "cpu", ema: bool | None = None) -> Model:
+    """A run directory (or an exported ``.safetensors`` generator) as a :class:`Model`.
+
+    ``ema``: None samples the EMA generator when the run has one (as ``gankit sample``).
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors" and path.is_file():
+        from gankit.export import load_export
+
+        return Model(load_export(path, device), ema, str(path))
+    from gankit.runs import load_run
+
+    return Model(load_run(path, device=device).model, ema, str(path))
+
+
+@dataclass
+class Scores:
+    """What :func:`evaluate` measured; a metric that was not asked for is None."""
+
+    fid: float | None = None
+    kid: float | None = None
+    kid_std: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    density: float | None = None
+    coverage: float | None = None
+    modes: dict | None = None
+    memorisation: dict | None = None
+    copying: dict | None = None
+    n: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def evaluate(
+    samples: str | Path,
+    ref: str,
+    *,
+    n: int = 2000,
+    metrics: Sequence[str] = ("fid", "kid", "prdc"),
+    **options: Any,
+) -> Scores:
+    """Score a GAN run (or a folder of images) against the reference source ``ref``.
+
+    The same computation as ``gankit evaluate`` (options: ``features``, ``inception``,
+    ``backend``, ``classifier``, ``ema``, ``seed``, ``device``, ``checkpoint``, ``ref_n``, ``fit``,
+    ``root``); nothing is written.
+    """
+    from gankit.evaluation import evaluate_source
+
+    done = evaluate_source(samples, ref, n=n, metrics=list(metrics), **options)
+    m = done.result.metrics
+    prdc = m.get("prdc", {})
+    return Scores(
+        fid=m.get("fid", {}).get("fid"),
+        kid=m.get("kid", {}).get("kid"),
+        kid_std=m.get("kid", {}).get("kid_std"),
+        precision=prdc.get("precision"),
+        recall=prdc.get("recall"),
+        density=prdc.get("density"),
+        coverage=prdc.get("coverage"),
+        modes=m.get("modes"),
+        memorisation=m.get("memorisation"),
+        copying=m.get("copying"),
+        n=len(done.samples.images),
+        notes=list(done.result.notes),
+    )

@@ -1,0 +1,123 @@
+"""Generators that leave gankit: safetensors weights + an architecture file, ONNX, TorchScript.
+
+``gankit export RUN --format safetensors|onnx|torchscript --out FILE`` writes the run's generator
+(the EMA copy by default, as ``gankit sample`` uses) in eval mode, and beside it ``FILE.json``:
+the architecture (the ``nets.G`` options), image size, channels, latent size and noise kind, so
+that the file can be rebuilt without gankit's run directory. The safetensors file carries the same
+JSON in its metadata under ``"gankit"``; :func:`load_export` (and :func:`gankit.load`) read it back.
+ONNX has a dynamic batch (input ``z``: (N, nz), output ``images``: (N, C, H, W) in [-1, 1]).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gankit.config import apply_values, to_dict
+from gankit.errors import CheckpointError, ConfigError
+from gankit.nets import build_net, entry
+from gankit.outputs import output_file
+from gankit.roles import Generative
+
+FORMATS = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt"}
+EXPORT_VERSION = 1
+
+
+def export_run(
+    run: str | Path, fmt: str, out: str | Path, *, ema: bool | None = None
+) -> tuple[Path, Path]:
+    """Write the generator of ``run`` as ``fmt`` to ``out`` and its architecture to ``out.json``."""
+    from gankit.runs import load_role
+    from gankit.sampling import resolve_ema
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt!r} is unknown: choose one of {', '.join(FORMATS)}")
+    out = output_file(out, "--out", (FORMATS[fmt],))
+    loaded = load_role(run, Generative)
+    model, cfg = loaded.model, loaded.cfg
+    use_ema = resolve_ema(ema, model, run)
+    net = model.generator(use_ema).eval()
+    meta = {
+        "gankit_export": EXPORT_VERSION,
+        "kind": "generator",
+        "task": cfg.task,
+        "arch": to_dict(cfg)["nets"]["G"],
+        "image_size": cfg.data.image_size,
+        "channels": cfg.data.channels,
+        "nz": model.nz,
+        "noise": model.noise_kind,
+        "ema": use_ema,
+        "run": str(run),
+        "step": loaded.step,
+    }
+    z = model.noise(2, generator=torch.Generator().manual_seed(0))
+    if fmt == "safetensors":
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
+        save_file(state, str(out), metadata={"gankit": json.dumps(meta)})
+    elif fmt == "onnx":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                net,
+                (z,),
+                str(out),
+                input_names=["z"],
+                output_names=["images"],
+                dynamic_axes={"z": {0: "n"}, "images": {0: "n"}},
+                opset_version=17,
+                dynamo=False,
+            )
+    else:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit's deprecation notes
+            torch.jit.trace(net, (z,)).save(str(out))
+    side = out.with_name(out.name + ".json")
+    side.write_text(json.dumps(meta, indent=1) + "\n")
+    return out, side
+
+
+def read_export_meta(path: str | Path) -> dict[str, Any]:
+    """The architecture record of an exported safetensors file (from its metadata)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+    except Exception as e:  # safetensors raises its own error types
+        raise CheckpointError(f"{path} is not a safetensors file ({type(e).__name__})") from None
+    if "gankit" not in meta:
+        raise CheckpointError(
+            f"{path} has no gankit architecture record: export it with gankit export RUN"
+        )
+    info = json.loads(meta["gankit"])
+    if info.get("gankit_export") != EXPORT_VERSION or info.get("kind") != "generator":
+        raise CheckpointError(f"{path} is a gankit export of another kind or version")
+    return info
+
+
+def load_export(path: str | Path, device: str | torch.device = "cpu"):
+    """A :class:`~gankit.roles.Generative` from an exported safetensors file and its record."""
+    from safetensors.torch import load_file
+
+    from gankit.tasks.gan import GANModel
+
+    info = read_export_meta(path)
+    arch = dict(info["arch"])
+    opts = entry("generator", arch["arch"], "arch").options()
+    apply_values(opts, arch, "arch.")
+    G = build_net("generator", opts, info["image_size"], info["channels"])
+    try:
+        G.load_state_dict(load_file(str(path)))
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not match their record ({e})") from None
+    dev = torch.device(device)
+    G.to(dev).eval()
+    model = GANModel(G, None, None, info["nz"], info["noise"], torch.empty(0), dev)
+    model.fixed_z = model.noise(64, generator=torch.Generator().manual_seed(0))
+    return model
