@@ -93,6 +93,24 @@ def ema_with_warmup(decay: float):
     return update
 
 
+@torch.no_grad()
+def update_ema(ema: AveragedModel, model: nn.Module, decay: float, n: int) -> None:
+    """``ema.update_parameters(model)`` with the update count ``n`` known on the host.
+
+    The same arithmetic as AveragedModel with :func:`ema_with_warmup` (the first update copies),
+    but the warm-up reads ``n`` from the caller instead of the ``n_averaged`` buffer, which on a
+    GPU would cost a host synchronisation every step.
+    """
+    averaged = [*ema.module.parameters(), *ema.module.buffers()]
+    current = [t.detach() for t in (*model.parameters(), *model.buffers())]
+    if n == 0:
+        for a, c in zip(averaged, current, strict=True):
+            a.copy_(c)
+    else:
+        ema_with_warmup(decay)(averaged, current, torch.tensor(float(n)))
+    ema.n_averaged += 1
+
+
 def gan_advice(cfg: Config) -> dict[str, str]:
     """Config changes worth trying for each health event, concrete for this run's config."""
     gan, d_norm = cfg.gan, getattr(cfg.nets["D"], "norm", None)
@@ -375,7 +393,8 @@ class GANTask(Task):
             sched.step()
         self.g_step += 1
         if self.ema is not None and int(self.g_step) > gan.ema_start:
-            self.ema.update_parameters(self.G)
+            # updates before this one: g_step counts on the host, so no device read is needed
+            update_ema(self.ema, self.G, gan.ema, int(self.g_step) - gan.ema_start - 1)
 
         squash = torch.sigmoid if obj.probability else (lambda t: t)
         out.update(
