@@ -61,20 +61,24 @@ TINY = {
 }
 
 
-def dcgan64(args, sizes) -> dict:
-    from train_speed import ours, reference_dcgan
-
-    from gankit.configure import build_config
-    from gankit.data.sources import load_source
-
+def _dcgan_overrides(args, sizes) -> list[str]:
+    """The DCGAN-64 runs' settings: built-in digits at 64x64, the part's batch, the device."""
     base = [
         "data.source=builtin:mnist",
         f"data.limit={sizes['dcgan_images']}",
         f"train.batch_size={sizes['dcgan_batch']}",
         f"train.device={args.device}",
     ]
-    if args.tiny:
-        base += ["nets.G.ngf=8", "nets.D.ndf=8"]
+    return base + (["nets.G.ngf=8", "nets.D.ndf=8"] if args.tiny else [])
+
+
+def dcgan64(args, sizes) -> dict:
+    from train_speed import ours, reference_dcgan
+
+    from gankit.configure import build_config
+    from gankit.data.sources import load_source
+
+    base = _dcgan_overrides(args, sizes)
     images = load_source(build_config("dcgan", base).data, progress=False).images
     steps, batch = sizes["dcgan_steps"], sizes["dcgan_batch"]
     mine = ours(base, steps, "dcgan")
@@ -93,14 +97,7 @@ def dcgan64(args, sizes) -> dict:
 def dcgan64_switches(args, sizes) -> dict:
     from train_speed import ours
 
-    base = [
-        "data.source=builtin:mnist",
-        f"data.limit={sizes['dcgan_images']}",
-        f"train.batch_size={sizes['dcgan_batch']}",
-        f"train.device={args.device}",
-    ]
-    if args.tiny:
-        base += ["nets.G.ngf=8", "nets.D.ndf=8"]
+    base = _dcgan_overrides(args, sizes)
     steps = sizes["switch_steps"]
     plain = ours(base, steps, "dcgan")
     out: dict = {"plain_img_per_s": round(plain, 1)}

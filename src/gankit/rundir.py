@@ -129,15 +129,20 @@ LOCK_NAME = ".gankit.lock"
 _ORPHAN = re.compile(r"^\..+\.pt\..+\.tmp$")  # save_checkpoint's temporary files
 
 
+def _probe_write(folder: Path) -> None:
+    """Create and remove an empty file: raises OSError where writing is not possible."""
+    probe = folder / f".write-test-{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()
+
+
 def make_run_dir(run_dir: Path) -> None:
     """Create ``run_dir`` (and parents), or a one-line ConfigError saying why it cannot be."""
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--out {run_dir} is a file: give a directory for the run")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        _probe_write(run_dir)
     except OSError as e:
         raise ConfigError(
             f"--out {run_dir}: cannot write there ({e.strerror or e}); choose another directory"
@@ -269,9 +274,7 @@ def check_room(folder: Path, state: dict) -> None:
     """Start-up check: ``folder`` is writable and has room for two checkpoints of ``state``."""
     need = 2 * state_bytes(state) + 2**20
     try:
-        probe = folder / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        _probe_write(folder)
     except OSError as e:
         raise CheckpointError(
             f"{folder} is not writable ({e.strerror or e}): fix its permissions or train into "
