@@ -52,20 +52,76 @@ def test_mlp_pair_cs231n_sizes():
     assert d(torch.zeros(3, 1, 28, 28)).shape == (3,)
 
 
+SIZES = {"mnist-dc": 28, "unet_128": 128, "unet_256": 256}
+
+
 def test_every_registered_network_builds_from_its_default_options():
     """Adding a network is one file plus one registry line: every entry must build and run."""
     for kind, archs in NETS.items():
         for arch, entry in archs.items():
             opts = entry.options(arch=arch)
-            size = 28 if arch == "mnist-dc" else 32
+            for width in ("ngf", "ndf"):  # narrow, so that a CPU runs every forward in seconds
+                if hasattr(opts, width) and kind in ("translator", "patch_discriminator"):
+                    setattr(opts, width, 4)
+            size = SIZES.get(arch, 32)
             if entry.check is not None:
                 entry.check(opts, size, 1)
             extra = {"num_classes": 3} if kind == "classifier" else {}
             net = build_net(kind, opts, size, 1, **extra).eval()
             x = torch.randn(2, opts.nz) if kind == "generator" else torch.randn(2, 1, size, size)
-            y = net(x)
-            want = {"generator": (2, 1, size, size), "discriminator": (2,), "classifier": (2, 3)}
-            assert y.shape == want[kind], (kind, arch)
+            with torch.no_grad():
+                y = net(x)
+            want = {
+                "generator": (2, 1, size, size),
+                "discriminator": (2,),
+                "classifier": (2, 3),
+                "translator": (2, 1, size, size),
+            }
+            if kind == "patch_discriminator":
+                assert y.shape[:2] == (2, 1), (kind, arch)
+            else:
+                assert y.shape == want[kind], (kind, arch)
+
+
+@pytest.mark.parametrize(
+    "arch, norm, channels, params",
+    [
+        ("resnet_9blocks", "instance", 3, 11_378_179),
+        ("resnet_9blocks", "batch", 3, 11_383_427),
+        ("resnet_6blocks", "instance", 3, 7_837_699),
+        ("unet_256", "batch", 3, 54_413_955),
+        ("unet_256", "instance", 3, 54_409_603),
+        ("unet_128", "batch", 3, 41_828_995),
+        ("basic", "instance", 3, 2_764_737),
+        ("basic", "batch", 6, 2_768_705),
+    ],
+)
+def test_translation_nets_match_the_reference_parameter_counts(arch, norm, channels, params):
+    """pytorch-CycleGAN-and-pix2pix's define_G/define_D at ngf = ndf = 64 (REFERENCE.md)."""
+    kind = "patch_discriminator" if arch == "basic" else "translator"
+    opts = NETS[kind][arch].options(arch=arch, norm=norm)
+    assert count_parameters(build_net(kind, opts, 256, channels)) == params
+
+
+def test_patchgan_scores_30x30_patches_of_a_256_image_and_instance_norm_has_no_state():
+    from gankit.nets.patchgan import PatchOptions
+
+    d = build_net("patch_discriminator", PatchOptions(arch="basic", ndf=8), 256, 3)
+    assert d(torch.zeros(1, 3, 256, 256)).shape == (1, 1, 30, 30)
+    assert not any("running" in k for k in d.state_dict())  # affine=False, no running stats
+
+
+def test_translators_keep_any_size_they_support():
+    from gankit.nets.resnet import ResnetOptions
+
+    g = build_net("translator", ResnetOptions(arch="resnet_6blocks", ngf=4), 64, 3).eval()
+    for h, w in ((36, 52), (64, 40)):
+        with torch.no_grad():
+            assert g(torch.randn(1, 3, h, w)).shape == (1, 3, h, w)
+    with pytest.raises(ConfigError, match="multiple of 256"):
+        NETS["translator"]["unet_256"].check(
+            NETS["translator"]["unet_256"].options(arch="unet_256"), 200, 3
+        )
 
 
 def test_unknown_arch_names_the_key_and_choices():

@@ -10,6 +10,10 @@ kind:
 - ``discriminator``: ``build(options, image_size, channels)``; images to one logit each, (N,).
 - ``classifier``: ``build(options, image_size, channels, num_classes)``; images to (N, K) logits,
   with ``features(x)`` for the penultimate activations.
+- ``translator``: ``build(options, image_size, channels, out_channels=None)``; images to images of
+  the same height and width in [-1, 1] (CycleGAN's ResNet, pix2pix's U-Net).
+- ``patch_discriminator``: ``build(options, image_size, channels)``; images to a map of scores
+  (N, 1, h, w) (PatchGAN).
 
 Adding a network is one file in this package plus one line below.
 """
@@ -23,7 +27,7 @@ from typing import Any
 from torch import nn
 
 from gankit.errors import ConfigError
-from gankit.nets import darknet, dcgan, mlp, mnist_dc
+from gankit.nets import darknet, dcgan, mlp, mnist_dc, patchgan, resnet, unet
 from gankit.nets.dcgan import check_image_size, stage_factors
 
 __all__ = ["NETS", "NetEntry", "build_net", "check_image_size", "count_parameters", "stage_factors"]
@@ -56,6 +60,17 @@ NETS: dict[str, dict[str, NetEntry]] = {
         "mnistnet": NetEntry(
             darknet.MnistNetOptions, darknet.build_mnistnet, darknet.check_mnistnet
         ),
+    },
+    "translator": {
+        "resnet_9blocks": NetEntry(resnet.ResnetOptions, resnet.build, resnet.check),
+        "resnet_6blocks": NetEntry(resnet.ResnetOptions, resnet.build, resnet.check),
+        "unet_256": NetEntry(unet.UnetOptions, unet.build, unet.check),
+        "unet_128": NetEntry(unet.UnetOptions, unet.build, unet.check),
+    },
+    "patch_discriminator": {
+        "basic": NetEntry(patchgan.PatchOptions, patchgan.build, patchgan.check),
+        "n_layers": NetEntry(patchgan.PatchOptions, patchgan.build, patchgan.check),
+        "pixel": NetEntry(patchgan.PatchOptions, patchgan.build, patchgan.check),
     },
 }
 
