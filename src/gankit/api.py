@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from gankit.config import Config, load_recipe, recipe_names, to_dict
+from gankit.config import Config, flatten, load_recipe, recipe_names, to_dict
 from gankit.errors import ConfigError, DataError
 
 __all__ = ["Model", "Run", "Scores", "evaluate", "load", "recipes", "train"]
@@ -31,16 +31,6 @@ __all__ = ["Model", "Run", "Scores", "evaluate", "load", "recipes", "train"]
 def recipes() -> dict[str, str]:
     """The built-in recipes: ``{name: description}``."""
     return {name: load_recipe(name).get("description", "") for name in recipe_names()}
-
-
-def _flatten_sections(sections: dict[str, Any], prefix: str = "") -> list[str]:
-    items = []
-    for key, value in sections.items():
-        if isinstance(value, dict):
-            items += _flatten_sections(value, f"{prefix}{key}.")
-        else:
-            items.append(f"{prefix}{key}={json.dumps(value)}")
-    return items
 
 
 @dataclass
@@ -86,7 +76,7 @@ def train(
     from gankit.configure import build_config, from_dict, load_config
     from gankit.loop import train_run
 
-    items = [*(overrides or []), *_flatten_sections(sections)]
+    items = [*(overrides or []), *(f"{k}={json.dumps(v)}" for k, v in flatten(sections).items())]
     if resume is not None:
         run_dir = Path(resume)
         cfg = load_config(run_dir / "config.yaml", items)

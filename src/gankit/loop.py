@@ -28,6 +28,7 @@ import logging
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from gankit.checkpoint import (
     read_best,
     save_checkpoint,
 )
-from gankit.config import Config, changes, flatten, is_structural, save_config, to_dict
+from gankit.config import Config, changes, is_structural, save_config, to_dict
 from gankit.configure import from_dict, task_class
 from gankit.data.sources import ImageData, load_source
 from gankit.data.stream import make_stream
@@ -231,17 +232,12 @@ def _init_from(task: Task, cfg: Config, source: Path, device: torch.device) -> d
     state = load_checkpoint(latest_checkpoint(source), device)
     if state.get("task") != cfg.task:
         raise ConfigError(f"--init-from {source} is a {state.get('task')} run, this is {cfg.task}")
-    mine = to_dict(cfg)
-    for key in ("nets", "data"):
-        theirs = flatten({key: state["config"].get(key, {})})
-        ours = flatten({key: mine.get(key, {})})
-        for k in sorted(theirs.keys() | ours.keys()):
-            shaping = key == "nets" or k in ("data.image_size", "data.channels")
-            if shaping and theirs.get(k) != ours.get(k):
-                raise ConfigError(
-                    f"--init-from {source}: {k} is {theirs.get(k)!r} there and {ours.get(k)!r} "
-                    "here; fine-tuning needs the same networks"
-                )
+    for k, theirs, ours in changes(state["config"], to_dict(cfg)):
+        if k.startswith("nets.") or k in ("data.image_size", "data.channels"):
+            raise ConfigError(
+                f"--init-from {source}: {k} is {theirs!r} there and {ours!r} "
+                "here; fine-tuning needs the same networks"
+            )
     task.parts.load_state_dict(state["parts"], groups=("nets",))
     return {"event": "init_from", "run": str(source), "from_step": state["step"]}
 
@@ -339,11 +335,13 @@ class _FiniteGuard:
         self.bad_step = torch.where(first, step, self.bad_step)
         self.snapshot = torch.where(first, values, self.snapshot)
 
-    def check(self, advice: str = "", where: Path | None = None) -> None:
+    def check(self, advice: str = "", kept: Callable[[], Path | None] = lambda: None) -> None:
+        """Raise if a value was non-finite; ``kept()`` names the last good checkpoint, if any."""
         bad = int(self.bad_step)
         if not bad:
             return
         assert self.snapshot is not None
+        where = kept()  # looked up only when there is something to report
         vals = self.snapshot.tolist()
         names = [k for k, v in zip(self.keys, vals, strict=True) if not math.isfinite(v)]
         first = vals[self.keys.index(names[0])]
@@ -389,7 +387,7 @@ class _Loop:
     def checked(self) -> None:
         """Stop here if a value became non-finite since the last check (one host sync)."""
         try:
-            self.guard.check(self.info.nan_advice, latest_or_none(self.ckpts))
+            self.guard.check(self.info.nan_advice, lambda: latest_or_none(self.ckpts))
         except TrainingError as e:
             self.health.non_finite(int(self.guard.bad_step), str(e))
             raise

@@ -214,7 +214,7 @@ def read_resume_checkpoint(run_dir: Path, ckpt: Path, device: torch.device) -> d
 
 def supersede_later(folder: Path, ckpt: Path) -> None:
     """Move step checkpoints newer than ``ckpt`` aside, so that the resumed run's are the newest."""
-    later = [p for p in list_checkpoints(folder) if p.name > ckpt.name and p.parent == folder]
+    later = [p for p in list_checkpoints(folder) if p.name > ckpt.name]
     if not later:
         return
     dest = folder / f"superseded-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -50,7 +50,27 @@ def load_run(
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise CheckpointError(f"{run_dir} is not a gankit run directory (no config.yaml)")
+    return _load(run_dir, load_config(run_dir / "config.yaml"), device, checkpoint)
+
+
+def load_role(
+    run_dir: str | Path,
+    role: type,
+    device: str = "cpu",
+    checkpoint: str | Path | None = None,
+) -> LoadedRun:
+    """:func:`load_run`, refused with a one-line ConfigError unless the run's task has ``role``."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        return load_run(run_dir, device, checkpoint)  # which says what is missing
     cfg = load_config(run_dir / "config.yaml")
+    if role not in task_class(cfg.task).roles:
+        why = _ROLE_WORDS.get(role.__name__, f"it has no {role.__name__}")
+        raise ConfigError(f"{run_dir} is a {cfg.task} run: {why}")
+    return _load(run_dir, cfg, device, checkpoint)
+
+
+def _load(run_dir: Path, cfg: Config, device: str, checkpoint: str | Path | None) -> LoadedRun:
     ckpt = Path(checkpoint) if checkpoint else latest_checkpoint(run_dir)
     dev = resolve_device(device)
     state = load_checkpoint(ckpt, dev)
@@ -66,18 +86,3 @@ def load_run(
             f"{ckpt} does not match {run_dir / 'config.yaml'} ({type(e).__name__}: {first})"
         ) from None
     return LoadedRun(run_dir, cfg, state["step"], model)
-
-
-def load_role(
-    run_dir: str | Path,
-    role: type,
-    device: str = "cpu",
-    checkpoint: str | Path | None = None,
-) -> LoadedRun:
-    """:func:`load_run`, refused with a one-line ConfigError unless the run's task has ``role``."""
-    path = Path(run_dir) / "config.yaml"
-    cfg = load_config(path) if path.is_file() else None  # else load_run says what is missing
-    if cfg is not None and role not in task_class(cfg.task).roles:
-        why = _ROLE_WORDS.get(role.__name__, f"it has no {role.__name__}")
-        raise ConfigError(f"{run_dir} is a {cfg.task} run: {why}")
-    return load_run(run_dir, device, checkpoint)
