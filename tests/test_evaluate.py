@@ -323,3 +323,20 @@ def test_higher_is_better_metrics_and_eval_config_errors(clf):
         assert "\n" not in str(e.value)
     with pytest.raises(ConfigError, match="a classifier run evaluates itself"):
         build_config("classifier-mnist", ["eval.every=10"])
+
+
+def test_translation_runs_are_scored_on_their_translated_test_images(tmp_path):
+    """`gankit evaluate` on a cyclegan/cut run translates the source domain's test split."""
+    from gankit.evaluation import load_samples
+
+    from conftest import TINY_CYCLEGAN, write_domains
+
+    root = write_domains(tmp_path / "d", n=5)
+    run = train(
+        build_config("cyclegan-mnistm", [f"data.root={root}", *TINY_CYCLEGAN]), tmp_path / "r"
+    )
+    s = load_samples(run, 3, direction="BtoA")
+    assert s.images.shape == (3, 3, 24, 24) and s.images.dtype == torch.uint8 and s.is_run
+    assert len(load_samples(run, 100).images) == 5  # all of testA
+    with pytest.raises(ConfigError, match="translation run; it has no EMA"):
+        load_samples(run, 3, ema=True)

@@ -52,7 +52,7 @@ def test_mlp_pair_cs231n_sizes():
     assert d(torch.zeros(3, 1, 28, 28)).shape == (3,)
 
 
-SIZES = {"mnist-dc": 28, "unet_128": 128, "unet_256": 256}
+SIZES = {"mnist-dc": 28, "unet_128": 128, "unet_64": 64, "unet_256": 256}
 
 
 def test_every_registered_network_builds_from_its_default_options():

@@ -121,6 +121,25 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_translate(args: argparse.Namespace) -> int:
+    from gankit.roles import Translator
+    from gankit.runs import load_role
+    from gankit.translate import translate_files
+
+    out = output_dir(args.out, "--out")
+    run = load_role(args.run, Translator, device=args.device, checkpoint=args.checkpoint)
+    written = translate_files(
+        run.model,
+        args.inputs,
+        out,
+        direction=args.direction,
+        channels=run.cfg.data.channels,
+        batch_size=args.batch_size,
+    )
+    print(f"wrote {len(written)} images to {out} ({args.direction}, step {run.step})")
+    return 0
+
+
 def _cmd_lr_find(args: argparse.Namespace) -> int:
     from gankit.classify import run_lr_find
     from gankit.configure import build_config
@@ -267,6 +286,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="also save the latent codes to FILE and numbered images for gankit arithmetic",
     )
     p.set_defaults(func=_cmd_sample)
+
+    p = sub.add_parser(
+        "translate",
+        help="translate images with an image-to-image run (cyclegan, pix2pix, cut)",
+        description="Translate image files or folders; outputs keep the names and sizes of the inputs.",
+    )
+    p.add_argument("run", help="run directory of a cyclegan, pix2pix or cut run")
+    p.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
+    p.add_argument("--out", required=True, help="folder to write the translated images to")
+    p.add_argument(
+        "--direction", default="AtoB", help="AtoB or BtoA (one-sided runs: their own only)"
+    )
+    p.add_argument("--batch-size", type=int, default=8, help="images per batch (default 8)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    p.add_argument("--checkpoint", help="checkpoint name or file (default: the newest)")
+    p.set_defaults(func=_cmd_translate)
 
     p = sub.add_parser(
         "data",

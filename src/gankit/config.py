@@ -36,7 +36,8 @@ class DataConfig:
     """Where images come from and how they become tensors."""
 
     source: str = "builtin:mnist"
-    """builtin:mnist | mnist | fashion-mnist | cifar10 | folder:PATH | lmdb:PATH"""
+    """builtin:mnist | mnist | fashion-mnist | cifar10 | folder:PATH | lmdb:PATH; paired data
+    (pix2pix): aligned:PATH (A|B side by side) | paired:PATH_A,PATH_B (matching file names)"""
     root: str | None = None
     """Folder holding torchvision datasets (mnist, fashion-mnist, cifar10)."""
     split: Literal["train", "test"] = "train"
@@ -567,12 +568,14 @@ def read_config_file(path: str | Path) -> dict:
 
 
 SOURCES = ("builtin:mnist", "mnist", "fashion-mnist", "cifar10")
-"""Named data sources; besides them, ``folder:PATH`` and ``lmdb:PATH``."""
+"""Named data sources; besides them, ``folder:PATH``, ``lmdb:PATH``, ``aligned:PATH``, ``paired:A,B``."""
 
 
 def check_source(key: str, src: str) -> None:
     """A ConfigError unless ``src`` is a known source form."""
-    if src not in SOURCES and not (src.startswith(("folder:", "lmdb:")) and src.split(":", 1)[1]):
+    if src not in SOURCES and not (
+        src.startswith(("folder:", "lmdb:", "aligned:", "paired:")) and src.split(":", 1)[1]
+    ):
         raise ConfigError(
             f"{key}={src!r} is unknown: use builtin:mnist, mnist, fashion-mnist, cifar10, "
             "folder:PATH or lmdb:PATH"

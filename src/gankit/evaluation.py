@@ -207,6 +207,36 @@ def generate_samples(
     return Samples(images, str(run), loaded.step, loaded.cfg.data, is_run=True, ema=ema)
 
 
+def translated_samples(
+    run: str | Path,
+    n: int,
+    direction: str | None = None,
+    *,
+    device: str = "cpu",
+    checkpoint: str | Path | None = None,
+    batch_size: int = 64,
+) -> Samples:
+    """Up to ``n`` test images of a translation run's source domain, translated, as uint8.
+
+    ``direction`` defaults to AtoB, or to the one direction of a one-sided run.
+    """
+    from gankit.configure import task_class
+    from gankit.data.stream import to_unit
+    from gankit.roles import Translator
+    from gankit.runs import load_role
+
+    loaded = load_role(run, Translator, device=device, checkpoint=checkpoint)
+    model = loaded.model
+    direction = direction or ("AtoB" if "AtoB" in model.directions else model.directions[0])
+    model.generator(direction)  # a direction the run does not have fails before any work
+    inputs = task_class(loaded.cfg.task).test_inputs(loaded.cfg, direction)[:n]
+    out = [
+        to_uint8(model.translate(to_unit(chunk), direction)) for chunk in inputs.split(batch_size)
+    ]
+    data = dataclasses.replace(loaded.cfg.data, source=f"{run} ({direction})")
+    return Samples(torch.cat(out), str(run), loaded.step, data, is_run=True)
+
+
 def folder_samples(
     folder: str | Path, n: int, *, fit: str = "resize", progress: bool = True
 ) -> Samples:
@@ -243,12 +273,21 @@ def load_samples(
     checkpoint: str | Path | None = None,
     fit: str | None = None,
     progress: bool = True,
+    direction: str | None = None,
 ) -> Samples:
-    """A GAN run directory (it has ``config.yaml``) or a folder of images."""
+    """A GAN run directory (it has ``config.yaml``), a translation run (its source domain's test
+    images, translated in ``direction``), or a folder of images."""
     p = Path(path)
     if not p.exists():
         raise CheckpointError(f"{p} does not exist: give a GAN run directory or a folder of images")
     if (p / "config.yaml").is_file():
+        from gankit.configure import load_config, task_class
+        from gankit.roles import Translator
+
+        if Translator in task_class(load_config(p / "config.yaml").task).roles:
+            if ema:
+                raise ConfigError(f"--ema: {p} is a translation run; it has no EMA generator")
+            return translated_samples(p, n, direction, device=device, checkpoint=checkpoint)
         return generate_samples(p, n, ema=ema, seed=seed, device=device, checkpoint=checkpoint)
     if ema or checkpoint:
         raise ConfigError(f"--ema and --checkpoint need a run directory; {p} has no config.yaml")
@@ -430,8 +469,12 @@ def evaluate_source(
     checkpoint: str | Path | None = None,
     fit: str | None = None,
     root: str | None = None,
+    direction: str | None = None,
 ) -> EvaluationRun:
     """Evaluate a GAN run's samples (or a folder of images) against the reference source ``ref``.
+
+    A translation run is scored on its source domain's test images translated in ``direction``
+    (default AtoB, or its one direction): give the target domain's test images as ``ref``.
 
     The one implementation behind ``gankit evaluate`` and :func:`gankit.evaluate`; see the module
     docstring for the protocol. ``metrics`` named explicitly must all be computable (``modes``
@@ -460,7 +503,9 @@ def evaluate_source(
     if FEATURE_METRICS & set(names):
         extractor = make_extractor(features, inception=inception, device=device, backend=backend)
     judge = ClassifierRun(classifier, device) if classifier else None
-    samples = load_samples(path, n, ema=ema, seed=seed, device=device, checkpoint=ckpt, fit=fit)
+    samples = load_samples(
+        path, n, ema=ema, seed=seed, device=device, checkpoint=ckpt, fit=fit, direction=direction
+    )
     like = dataclasses.replace(samples.data, fit=fit) if fit else samples.data
     root = root or (samples.data.root if samples.is_run else None)
     reference = load_reference(ref, like, ref_n or n, root=root)

@@ -82,6 +82,11 @@ def add_evaluate_command(sub: argparse._SubParsersAction) -> None:
         help="how reference images reach the samples' size (default: the run's data.fit; resize)",
     )
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument(
+        "--direction",
+        help="translation runs: AtoB or BtoA (default AtoB, or the run's one direction); the "
+        "source domain's test images are translated and scored against --ref",
+    )
     p.add_argument("--out", help="output folder (default RUN/eval, or FOLDER-eval beside a folder)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     p.set_defaults(func=run_evaluate)
@@ -175,6 +180,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         fit=args.fit,
         root=args.root,
+        direction=args.direction,
     )
     samples, reference, result = done.samples, done.reference, done.result
     extractor, classifier, checkpoint = done.extractor, done.classifier, done.checkpoint

@@ -273,7 +273,8 @@ def _train(
             cfg.train.steps,
         )
     streams = _make_streams(cfg, task_cls, datas, runtime)
-    task = task_cls(cfg, runtime, streams.peek() if task_cls.needs_first_batch else {})
+    first = streams.peek(cfg.train.n_preview) if task_cls.needs_first_batch else {}
+    task = task_cls(cfg, runtime, first)
 
     step, best, events = 0, None, []
     if state is not None:

@@ -329,6 +329,10 @@ def load_source(cfg: DataConfig, progress: bool = True, with_labels: bool = Fals
         return ImageData(
             name=src, dataset=LmdbDataset(path, size, cfg.channels, cfg.fit, cfg.limit)
         )
+    if src.startswith(("aligned:", "paired:")):
+        from gankit.data.paired import load_paired
+
+        return ImageData(name=src, images=load_paired(cfg, progress))
     raise DataError(
         f"data.source={src!r} is not supported: use builtin:mnist, mnist, fashion-mnist, "
         "cifar10, folder:PATH or lmdb:PATH"

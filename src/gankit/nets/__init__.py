@@ -66,6 +66,8 @@ NETS: dict[str, dict[str, NetEntry]] = {
         "resnet_6blocks": NetEntry(resnet.ResnetOptions, resnet.build, resnet.check),
         "unet_256": NetEntry(unet.UnetOptions, unet.build, unet.check),
         "unet_128": NetEntry(unet.UnetOptions, unet.build, unet.check),
+        "unet_64": NetEntry(unet.UnetOptions, unet.build, unet.check),
+        "unet_32": NetEntry(unet.UnetOptions, unet.build, unet.check),
     },
     "patch_discriminator": {
         "basic": NetEntry(patchgan.PatchOptions, patchgan.build, patchgan.check),

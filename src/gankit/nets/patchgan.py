@@ -79,8 +79,18 @@ def check(opts: PatchOptions, size: int, channels: int) -> None:
     if opts.ndf <= 0 or opts.n_layers < 1:
         raise ConfigError(f"ndf={opts.ndf} and n_layers={opts.n_layers} must be positive")
     layers = 3 if opts.arch == "basic" else opts.n_layers
-    if opts.arch != "pixel" and size < 2 ** (layers + 1) + 2:
-        raise ConfigError(f"data.image_size={size} is too small for a {layers}-layer PatchGAN")
+    if opts.arch == "pixel":
+        return
+    side = size
+    for _ in range(layers):  # the stride-2 convs (4×4, padding 1) halve, rounding down
+        side //= 2
+    # The stride-1 conv before the output gives side - 1, and a norm needs 2×2 or more there.
+    if side < 3:
+        least = 3 * 2**layers
+        raise ConfigError(
+            f"data.image_size={size} is too small for a {layers}-layer PatchGAN (its last "
+            f"normalised map would be under 2×2): use {least} or more, or fewer nets.*.n_layers"
+        )
 
 
 def build(opts: PatchOptions, size: int, channels: int) -> nn.Module:

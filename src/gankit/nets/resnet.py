@@ -69,8 +69,26 @@ class ResnetGenerator(nn.Module):
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
+    multiple = 4
+    """Height and width must be multiples of this (two stride-2 stages)."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def encode(self, x: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
+        """The outputs of ``self.model[i]`` for each ``i`` in ``layers`` (CUT's PatchNCE taps).
+
+        Index 0 is the reflect-padded input, 4 the first downsampling conv, 8 the second one's
+        norm, 10 onwards the residual blocks (the layout of CUT's ``--no_antialias`` generator).
+        """
+        feats, last = [], max(layers)
+        for i, layer in enumerate(self.model):
+            x = layer(x)
+            if i in layers:
+                feats.append(x)
+            if i == last:
+                break
+        return feats
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The U-Net generator of pix2pix (Isola et al. 2017): ``unet_128`` (7 downs) and ``unet_256`` (8).
+"""The U-Net generator of pix2pix (Isola et al. 2017): ``unet_128`` (7 downs) and ``unet_256`` (8),
+and our CPU-sized ``unet_32`` (5) and ``unet_64`` (6) for small images.
 
 Built from the inside out as the reference does: an innermost block, ``num_downs - 5`` blocks at
 ``8·ngf`` (dropout 0.5 in their decoder when asked), then blocks of 4·ngf, 2·ngf, ngf and the
@@ -85,6 +86,8 @@ class UnetGenerator(nn.Module):
             block = UnetBlock(k * ngf, 2 * k * ngf, norm, block)
         self.model = UnetBlock(out_channels, ngf, norm, block, in_channels, outermost=True)
         self.num_downs = num_downs
+        self.multiple = 2**num_downs
+        """Height and width must be multiples of this (one halving per down step)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -102,7 +105,8 @@ class UnetOptions(NetOptions):
 
 
 def _downs(arch: str) -> int:
-    return 7 if arch == "unet_128" else 8
+    """unet_N halves N down to 1×1: log2(N) steps (unet_128: 7, unet_256: 8)."""
+    return int(arch.split("_")[1]).bit_length() - 1
 
 
 def check(opts: UnetOptions, size: int, channels: int) -> None:

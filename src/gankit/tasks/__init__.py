@@ -6,6 +6,15 @@ The protocol is :class:`gankit.tasks.base.Task`. Adding a task is one module plu
 
 from gankit.tasks.base import Task
 from gankit.tasks.classifier import ClassifierTask
+from gankit.tasks.cut import CutTask
+from gankit.tasks.cyclegan import CycleGanTask
 from gankit.tasks.gan import GANTask
+from gankit.tasks.pix2pix import Pix2PixTask
 
-TASKS: dict[str, type[Task]] = {"gan": GANTask, "classifier": ClassifierTask}
+TASKS: dict[str, type[Task]] = {
+    "gan": GANTask,
+    "classifier": ClassifierTask,
+    "cyclegan": CycleGanTask,
+    "pix2pix": Pix2PixTask,
+    "cut": CutTask,
+}

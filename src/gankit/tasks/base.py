@@ -12,8 +12,9 @@ knows nothing of GANs or classifiers. A task declares, as class attributes and c
 - ``structural``: its config keys that a resumed run may not change (see ``config.STRUCTURAL``);
 - ``roles``: which of :mod:`gankit.roles` its loaded runs implement (``load_model``).
 
-An instance is built with ``(cfg, runtime, first)`` — ``first`` holds one batch of every stream
-when ``needs_first_batch`` is set, for parts that can only be sized from data — and then offers:
+An instance is built with ``(cfg, runtime, first)`` — ``first`` holds the first batches of every
+stream (at least one batch and ``train.n_preview`` images) when ``needs_first_batch`` is set, for
+parts that can only be sized from data and for fixed preview inputs — and then offers:
 
 - ``step(batches) -> {name: 0-dim tensor}``: one training step, drawing with
   ``next(batches["real"])``; the values stay on the device (the loop averages them and reads
@@ -166,13 +167,22 @@ class Streams:
             c.images = 0
         return total
 
-    def peek(self) -> dict[str, Any]:
-        """One batch of every stream, leaving every stream where it was."""
+    def peek(self, images: int = 0) -> dict[str, Any]:
+        """The first batches of every stream, at least one and ``images`` images in all (joined),
+        leaving every stream where it was."""
         out = {}
         for name, s in self.streams.items():
             state = s.state_dict()
-            out[name] = next(s)
+            got = [next(s)]
+            while _count(got[-1]) * len(got) < images:
+                got.append(next(s))
             s.load_state_dict(state)
+            if len(got) == 1:
+                out[name] = got[0]
+            elif isinstance(got[0], tuple | list):
+                out[name] = tuple(torch.cat(parts) for parts in zip(*got, strict=True))
+            else:
+                out[name] = torch.cat(got)
         return out
 
     def state_dict(self) -> dict[str, Any]:
@@ -187,6 +197,10 @@ class Streams:
             s.load_state_dict(state[k])
 
 
+def _count(batch: Any) -> int:
+    return (batch[0] if isinstance(batch, tuple | list) else batch).shape[0]
+
+
 class _Counted:
     def __init__(self, it: Iterator) -> None:
         self.it, self.images = it, 0
@@ -196,8 +210,7 @@ class _Counted:
 
     def __next__(self) -> Any:
         batch = next(self.it)
-        first = batch[0] if isinstance(batch, tuple | list) else batch
-        self.images += first.shape[0]
+        self.images += _count(batch)
         return batch
 
 
@@ -210,6 +223,29 @@ def make_optimizer(params: Iterable, cfg: OptimConfig) -> torch.optim.Optimizer:
             params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
         )
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def optimizer_step(
+    loss: Tensor,
+    opt: torch.optim.Optimizer | list[torch.optim.Optimizer],
+    scaler: torch.amp.GradScaler,
+) -> None:
+    """Zero the gradients, backpropagate ``loss`` (scaled for fp16), step ``opt`` (one optimizer
+    or several that share the loss, such as CUT's G and its projection heads)."""
+    opts = opt if isinstance(opt, list) else [opt]
+    for o in opts:
+        o.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    for o in opts:
+        scaler.step(o)
+    scaler.update()
+
+
+def requires_grad(nets: Iterable[nn.Module], flag: bool) -> None:
+    """Switch gradients of every parameter of ``nets`` on or off (off: D inside a G update)."""
+    for net in nets:
+        for p in net.parameters():
+            p.requires_grad_(flag)
 
 
 class Task(ABC):

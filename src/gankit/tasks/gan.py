@@ -30,7 +30,14 @@ from gankit.objectives import OBJECTIVES, gradient_penalty
 from gankit.roles import Critic, Generative
 from gankit.runtime import Runtime
 from gankit.schedules import FactorSchedule, linear_decay
-from gankit.tasks.base import Streams, Task, TaskInfo, make_optimizer
+from gankit.tasks.base import (
+    Streams,
+    Task,
+    TaskInfo,
+    make_optimizer,
+    optimizer_step,
+    requires_grad,
+)
 
 
 @dataclass
@@ -137,11 +144,6 @@ def gan_advice(cfg: Config) -> dict[str, str]:
         "collapse": "different noise gives near-identical images; the previews in samples/ "
         "show when it started; try " + ", ".join(collapse),
     }
-
-
-def _set_requires_grad(net: nn.Module, flag: bool) -> None:
-    for p in net.parameters():
-        p.requires_grad_(flag)
 
 
 class GANModel:
@@ -347,14 +349,6 @@ class GANTask(Task):
         """DiffAugment of D's input (identity without gan.augment)."""
         return diff_augment(x, self.cfg.gan.augment)
 
-    def _update(
-        self, loss: Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler
-    ) -> None:
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-
     def step(self, batches: Streams) -> dict[str, Tensor]:
         """One generator update after its critic updates; returns detached scalar tensors."""
         gan, obj, B = self.cfg.gan, self.objective, self.cfg.train.batch_size
@@ -376,18 +370,18 @@ class GANTask(Task):
                 gp = gradient_penalty(self.D, real.float(), fake.detach().float())
                 loss_d = loss_d + self.gp_weight * gp
                 out["gp"] = gp.detach()
-            self._update(loss_d, self.opt_d, self.scaler_d)
+            optimizer_step(loss_d, self.opt_d, self.scaler_d)
             if self.clip:
                 with torch.no_grad():
                     for p in self.D.parameters():
                         p.clamp_(-self.clip, self.clip)
 
-        _set_requires_grad(self.D, False)  # no D gradients are needed for the G update
+        requires_grad([self.D], False)  # no D gradients are needed for the G update
         with self.rt.autocast():
             gen_logits = self.d(self.augment(fake)).float()
         loss_g = obj.g_loss(gen_logits)
-        self._update(loss_g, self.opt_g, self.scaler_g)
-        _set_requires_grad(self.D, True)
+        optimizer_step(loss_g, self.opt_g, self.scaler_g)
+        requires_grad([self.D], True)
 
         for sched in self.parts.scheds.values():
             sched.step()
