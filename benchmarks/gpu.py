@@ -18,7 +18,8 @@ Parts:
   ``cifar10-jpg`` archive, extracted); skipped with a note without it.
 - ``fid``: the FID Inception's images/s and the time of a 10,000-sample evaluation (reference
   features computed, FID + KID + PRDC) on MNIST digits.
-- ``cyclegan``: one CycleGAN step at 256² — skipped with a note until the translation task lands.
+- ``cyclegan``: seconds per CycleGAN step at 256², batch 1, ResNet-9 / basic PatchGAN at 64 channels,
+  gankit's task against the reference-style eager step (``translation_speed.py``).
 
 Without CUDA (and without ``--device cpu``) it exits at once with one line and status 2.
 """
@@ -48,6 +49,9 @@ FULL = {
     "darknet_target": 0.94,
     "fid_n": 10_000,
     "fid_cap_s": 120,
+    "cyclegan_size": 256,
+    "cyclegan_ngf": 64,
+    "cyclegan_steps": 20,
 }
 TINY = {
     "dcgan_steps": 8,
@@ -58,6 +62,9 @@ TINY = {
     "darknet_target": 0.99,
     "fid_n": 40,
     "fid_cap_s": 60,
+    "cyclegan_size": 32,
+    "cyclegan_ngf": 4,
+    "cyclegan_steps": 2,
 }
 
 
@@ -212,7 +219,21 @@ def fid(args, sizes) -> dict:
 
 
 def cyclegan(args, sizes) -> dict:
-    return {"skipped": "the image-translation issue (CycleGAN) has not landed yet"}
+    """One CycleGAN step at 256², batch 1, ResNet-9 / basic PatchGAN at 64 channels: gankit's
+    task against the reference-style eager step of translation_speed.py, same networks."""
+    from translation_speed import ours, reference, timed
+
+    size, ngf, steps = sizes["cyclegan_size"], sizes["cyclegan_ngf"], sizes["cyclegan_steps"]
+    task, step = ours(size, args.device, ngf)
+    ref = reference(task, size, args.device)
+    mine, theirs = timed(step, steps), timed(ref, steps)
+    return {
+        "size": size,
+        "ngf": ngf,
+        "ours_s_per_step": round(mine, 4),
+        "reference_style_s_per_step": round(theirs, 4),
+        "ours_over_reference_speed": round(theirs / mine, 3),
+    }
 
 
 PARTS = {

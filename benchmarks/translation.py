@@ -11,6 +11,7 @@ source digits ~97 %.
     python benchmarks/translation.py build DIR          # trainA trainB testA testB paired/ labels
     python benchmarks/translation.py baselines DIR      # untranslated and clean test B, as JSON
     python benchmarks/translation.py score DIR OUT      # accuracy of translated images in OUT
+    python benchmarks/translation.py picture DIR OUT.png RUN...   # test B | translated | reconstructed
     python benchmarks/translation.py run DIR RECIPE [--out RUN] [overrides ...]
         # trains the recipe with data.root=DIR (pix2pix recipes: DIR/paired), translates test B
         # with `gankit translate ... --direction BtoA`, scores, prints JSON (time, accuracy)
@@ -164,6 +165,27 @@ def run(root: Path, recipe: str, out: Path, overrides: list[str]) -> dict:
     }
 
 
+def picture(root: Path, runs: list[Path], out: Path, n: int = 12) -> None:
+    """Rows per run under one row of real test B: translated to A, and (two-sided runs) back."""
+    import gankit
+
+    names = sorted(json.loads((root / "testB_labels.json").read_text()))[:n]
+    real = torch.from_numpy(
+        np.stack([np.asarray(Image.open(root / "testB" / k).convert("RGB")) for k in names])
+    ).permute(0, 3, 1, 2)
+    rows = [real]
+    for run in runs:
+        model = gankit.load(run)
+        fake = model.translate(real, "BtoA")
+        rows.append(fake)
+        if "AtoB" in model.inner.directions:
+            rows.append(model.translate(fake, "AtoB"))
+    grid = torch.cat(rows).view(len(rows), n, 3, 32, 32).permute(0, 3, 1, 4, 2)
+    img = grid.reshape(len(rows) * 32, n * 32, 3).numpy()
+    Image.fromarray(img).resize((n * 64, len(rows) * 64), Image.Resampling.NEAREST).save(out)
+    print(json.dumps({"wrote": str(out), "rows": len(rows)}))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -172,6 +194,10 @@ def main() -> None:
     s = sub.add_parser("score")
     s.add_argument("root", type=Path)
     s.add_argument("folder", type=Path)
+    pic = sub.add_parser("picture")
+    pic.add_argument("root", type=Path)
+    pic.add_argument("out", type=Path)
+    pic.add_argument("runs", type=Path, nargs="+")
     r = sub.add_parser("run")
     r.add_argument("root", type=Path)
     r.add_argument("recipe")
@@ -184,6 +210,8 @@ def main() -> None:
         build(args.root)
     elif args.cmd == "baselines":
         print(json.dumps(baselines(args.root)))
+    elif args.cmd == "picture":
+        picture(args.root, args.runs, args.out)
     elif args.cmd == "score":
         print(json.dumps(score(args.root, args.folder)))
     else:

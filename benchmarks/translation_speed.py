@@ -10,7 +10,7 @@ own transcription of pytorch-CycleGAN-and-pix2pix's ``optimize_parameters`` (for
 with the Ds frozen, backward_D_A/B with image pools, one Adam over both Gs and one over both Ds),
 eager, in plain PyTorch. The two alternate in ``--repeats`` rounds in one process; the ratio is
 of the medians. Memory: each model trains 3 steps at ``--memory-size``² in its own subprocess;
-peak resident memory (ru_maxrss) minus the resident memory before the networks were built.
+peak resident memory (VmHWM) minus the resident memory before the networks were built.
 
 Run it alone (one heavy process at a time on these 2 cores).
 """
@@ -21,11 +21,11 @@ import argparse
 import itertools
 import json
 import random
-import resource
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -136,37 +136,55 @@ class ReferenceStyleCycleGAN:
         self.opt_D.step()
 
 
-def ours(size: int):
+def ours(size: int, device: str = "cpu", ngf: int = 64):
+    """gankit's CycleGAN task on one fixed random pair, and a function doing one step."""
+    over = [o.replace("=64", f"={ngf}") for o in NETS]
     cfg = build_config(
-        "cyclegan", [*NETS, f"data.image_size={size}", "train.device=cpu", "train.n_preview=1"]
+        "cyclegan",
+        [*over, f"data.image_size={size}", f"train.device={device}", "train.n_preview=1"],
     )
-    x = torch.rand(1, 3, size, size) * 2 - 1
+    x = torch.rand(1, 3, size, size, device=device) * 2 - 1
     streams = Streams({"A": Endless(x), "B": Endless(x.flip(3))})
-    task = TASKS["cyclegan"](cfg, Runtime(torch.device("cpu")), {"A": x, "B": x})
+    task = TASKS["cyclegan"](cfg, Runtime(torch.device(device)), {"A": x, "B": x})
     return task, (lambda: task.step(streams))
 
 
-def reference(task, size: int):
+def reference(task, size: int, device: str = "cpu"):
     """The same networks (copies of ours, so both start from identical weights)."""
     import copy
 
     nets = [copy.deepcopy(getattr(task, k)) for k in ("G_A", "G_B", "D_A", "D_B")]
     ref = ReferenceStyleCycleGAN(*nets)
-    x = torch.rand(1, 3, size, size) * 2 - 1
+    x = torch.rand(1, 3, size, size, device=device) * 2 - 1
     return lambda: ref.step(x, x.flip(3))
 
 
 def timed(fn, steps: int) -> float:
-    fn()  # warm-up
+    """Seconds per call after one warm-up call (synchronising a GPU before reading the clock)."""
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    fn()
+    sync()
     t0 = time.perf_counter()
     for _ in range(steps):
         fn()
+    sync()
     return (time.perf_counter() - t0) / steps
+
+
+def _status_kb(key: str) -> int:
+    """A field of /proc/self/status in kB (VmRSS: now; VmHWM: the peak of this process image).
+
+    Not ru_maxrss: on Linux a child started by fork + exec reports its parent's peak there.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {key} in /proc/self/status")
 
 
 def memory_child(task_name: str, size: int) -> None:
     """In a subprocess: peak RSS growth over 3 training steps of ``task_name`` at ``size``²."""
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _status_kb("VmRSS")
     recipe = {"cyclegan": "cyclegan", "cut": "cut", "fastcut": "fastcut"}[task_name]
     over = [f"data.image_size={size}", "train.device=cpu", "train.n_preview=1"]
     cfg = build_config(recipe, over)
@@ -175,7 +193,7 @@ def memory_child(task_name: str, size: int) -> None:
     task = TASKS[cfg.task](cfg, Runtime(torch.device("cpu")), {"A": x, "B": x})
     for _ in range(3):
         task.step(streams)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _status_kb("VmHWM")
     print(json.dumps({"task": task_name, "peak_mb": round((peak - before) / 1024, 1)}))
 
 
@@ -186,18 +204,21 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--memory-size", type=int, default=256)
     p.add_argument("--memory-child", help=argparse.SUPPRESS)
+    p.add_argument("--memory-only", action="store_true", help="skip the step timing")
     args = p.parse_args()
     if args.memory_child:
         memory_child(args.memory_child, args.memory_size)
         return
     torch.manual_seed(0)
     random.seed(0)
-    task, step_ours = ours(args.size)
-    step_ref = reference(task, args.size)
-    t_ours, t_ref = [], []
-    for _ in range(args.repeats):
-        t_ours.append(timed(step_ours, args.steps))
-        t_ref.append(timed(step_ref, args.steps))
+    t_ours, t_ref = [float("nan")], [float("nan")]
+    if not args.memory_only:
+        task, step_ours = ours(args.size)
+        step_ref = reference(task, args.size)
+        t_ours, t_ref = [], []
+        for _ in range(args.repeats):
+            t_ours.append(timed(step_ours, args.steps))
+            t_ref.append(timed(step_ref, args.steps))
     memory = {}
     for name in ("cyclegan", "cut", "fastcut"):
         out = subprocess.run(

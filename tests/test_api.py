@@ -136,3 +136,15 @@ def test_bad_inputs_are_one_line(run, tmp_path, capsys):
         assert main(args) == 2, args
         err = capsys.readouterr().err.strip()
         assert fragment in err and "\n" not in err, err
+
+
+def test_load_translates_any_size_with_a_translation_run(tmp_path):
+    from conftest import TINY_CYCLEGAN, write_domains
+
+    root = write_domains(tmp_path / "d", n=4)
+    run = gankit.train("cyclegan-mnistm", [f"data.root={root}", *TINY_CYCLEGAN], out=tmp_path / "r")
+    model = gankit.load(run.path)
+    out = model.translate(torch.randint(0, 256, (2, 3, 30, 45), dtype=torch.uint8), "BtoA")
+    assert out.shape == (2, 3, 30, 45) and out.dtype == torch.uint8
+    with pytest.raises(ConfigError, match="has no generator"):
+        model.sample(2)

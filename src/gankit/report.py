@@ -253,7 +253,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
     sections.append(
         _section(
             "samples",
-            "Preview samples over time (fixed noise)",
+            "Preview samples over time (fixed noise or fixed inputs)",
             f'<div class="gallery">{body}</div>' if grids else _muted("no preview grids"),
         )
     )

@@ -28,13 +28,10 @@ from gankit.config import Config, OptimConfig
 from gankit.errors import ConfigError
 from gankit.nets import build_net
 from gankit.nets.patchnce import PatchHeads, patch_nce_loss
-from gankit.roles import Translator
 from gankit.runtime import Runtime
-from gankit.schedules import FactorSchedule
 from gankit.tasks.base import (
     Streams,
     StreamSpec,
-    Task,
     TaskInfo,
     make_optimizer,
     optimizer_step,
@@ -43,10 +40,7 @@ from gankit.tasks.base import (
 from gankit.tasks.translation import (
     DomainOptions,
     ReferenceLoss,
-    TranslatorModel,
-    check_decay,
-    check_loss,
-    decay_factor,
+    TranslationTask,
     domain_streams,
     unpaired_test_inputs,
 )
@@ -74,7 +68,7 @@ class CutOptions(DomainOptions):
     """Flip the input at random and the output's features back (FastCUT)."""
 
 
-class CutTask(Task):
+class CutTask(TranslationTask):
     """One-sided translation with PatchNCE; the loop drives it."""
 
     name = "cut"
@@ -88,14 +82,12 @@ class CutTask(Task):
         "cut.source_*",
         "train.n_preview",
     )
-    roles = (Translator,)
-    needs_first_batch = True  # the heads are sized from the first batch; fixed previews
+    # needs_first_batch (from TranslationTask): the heads are sized from the first batch too
 
     @classmethod
     def validate(cls, cfg: Config) -> None:
+        super().validate(cfg)
         o = cfg.cut
-        check_loss(o.loss, "cut.loss")
-        check_decay(o.lr_decay_start, "cut.lr_decay_start")
         if not cfg.nets["G"].arch.startswith("resnet"):
             raise ConfigError(
                 f"nets.G.arch={cfg.nets['G'].arch}: cut taps the ResNet generator's encoder; use "
@@ -128,10 +120,7 @@ class CutTask(Task):
 
     @classmethod
     def load_model(cls, cfg: Config, parts: dict[str, Any], device: torch.device) -> Any:
-        G, _ = cls.build_nets(cfg)
-        G.load_state_dict(parts["nets"]["G"])
-        G.to(device).eval()
-        return TranslatorModel({cfg.cut.direction: G}, cls.name, device, cfg.data.channels)
+        return cls.load_one_sided(cfg, parts, device, cfg.cut.direction)
 
     def __init__(self, cfg: Config, rt: Runtime, first: dict[str, Any]) -> None:
         super().__init__(cfg, rt, first)
@@ -158,9 +147,7 @@ class CutTask(Task):
         self.preview_src = first[src][:n].to(rt.device).clone()
         self.parts.nets = {"G": self.G, "D": self.D, "F": self.F}
         self.parts.optims = {"G": self.opt_g, "D": self.opt_d, "F": self.opt_f}
-        self.parts.scheds = {
-            k: FactorSchedule(opt, self._lr_factor) for k, opt in self.parts.optims.items()
-        }
+        self.parts.scheds = self.decaying(self.parts.optims)
         self.parts.scalers = dict(self.scalers)
         self.parts.buffers = {"preview_src": self.preview_src}
         self.info = TaskInfo(
@@ -168,13 +155,8 @@ class CutTask(Task):
             nan_advice="lower the learning rates (optim.G.lr, optim.D.lr, optim.F.lr)",
         )
 
-    def _lr_factor(self, step: int) -> float:
-        return decay_factor(step, self.cfg.train.steps, self.cfg.cut.lr_decay_start)
-
     def previews(self) -> dict[str, Tensor]:
-        t = TranslatorModel(
-            {self.cfg.cut.direction: self.G}, self.name, self.rt.device, self.cfg.data.channels
-        )
+        t = self.translator({self.cfg.cut.direction: self.G})
         return {
             f"real {self.src}": self.preview_src.cpu(),
             f"fake {self.tgt}": t.translate(self.preview_src, self.cfg.cut.direction),

@@ -31,13 +31,10 @@ from torch import Tensor
 from gankit.config import Config, OptimConfig
 from gankit.errors import ConfigError
 from gankit.nets import build_net
-from gankit.roles import Translator
 from gankit.runtime import Runtime
-from gankit.schedules import FactorSchedule
 from gankit.tasks.base import (
     Streams,
     StreamSpec,
-    Task,
     TaskInfo,
     make_optimizer,
     optimizer_step,
@@ -47,10 +44,8 @@ from gankit.tasks.translation import (
     DomainOptions,
     ImagePool,
     ReferenceLoss,
+    TranslationTask,
     TranslatorModel,
-    check_decay,
-    check_loss,
-    decay_factor,
     domain_streams,
     unpaired_test_inputs,
 )
@@ -72,7 +67,7 @@ class CycleGanOptions(DomainOptions):
     """Generated images kept for the discriminators (0 = none)."""
 
 
-class CycleGanTask(Task):
+class CycleGanTask(TranslationTask):
     """Unpaired translation both ways; the loop drives it."""
 
     name = "cyclegan"
@@ -85,14 +80,11 @@ class CycleGanTask(Task):
     }
     optimizers = {"G": OptimConfig(), "D": OptimConfig()}
     structural = ("cyclegan.pool_size", "cyclegan.source_*", "train.n_preview")
-    roles = (Translator,)
-    needs_first_batch = True  # the fixed preview images
 
     @classmethod
     def validate(cls, cfg: Config) -> None:
+        super().validate(cfg)
         o = cfg.cyclegan
-        check_loss(o.loss, "cyclegan.loss")
-        check_decay(o.lr_decay_start, "cyclegan.lr_decay_start")
         for key in ("lambda_A", "lambda_B", "lambda_identity"):
             if getattr(o, key) < 0:
                 raise ConfigError(f"cyclegan.{key}={getattr(o, key)} must be >= 0")
@@ -148,9 +140,7 @@ class CycleGanTask(Task):
 
         self.parts.nets = dict(nets)
         self.parts.optims = {"G": self.opt_g, "D": self.opt_d}
-        self.parts.scheds = {
-            k: FactorSchedule(opt, self._lr_factor) for k, opt in self.parts.optims.items()
-        }
+        self.parts.scheds = self.decaying(self.parts.optims)
         self.parts.scalers = {"G": self.scaler_g, "D": self.scaler_d}
         self.parts.buffers = {
             "pool_A": self.pool_A.images,
@@ -165,17 +155,9 @@ class CycleGanTask(Task):
             nan_advice="lower the learning rates (optim.G.lr, optim.D.lr)",
         )
 
-    def _lr_factor(self, step: int) -> float:
-        return decay_factor(step, self.cfg.train.steps, self.cfg.cyclegan.lr_decay_start)
-
-    def translator(self) -> TranslatorModel:
-        return TranslatorModel(
-            {"AtoB": self.G_A, "BtoA": self.G_B}, self.name, self.rt.device, self.cfg.data.channels
-        )
-
     def previews(self) -> dict[str, Tensor]:
         """real A | fake B | rec A | real B | fake A | rec B, for the fixed preview images."""
-        t = self.translator()
+        t = self.translator({"AtoB": self.G_A, "BtoA": self.G_B})
         fake_B = t.translate(self.preview_A, "AtoB")
         fake_A = t.translate(self.preview_B, "BtoA")
         return {

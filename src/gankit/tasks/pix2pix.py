@@ -26,13 +26,10 @@ from torch import Tensor
 from gankit.config import Config, OptimConfig
 from gankit.errors import ConfigError, DataError
 from gankit.nets import build_net
-from gankit.roles import Translator
 from gankit.runtime import Runtime
-from gankit.schedules import FactorSchedule
 from gankit.tasks.base import (
     Streams,
     StreamSpec,
-    Task,
     TaskInfo,
     make_optimizer,
     optimizer_step,
@@ -40,10 +37,7 @@ from gankit.tasks.base import (
 )
 from gankit.tasks.translation import (
     ReferenceLoss,
-    TranslatorModel,
-    check_decay,
-    check_loss,
-    decay_factor,
+    TranslationTask,
     test_data,
 )
 
@@ -89,7 +83,7 @@ def paired_source(cfg: Config) -> str:
     return f"aligned:{root_path / 'train'}"
 
 
-class Pix2PixTask(Task):
+class Pix2PixTask(TranslationTask):
     """Paired translation in one direction; the loop drives it."""
 
     name = "pix2pix"
@@ -97,14 +91,11 @@ class Pix2PixTask(Task):
     networks = {"G": ("translator", "unet_256"), "D": ("patch_discriminator", "basic")}
     optimizers = {"G": OptimConfig(), "D": OptimConfig()}
     structural = ("pix2pix.source", "pix2pix.direction", "train.n_preview")
-    roles = (Translator,)
-    needs_first_batch = True  # the fixed preview pairs
 
     @classmethod
     def validate(cls, cfg: Config) -> None:
+        super().validate(cfg)
         o = cfg.pix2pix
-        check_loss(o.loss, "pix2pix.loss")
-        check_decay(o.lr_decay_start, "pix2pix.lr_decay_start")
         if o.lambda_L1 < 0:
             raise ConfigError(f"pix2pix.lambda_L1={o.lambda_L1} must be >= 0")
 
@@ -136,10 +127,7 @@ class Pix2PixTask(Task):
 
     @classmethod
     def load_model(cls, cfg: Config, parts: dict[str, Any], device: torch.device) -> Any:
-        G, _ = cls.build_nets(cfg)
-        G.load_state_dict(parts["nets"]["G"])
-        G.to(device).eval()
-        return TranslatorModel({cfg.pix2pix.direction: G}, cls.name, device, cfg.data.channels)
+        return cls.load_one_sided(cfg, parts, device, cfg.pix2pix.direction)
 
     def __init__(self, cfg: Config, rt: Runtime, first: dict[str, Any]) -> None:
         super().__init__(cfg, rt, first)
@@ -153,18 +141,13 @@ class Pix2PixTask(Task):
         self.preview_in, self.preview_target = x.clone(), y.clone()
         self.parts.nets = {"G": self.G, "D": self.D}
         self.parts.optims = {"G": self.opt_g, "D": self.opt_d}
-        self.parts.scheds = {
-            k: FactorSchedule(opt, self._lr_factor) for k, opt in self.parts.optims.items()
-        }
+        self.parts.scheds = self.decaying(self.parts.optims)
         self.parts.scalers = {"G": self.scaler_g, "D": self.scaler_d}
         self.parts.buffers = {"preview_in": self.preview_in, "preview_target": self.preview_target}
         self.info = TaskInfo(
             progress_keys=("loss_G_GAN", "loss_G_L1", "loss_D"),
             nan_advice="lower the learning rates (optim.G.lr, optim.D.lr)",
         )
-
-    def _lr_factor(self, step: int) -> float:
-        return decay_factor(step, self.cfg.train.steps, self.cfg.pix2pix.lr_decay_start)
 
     def split(self, pair: Tensor) -> tuple[Tensor, Tensor]:
         """(input, target) halves of a stacked pair batch, by ``pix2pix.direction``."""
@@ -173,9 +156,7 @@ class Pix2PixTask(Task):
         return (a, b) if self.cfg.pix2pix.direction == "AtoB" else (b, a)
 
     def previews(self) -> dict[str, Tensor]:
-        t = TranslatorModel(
-            {self.cfg.pix2pix.direction: self.G}, self.name, self.rt.device, self.cfg.data.channels
-        )
+        t = self.translator({self.cfg.pix2pix.direction: self.G})
         return {
             "input": self.preview_in.cpu(),
             "output": t.translate(self.preview_in, self.cfg.pix2pix.direction),

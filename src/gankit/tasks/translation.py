@@ -13,6 +13,7 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,8 +23,9 @@ from gankit.config import Config, DataConfig
 from gankit.data.images import IMAGE_EXTENSIONS
 from gankit.errors import ConfigError, DataError
 from gankit.objectives import OBJECTIVES, Objective
-from gankit.schedules import linear_decay
-from gankit.tasks.base import StreamSpec
+from gankit.roles import Translator
+from gankit.schedules import FactorSchedule, linear_decay
+from gankit.tasks.base import StreamSpec, Task
 
 DIRECTIONS = ("AtoB", "BtoA")
 
@@ -248,3 +250,44 @@ class TranslatorModel:
         finally:
             net.train(was)
         return crop_back(out.float(), pad).cpu()
+
+
+class TranslationTask(Task):
+    """The base of the image-to-image tasks: the :class:`~gankit.roles.Translator` role, fixed
+    preview inputs from the first batches, the checks of ``<name>.loss`` and
+    ``<name>.lr_decay_start``, and the constant-then-linear learning-rate decay."""
+
+    roles = (Translator,)
+    needs_first_batch = True
+
+    @classmethod
+    def validate(cls, cfg: Config) -> None:
+        o = getattr(cfg, cls.name)
+        check_loss(o.loss, f"{cls.name}.loss")
+        check_decay(o.lr_decay_start, f"{cls.name}.lr_decay_start")
+
+    @classmethod
+    def build_nets(cls, cfg: Config) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def load_one_sided(
+        cls, cfg: Config, parts: dict[str, Any], device: torch.device, direction: str
+    ) -> TranslatorModel:
+        """The trained generator ``G`` alone, for a task that translates one way."""
+        G = cls.build_nets(cfg)[0]
+        G.load_state_dict(parts["nets"]["G"])
+        G.to(device).eval()
+        return TranslatorModel({direction: G}, cls.name, device, cfg.data.channels)
+
+    def translator(self, nets: dict[str, nn.Module]) -> TranslatorModel:
+        """The task's current generators by direction, for previews."""
+        return TranslatorModel(nets, self.name, self.rt.device, self.cfg.data.channels)
+
+    def decaying(self, optims: dict[str, torch.optim.Optimizer]) -> dict[str, FactorSchedule]:
+        """A schedule per optimizer: constant until ``lr_decay_start``, then linear to 0."""
+        return {k: FactorSchedule(opt, self._lr_factor) for k, opt in optims.items()}
+
+    def _lr_factor(self, step: int) -> float:
+        start = getattr(self.cfg, self.name).lr_decay_start
+        return decay_factor(step, self.cfg.train.steps, start)
