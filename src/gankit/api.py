@@ -162,8 +162,9 @@ class Model:
         from gankit.roles import Translator
 
         model = self._role(Translator, "does not translate images (no image-to-image task)")
-        x = from_images(images).float() / 127.5 - 1
-        return to_uint8_images(model.translate(x, direction))
+        from gankit.data.stream import to_unit
+
+        return to_uint8_images(model.translate(to_unit(from_images(images)), direction))
 
     def classify(self, images: Tensor | Sequence[Image.Image]) -> Tensor:
         """Class probabilities (N, K) of uint8 images with a classifier run."""

@@ -25,7 +25,15 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from gankit.errors import ConfigError
 
-__all__ = ["FactorSchedule", "OneCycleScheduler", "cycle_breakpoints", "linear_decay", "one_cycle"]
+__all__ = [
+    "FactorSchedule",
+    "OneCycleScheduler",
+    "check_decay_start",
+    "cycle_breakpoints",
+    "decay_after",
+    "linear_decay",
+    "one_cycle",
+]
 
 
 def cycle_breakpoints(total_steps: int, pct: float) -> tuple[int, int]:
@@ -106,6 +114,18 @@ def linear_decay(step: int, total: int, start_decay: int) -> float:
     if step < start_decay:
         return 1.0
     return max(0.0, 1.0 - (step - start_decay) / (total - start_decay))
+
+
+def decay_after(step: int, total: int, start: float | None) -> float:
+    """``linear_decay`` from the fraction ``start`` of ``total`` steps (None: always 1): the
+    multiplier behind the tasks' ``lr_decay_start`` options."""
+    return 1.0 if start is None else linear_decay(step, total, int(start * total))
+
+
+def check_decay_start(value: float | None, key: str) -> None:
+    """A one-line ConfigError unless ``value`` (the option ``key``) is in [0, 1) or None."""
+    if value is not None and not 0 <= value < 1:
+        raise ConfigError(f"{key}={value} must be in [0, 1), or null for a constant lr")
 
 
 class OneCycleScheduler(LRScheduler):

@@ -18,6 +18,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from gankit.data.images import IMAGE_EXTENSIONS, load_image, scan_images, to_array
+from gankit.data.stream import to_unit
 from gankit.errors import ConfigError, DataError
 from gankit.roles import Translator
 
@@ -69,6 +70,8 @@ def translate_files(
     progress: bool = True,
 ) -> list[Path]:
     """Translate every image under ``inputs`` into ``out``; returns the files written."""
+    from gankit.evaluation import to_uint8
+
     if batch_size <= 0:
         raise ConfigError(f"--batch-size {batch_size} must be positive")
     model.generator(direction)  # type: ignore[attr-defined]  # a wrong direction fails first
@@ -81,9 +84,8 @@ def translate_files(
     bar = tqdm(total=len(jobs), desc="translating", unit="img", disable=not progress)
 
     def flush(items: list[tuple[np.ndarray, Path]]) -> None:
-        x = torch.from_numpy(np.stack([a for a, _ in items])).float().div(127.5).sub(1)
-        y = model.translate(x, direction)
-        y8 = ((y.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+        x = to_unit(torch.from_numpy(np.stack([a for a, _ in items])))
+        y8 = to_uint8(model.translate(x, direction)).numpy()
         for arr, (_, dst) in zip(y8, items, strict=True):
             _save(arr, dst)
             written.append(dst)

@@ -29,7 +29,7 @@ from gankit.nets import build_net
 from gankit.objectives import OBJECTIVES, gradient_penalty
 from gankit.roles import Critic, Generative
 from gankit.runtime import Runtime
-from gankit.schedules import FactorSchedule, linear_decay
+from gankit.schedules import FactorSchedule, check_decay_start, decay_after
 from gankit.tasks.base import (
     Streams,
     Task,
@@ -244,10 +244,7 @@ class GANTask(Task):
                 raise ConfigError(
                     f"gan.augment: {name!r} is unknown: choose from {', '.join(DIFF_AUGMENTS)}"
                 )
-        if gan.lr_decay_start is not None and not 0 <= gan.lr_decay_start < 1:
-            raise ConfigError(
-                f"gan.lr_decay_start={gan.lr_decay_start} must be in [0, 1), or null for a constant lr"
-            )
+        check_decay_start(gan.lr_decay_start, "gan.lr_decay_start")
         if not 0 <= gan.ema < 1:
             raise ConfigError(f"gan.ema={gan.ema} must be in [0, 1), e.g. 0.999; 0 turns it off")
 
@@ -325,8 +322,7 @@ class GANTask(Task):
         )
 
     def _lr_factor(self, step: int) -> float:
-        start, total = self.cfg.gan.lr_decay_start, self.cfg.train.steps
-        return 1.0 if start is None else linear_decay(step, total, int(start * total))
+        return decay_after(step, self.cfg.train.steps, self.cfg.gan.lr_decay_start)
 
     @property
     def clip(self) -> float | None:

@@ -24,7 +24,7 @@ from gankit.data.images import IMAGE_EXTENSIONS
 from gankit.errors import ConfigError, DataError
 from gankit.objectives import OBJECTIVES, Objective
 from gankit.roles import Translator
-from gankit.schedules import FactorSchedule, linear_decay
+from gankit.schedules import FactorSchedule, check_decay_start, decay_after
 from gankit.tasks.base import StreamSpec, Task
 
 DIRECTIONS = ("AtoB", "BtoA")
@@ -53,16 +53,6 @@ def check_loss(name: str, key: str) -> Objective:
             f"{key}={name!r} is not allowed: {hint}choose one of {', '.join(choices)}"
         )
     return OBJECTIVES[name]
-
-
-def check_decay(value: float | None, key: str) -> None:
-    if value is not None and not 0 <= value < 1:
-        raise ConfigError(f"{key}={value} must be in [0, 1), or null for a constant lr")
-
-
-def decay_factor(step: int, total: int, start: float | None) -> float:
-    """1 until ``start`` × total steps, then linearly to 0 at ``total`` (None: always 1)."""
-    return 1.0 if start is None else linear_decay(step, total, int(start * total))
 
 
 class ReferenceLoss:
@@ -264,7 +254,7 @@ class TranslationTask(Task):
     def validate(cls, cfg: Config) -> None:
         o = getattr(cfg, cls.name)
         check_loss(o.loss, f"{cls.name}.loss")
-        check_decay(o.lr_decay_start, f"{cls.name}.lr_decay_start")
+        check_decay_start(o.lr_decay_start, f"{cls.name}.lr_decay_start")
 
     @classmethod
     def build_nets(cls, cfg: Config) -> Any:
@@ -290,4 +280,4 @@ class TranslationTask(Task):
 
     def _lr_factor(self, step: int) -> float:
         start = getattr(self.cfg, self.name).lr_decay_start
-        return decay_factor(step, self.cfg.train.steps, start)
+        return decay_after(step, self.cfg.train.steps, start)
