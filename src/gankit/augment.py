@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
+from gankit.distributed import rank_rows
 from gankit.errors import ConfigError
 
 __all__ = [
@@ -48,9 +49,11 @@ def _check_batch(x: torch.Tensor, name: str) -> None:
 
 
 def _randint(high: int, n: int, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """``n`` integers in ``[0, high)``, drawn on the generator's device, returned on ``x``'s."""
+    """``n`` integers in ``[0, high)``, drawn on the generator's device, returned on ``x``'s
+    (under torchrun: this rank's rows of the global batch's draws)."""
     device = generator.device if generator is not None else x.device
-    return torch.randint(0, high, (n,), generator=generator, device=device).to(x.device)
+    draw = lambda k: torch.randint(0, high, (k,), generator=generator, device=device)  # noqa: E731
+    return rank_rows(draw, n).to(x.device)
 
 
 def _source_index(idx: torch.Tensor, size: int, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,7 +117,8 @@ def random_flip(
     if not 0 <= p <= 1:
         raise ConfigError(f"random_flip p {p} must be a probability in [0, 1]")
     device = generator.device if generator is not None else x.device
-    flip = torch.rand(x.shape[0], generator=generator, device=device).to(x.device) < p
+    draw = lambda k: torch.rand(k, generator=generator, device=device)  # noqa: E731
+    flip = rank_rows(draw, x.shape[0]).to(x.device) < p
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 

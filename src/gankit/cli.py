@@ -62,7 +62,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             recipe, overrides = None, [recipe, *overrides]
         cfg = build_config(recipe, overrides)
         outcome = train_run(cfg, args.out, init_from=args.init_from)
-    print(f"run directory: {outcome.run_dir}")
+    if outcome.main:  # under torchrun: once, not once per process
+        print(f"run directory: {outcome.run_dir}")
     # A clean stop by a signal exits as the shell would report the signal, so that a scheduler
     # can tell a preempted run (checkpoint written, resumable) from a finished one.
     return {"SIGINT": 130, "SIGTERM": 143}.get(outcome.stopped_by or "", 0)

@@ -69,6 +69,7 @@ class TrainConfig:
     epochs: float | None = None
     """If set, overrides steps: ceil(epochs × dataset size / (batch_size × batches per step))."""
     batch_size: int = 64
+    """The global batch: under torchrun each of N processes trains on batch_size / N images."""
     log_every: int = 50
     sample_every: int = 500
     ckpt_every: int = 1000
@@ -82,6 +83,12 @@ class TrainConfig:
     threads: int | None = None
     """torch CPU threads; None = torch's default."""
     progress: bool = True
+    sync_bn: bool = False
+    """Under torchrun: BatchNorm uses the statistics of the global batch (all processes)."""
+    dist_backend: Literal["auto", "nccl", "gloo"] = "auto"
+    """Under torchrun: auto = NCCL on CUDA devices, gloo on CPUs."""
+    dist_timeout: float = 300.0
+    """Under torchrun: seconds to wait for the other processes (start-up, each collective)."""
 
 
 @dataclass
@@ -614,6 +621,7 @@ def validate(cfg: Config) -> None:
             "train.keep_ckpts": t.keep_ckpts,
             "train.n_preview": t.n_preview,
             "data.image_size": cfg.data.image_size,
+            "train.dist_timeout": t.dist_timeout,
         }
     )
     for name, opt in cfg.optim.items():

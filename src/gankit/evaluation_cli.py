@@ -47,7 +47,15 @@ def add_evaluate_command(sub: argparse._SubParsersAction) -> None:
         help="real data: builtin:mnist, mnist, fashion-mnist, cifar10 (with --root), folder:PATH, lmdb:PATH",
     )
     p.add_argument("--root", help="data.root for mnist/fashion-mnist/cifar10 (default: the run's)")
-    p.add_argument("--n", type=int, default=10_000, help="samples to score (default 10000)")
+    p.add_argument(
+        "--n",
+        "--n-samples",
+        dest="n",
+        type=int,
+        default=10_000,
+        help="samples to score (default 10000); under torchrun spell it --n-samples, which "
+        "torchrun's own option parser does not take for one of its --n... options",
+    )
     p.add_argument(
         "--ref-n",
         type=int,
@@ -161,6 +169,21 @@ def _output_paths(args: argparse.Namespace, path: Path, step: int | None, is_run
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    """``gankit evaluate``; under torchrun every rank computes, rank 0 alone prints and writes."""
+    from gankit import distributed
+
+    device = args.device
+    w = distributed.start("auto", distributed.device_type(device), 600.0)
+    if w.size > 1 and distributed.device_type(device) == "cuda" and ":" not in device:
+        device = f"cuda:{w.local_rank}"  # one GPU per rank
+    try:
+        return _evaluate(args, device, w.is_main)
+    finally:
+        if w.size > 1:
+            distributed.stop()
+
+
+def _evaluate(args: argparse.Namespace, device: str, main: bool) -> int:
     from gankit.evaluation import evaluate_source
 
     path = Path(args.run)
@@ -176,7 +199,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         classifier=args.classifier,
         ema=args.ema,
         seed=args.seed,
-        device=args.device,
+        device=device,
         checkpoint=args.checkpoint,
         fit=args.fit,
         root=args.root,
@@ -185,6 +208,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     samples, reference, result = done.samples, done.reference, done.result
     extractor, classifier, checkpoint = done.extractor, done.classifier, done.checkpoint
     like, root = done.like, done.root
+    if not main:
+        return 0  # one writer
     json_path, png_path = _output_paths(args, path, samples.step, samples.is_run)
     output_dir(json_path.parent, "--out")
     png = save_pairs_grid(result, samples.images, reference, png_path)

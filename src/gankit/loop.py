@@ -24,6 +24,7 @@ better" comes from the metrics registry (``evaluation.TRAINING_METRICS``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import shutil
@@ -35,6 +36,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from gankit import distributed
 from gankit.checkpoint import (
     best_checkpoint,
     latest_checkpoint,
@@ -53,6 +55,7 @@ from gankit.locks import exclusive
 from gankit.rundir import (
     LOCK_NAME,
     MetricsWriter,
+    NullMetrics,
     StopFlag,
     check_room,
     choose_checkpoint,
@@ -111,7 +114,7 @@ def _load_data(cfg: Config, task_cls: type[Task], run_dir: Path) -> dict[str, Im
     datas = {}
     for name, spec in task_cls.streams(cfg).items():
         data = load_source(spec.data, progress=cfg.train.progress, with_labels=spec.labels)
-        if data.skipped:
+        if data.skipped and distributed.world().is_main:
             listing = run_dir / ("data_skipped.txt" if not datas else f"data_skipped-{name}.txt")
             text = "\n".join(data.skipped) + "\n"
             # Scraped names may not be valid UTF-8: keep them readable rather than failing.
@@ -156,6 +159,8 @@ class TrainOutcome:
     step: int
     stopped_by: str | None = None
     """``SIGINT`` or ``SIGTERM`` after a clean stop (checkpoint written), else None."""
+    main: bool = True
+    """Whether this process was the one that wrote the run directory (rank 0)."""
 
 
 def train(
@@ -188,18 +193,88 @@ def train_run(
     SIGINT/SIGTERM. A non-finite loss raises TrainingError and leaves the last good checkpoint. A
     directory that already holds a run is refused unless ``resume``; a failed resume leaves the
     run as it was.
+
+    Under torchrun every process calls this: rank 0 sets up and writes the run directory and
+    tells the others where it is; after a restart (``--max-restarts``) the job continues its own
+    run from the newest checkpoint (see :mod:`gankit.distributed`).
     """
-    # Phase 1: run directory, its lock, its log.
-    run_dir = Path(run_dir) if run_dir else new_run_dir(cfg.recipe)
-    if resume and not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"--resume {run_dir}: not a run directory (no config.yaml in it)")
-    if checkpoint and not resume:
-        raise ConfigError(
-            "--checkpoint chooses where a resumed run continues: use it with --resume"
-        )
-    created = not run_dir.exists()
-    make_run_dir(run_dir)
+    t = cfg.train
+    w = distributed.start(t.dist_backend, distributed.device_type(t.device), t.dist_timeout)
     try:
+        if not w.is_main:
+            return _follow(cfg, init_from)
+        run_dir, resume, checkpoint = _attempt_run_dir(cfg, run_dir, resume, checkpoint, w)
+        return _lead(cfg, run_dir, resume, init_from, checkpoint, w)
+    finally:
+        if w.size > 1:
+            distributed.stop()
+
+
+def _attempt_run_dir(
+    cfg: Config, run_dir: str | Path | None, resume: bool, checkpoint: str | None, w
+) -> tuple[Path, bool, str | None]:
+    """The run directory of this torchrun attempt and whether it resumes.
+
+    The first attempt of a job records its run directory under ``runs/.torchrun/<job id>``; a
+    restarted attempt (a worker was lost) continues that run from its newest checkpoint, or
+    starts it again if none was written yet.
+    """
+    if not w.run_id:  # not under torchrun
+        return (Path(run_dir) if run_dir else new_run_dir(cfg.recipe)), resume, checkpoint
+    record = Path("runs") / ".torchrun" / w.run_id
+    if w.restart == 0:
+        path = Path(run_dir) if run_dir else new_run_dir(cfg.recipe)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(str(path.resolve()) + "\n")
+        return path, resume, checkpoint
+    path = Path(run_dir) if run_dir else Path(record.read_text().strip())
+    if latest_or_none(path / "checkpoints") is not None:
+        log.info("torchrun restart %d: resuming %s from its newest checkpoint", w.restart, path)
+        tqdm.write(f"torchrun restart {w.restart}: resuming {path} from its newest checkpoint")
+        return path, True, None
+    if not resume and path.exists():
+        shutil.rmtree(path)  # only what the lost attempt wrote before its first checkpoint
+    return path, resume, checkpoint
+
+
+def _follow(cfg: Config, init_from: str | Path | None) -> TrainOutcome:
+    """A process other than rank 0: learn the run directory from rank 0, then train, writing
+    nothing."""
+    kind, *value = distributed.broadcast_object(None)
+    if kind == "error":
+        raise ConfigError(f"rank 0 could not set up the run: {value[0]}")
+    run_dir, resume, checkpoint = value
+    cfg.train.progress = False
+    return _train(cfg, Path(run_dir), resume, init_from, checkpoint)
+
+
+def _lead(
+    cfg: Config,
+    run_dir: Path,
+    resume: bool,
+    init_from: str | Path | None,
+    checkpoint: str | None,
+    w,
+) -> TrainOutcome:
+    """Rank 0 (or the only process): set up the run directory, then train."""
+    told = False
+
+    def tell(*message) -> None:
+        nonlocal told
+        if w.size > 1 and not told:
+            distributed.broadcast_object(message)
+            told = True
+
+    # Phase 1: run directory, its lock, its log.
+    created = not run_dir.exists()
+    try:
+        if resume and not (run_dir / "config.yaml").is_file():
+            raise ConfigError(f"--resume {run_dir}: not a run directory (no config.yaml in it)")
+        if checkpoint and not resume:
+            raise ConfigError(
+                "--checkpoint chooses where a resumed run continues: use it with --resume"
+            )
+        make_run_dir(run_dir)
         with exclusive(run_dir / LOCK_NAME, lambda h: run_busy(run_dir, h)) as stale:
             if not resume:
                 refuse_existing_run(run_dir)
@@ -214,11 +289,13 @@ def train_run(
                     report_stale(run_dir, stale)
                 if removed:
                     log.info("removed %d orphan temporary checkpoint file(s)", removed)
+                tell("ok", str(run_dir), resume, checkpoint)
                 return _train(cfg, run_dir, resume, init_from, checkpoint)
             finally:
                 log.removeHandler(handler)
                 handler.close()
-    except BaseException:
+    except BaseException as e:
+        tell("error", str(e) or type(e).__name__)
         if created and not (run_dir / "metrics.jsonl").exists():
             # A new run that failed while setting up (bad data, missing device, ...) holds only
             # its config; leaving it would clutter runs/. Once steps ran (metrics.jsonl exists),
@@ -245,15 +322,26 @@ def _init_from(task: Task, cfg: Config, source: Path, device: torch.device) -> d
 def _train(
     cfg: Config, run_dir: Path, resume: bool, init_from: str | Path | None, checkpoint: str | None
 ) -> TrainOutcome:
-    """Phases 2-4 of :func:`train_run`, in a run directory that is locked and logged to."""
-    torch.manual_seed(cfg.seed)
+    """Phases 2-4 of :func:`train_run`, in a run directory that is locked and logged to (under
+    torchrun: by rank 0; the other ranks run the same phases and write nothing)."""
+    torch.manual_seed(cfg.seed)  # the same on every rank: see gankit.distributed
     runtime = Runtime.from_config(cfg.train)
+    main = runtime.rank == 0
     task_cls = task_class(cfg.task)
+    if runtime.world > 1:
+        per_rank = distributed.per_rank(cfg.train.batch_size)
+        log.info(
+            "%d processes (%s) x %d images = global batch train.batch_size=%d",
+            runtime.world,
+            runtime.device,
+            per_rank,
+            cfg.train.batch_size,
+        )
 
     # Phase 2: the checkpoint to continue from, checked before any data is read.
     state: dict | None = None
     if resume:
-        ckpt = choose_checkpoint(run_dir, checkpoint)
+        ckpt = Path(distributed.from_main(lambda: str(choose_checkpoint(run_dir, checkpoint))))
         state = read_resume_checkpoint(run_dir, ckpt, runtime.device)
         if state.get("task") != cfg.task:
             raise CheckpointError(f"{ckpt} holds a {state.get('task')!r} run, not {cfg.task!r}")
@@ -286,29 +374,38 @@ def _train(
         streams.load_state_dict(state.get("streams", {}))
         runtime.set_rng_state(state["rng"])
         step = state["step"]
-        best = read_best(run_dir) or state.get("best")
+        best = distributed.from_main(lambda: read_best(run_dir) or state.get("best"))
     if init_from:
         events.append(_init_from(task, cfg, Path(init_from), runtime.device))
-    check_room(run_dir / "checkpoints", _checkpoint_state(task, streams, runtime, cfg, step))
+    # Every rank starts from rank 0's networks (built from one seed, they agree already).
+    distributed.broadcast_modules([*task.parts.nets.values(), *task.parts.ema.values()])
+    if main:
+        check_room(run_dir / "checkpoints", _checkpoint_state(task, streams, runtime, cfg, step))
 
     # Only now is the run directory changed: a refused resume leaves it byte for byte as it was.
-    if state is not None:
+    if state is not None and main:
         supersede_later(run_dir / "checkpoints", ckpt)
         trim_history(run_dir, step)
         log.info("resumed from %s at step %d", ckpt, step)
-    save_config(cfg, run_dir / "config.yaml")
+    if main:
+        save_config(cfg, run_dir / "config.yaml")
 
     # Phase 4: the steps.
     loop = _Loop(cfg, run_dir, task, streams, runtime, purge_step=step if state else None)
     loop.best = best
-    record_events(run_dir, loop.metrics, step, events)
-    changed = [f"{e['key']} {e['old']!r} -> {e['new']!r}" for e in events if "key" in e]
-    if changed:
-        tqdm.write(f"resuming at step {step} with: {'; '.join(changed)}")
-    if resume:
-        loop.health.replay(read_rows(run_dir / "metrics.jsonl"), until=step)
+    if main:
+        if runtime.world > 1:
+            events.append(
+                {"event": "distributed", "world": runtime.world, "per_rank_batch": per_rank}
+            )
+        record_events(run_dir, loop.metrics, step, events)
+        changed = [f"{e['key']} {e['old']!r} -> {e['new']!r}" for e in events if "key" in e]
+        if changed:
+            tqdm.write(f"resuming at step {step} with: {'; '.join(changed)}")
+        if resume:
+            loop.health.replay(read_rows(run_dir / "metrics.jsonl"), until=step)
     step, stopped_by = loop.run(step)
-    return TrainOutcome(run_dir, step, stopped_by)
+    return TrainOutcome(run_dir, step, stopped_by, main)
 
 
 class _FiniteGuard:
@@ -337,8 +434,21 @@ class _FiniteGuard:
         self.snapshot = torch.where(first, values, self.snapshot)
 
     def check(self, advice: str = "", kept: Callable[[], Path | None] = lambda: None) -> None:
-        """Raise if a value was non-finite; ``kept()`` names the last good checkpoint, if any."""
+        """Raise if a value was non-finite; ``kept()`` names the last good checkpoint, if any.
+
+        Under torchrun every rank calls this at the same steps and all raise together, naming the
+        first bad step of any rank.
+        """
         bad = int(self.bad_step)
+        if distributed.active():
+            never = 2**62
+            first_bad = distributed.reduce_min(bad or never)
+            if first_bad == never:
+                return
+            if bad != first_bad:
+                raise TrainingError(
+                    f"a value became non-finite at step {first_bad} in another process: {advice}"
+                )
         if not bad:
             return
         assert self.snapshot is not None
@@ -368,6 +478,8 @@ class _Loop:
     ):
         self.cfg, self.run_dir, self.task, self.streams, self.rt = cfg, run_dir, task, streams, rt
         self.info, self.ckpts = task.info, run_dir / "checkpoints"
+        self.main = rt.rank == 0  # the one writer of the run directory
+        self.synced = [*task.parts.nets.values(), *task.parts.ema.values()]
         self.best: dict | None = None
         self.evaluator, self.gen = None, task.generative()
         if cfg.eval.every and self.gen is not None:
@@ -377,9 +489,10 @@ class _Loop:
             # training RNG must not move, or a resumed run would differ from a straight one.
             with torch.random.fork_rng(devices=[]):
                 self.evaluator = TrainingEvaluator(cfg, rt.device)
-        self.metrics = MetricsWriter(run_dir, purge_step)
+        self.metrics = MetricsWriter(run_dir, purge_step) if self.main else NullMetrics()
+        health = cfg.health if self.main else dataclasses.replace(cfg.health, enabled=False)
         self.health = HealthMonitor(
-            cfg.health, self.metrics, self.info.probabilities, self.info.health_advice
+            health, self.metrics, self.info.probabilities, self.info.health_advice
         )
         self.guard = _FiniteGuard(rt.device)
         self.sums: dict[str, torch.Tensor] = {}
@@ -393,8 +506,15 @@ class _Loop:
             self.health.non_finite(int(self.guard.bad_step), str(e))
             raise
 
+    def say(self, text: str) -> None:
+        if self.main:
+            tqdm.write(text)
+
     def checkpoint(self, step: int, path: Path | None = None) -> None:
         self.checked()
+        distributed.check_agree({**self.task.parts.nets, **self.task.parts.ema})
+        if not self.main:
+            return
         state = _checkpoint_state(self.task, self.streams, self.rt, self.cfg, step)
         target = path or self.ckpts / f"step-{step:06d}.pt"
         try:
@@ -407,8 +527,9 @@ class _Loop:
     def log_row(self, step: int, bar: tqdm) -> None:
         self.checked()
         now = time.perf_counter()
+        distributed.reduce_mean_(list(self.sums.values()))  # every rank logs the same row
         row = {k: (v / self.n_sum).item() for k, v in self.sums.items()}
-        images = self.streams.take_images()
+        images = self.streams.take_images() * self.rt.world
         row.update(img_per_s=images / max(now - self.t_last, 1e-9), time=time.time())
         self.metrics.write(step, row)
         self.health.observe_row(step, row)
@@ -416,9 +537,12 @@ class _Loop:
         self.sums, self.n_sum, self.t_last = {}, 0, now
 
     def preview(self, step: int) -> None:
-        rows = self.task.previews()
+        self.checked()  # before drawing anything that could hold a NaN (and on every rank)
+        if not self.main:
+            return
+        with torch.random.fork_rng(devices=self._devices()):  # the RNGs of all ranks stay equal
+            rows = self.task.previews()
         if rows:
-            self.checked()
             save_preview(rows, self.run_dir / "samples" / f"step-{step:06d}.png")
             if self.info.diversity_row in rows:
                 self.health.observe_previews(step, rows[self.info.diversity_row])
@@ -430,9 +554,25 @@ class _Loop:
         self.metrics.write(step, {**scores, "time": time.time()})
         text = ", ".join(f"{k} {v:.4g}" for k, v in scores.items())
         log.info("step %d: %s", step, text)
-        tqdm.write(f"step {step}: {text}")
+        self.say(f"step {step}: {text}")
         self.t_last += time.perf_counter() - t0
         return scores
+
+    def _devices(self) -> list:
+        return [self.rt.device] if self.rt.device.type == "cuda" else []
+
+    def task_scores(self, step: int) -> None:
+        """The task's own ``evaluate()``: on rank 0 only, without moving any RNG."""
+        if self.main:
+            with torch.random.fork_rng(devices=self._devices()):
+                self.scores(step, self.task.evaluate)
+
+    def stopping(self, stop: StopFlag) -> bool:
+        """Whether a signal asked to stop; under torchrun, whether any rank was asked (all
+        ranks then stop after the same step)."""
+        if distributed.active():
+            return distributed.reduce_any(stop.requested is not None)
+        return stop.requested is not None
 
     def evaluate_generative(self, step: int) -> None:
         """``eval.every``: score the task's Generative; a better score keeps ``best.pt``."""
@@ -459,13 +599,14 @@ class _Loop:
             initial=step,
             desc=cfg.recipe,
             unit="step",
-            disable=not cfg.train.progress,
+            disable=not cfg.train.progress or not self.main,
             dynamic_ncols=True,
         )
         try:
             with StopFlag() as stop:
-                while step < total and not stop.requested:
+                while step < total and not self.stopping(stop):
                     out = self.task.step(self.streams)
+                    distributed.average_buffers(self.synced)  # BatchNorm statistics
                     step += 1
                     self.guard.observe(step, out)
                     for k, v in out.items():
@@ -478,7 +619,7 @@ class _Loop:
                     if step % cfg.train.sample_every == 0 or end:
                         self.preview(step)
                     if info.eval_every and (step % info.eval_every == 0 or end):
-                        self.scores(step, self.task.evaluate)
+                        self.task_scores(step)
                     if self.evaluator is not None and (step % cfg.eval.every == 0 or end):
                         self.evaluate_generative(step)
                     if step % cfg.train.ckpt_every == 0:
@@ -486,11 +627,14 @@ class _Loop:
                         last_ckpt = step
                 if step != last_ckpt:
                     self.checkpoint(step)
-                if stop.requested:
-                    msg = f"stopped by {stop.requested} at step {step}; continue with: gankit train --resume {self.run_dir}"
+                stopped_by = stop.requested
+                if step < total and stopped_by is None:
+                    stopped_by = "SIGTERM"  # another rank was signalled
+                if stopped_by:
+                    msg = f"stopped by {stopped_by} at step {step}; continue with: gankit train --resume {self.run_dir}"
                     log.info(msg)
-                    tqdm.write(msg)
+                    self.say(msg)
         finally:
             bar.close()
             self.metrics.close()
-        return step, stop.requested
+        return step, stopped_by

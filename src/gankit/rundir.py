@@ -70,6 +70,19 @@ def setup_logging(run_dir: Path) -> logging.Handler:
     return handler
 
 
+class NullMetrics:
+    """What a process that is not rank 0 writes: nothing (one writer per run directory)."""
+
+    def write(self, step: int, values: dict[str, float]) -> None:
+        return None
+
+    def event(self, step: int, record: dict) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
 class MetricsWriter:
     """One JSON object per logged step in ``metrics.jsonl``, mirrored to TensorBoard."""
 

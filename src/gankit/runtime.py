@@ -1,8 +1,10 @@
 """The runtime a task is handed: device, mixed precision and how to prepare a network.
 
 Tasks never ask whether they run on a GPU, in bf16 or compiled: they call ``runtime.prepare(net)``
-for the callable to train with and run forward passes inside ``runtime.autocast()``. Distributed
-training will wrap networks here too, without touching the tasks.
+for the callable to train with and run forward passes inside ``runtime.autocast()``. Under
+torchrun the runtime also knows its rank, puts each rank on its own GPU and (``train.sync_bn``)
+makes BatchNorm global; gradient averaging lives in ``tasks.base.optimizer_step`` (see
+:mod:`gankit.distributed`), so tasks never know they are distributed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from gankit import distributed
 from gankit.config import TrainConfig
 from gankit.errors import ConfigError
 
@@ -54,6 +57,7 @@ class Runtime:
     """This process's rank (0 in a single-process run)."""
     world: int = 1
     """Number of processes training together."""
+    sync_bn: bool = False
 
     @property
     def is_main(self) -> bool:
@@ -62,12 +66,29 @@ class Runtime:
 
     @classmethod
     def from_config(cls, cfg: TrainConfig) -> Runtime:
+        w = distributed.world()
         dev = resolve_device(cfg.device)
+        if dev.type == "cuda" and w.size > 1 and dev.index is None:
+            if w.local_rank >= torch.cuda.device_count():
+                raise ConfigError(
+                    f"local rank {w.local_rank} has no GPU ({torch.cuda.device_count()} visible): "
+                    "start at most one process per GPU (torchrun --nproc_per_node)"
+                )
+            dev = torch.device("cuda", w.local_rank)
+            torch.cuda.set_device(dev)
         if cfg.autocast == "fp16" and dev.type == "cpu":
             raise ConfigError("train.autocast=fp16 needs a GPU: use bf16 on the CPU, or none")
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        return cls(dev, _DTYPES[cfg.autocast], cfg.channels_last, cfg.compile)
+        return cls(
+            dev,
+            _DTYPES[cfg.autocast],
+            cfg.channels_last,
+            cfg.compile,
+            rank=w.rank,
+            world=w.size,
+            sync_bn=cfg.sync_bn and w.size > 1,
+        )
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -75,6 +96,8 @@ class Runtime:
 
     def prepare(self, net: nn.Module) -> nn.Module:
         """Move ``net`` to the device (in place) and return the callable to train with."""
+        if self.sync_bn:
+            distributed.convert_sync_batchnorm(net)
         net.to(self.device, memory_format=self.memory_format)
         if self.compile:
             return torch.compile(net)  # type: ignore[return-value]

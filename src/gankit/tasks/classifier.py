@@ -35,7 +35,7 @@ from gankit.nets import build_net
 from gankit.roles import Classifier
 from gankit.runtime import Runtime
 from gankit.schedules import OneCycleScheduler
-from gankit.tasks.base import Streams, StreamSpec, Task, TaskInfo
+from gankit.tasks.base import Streams, StreamSpec, Task, TaskInfo, optimizer_step
 
 log = logging.getLogger("gankit")
 
@@ -353,10 +353,7 @@ class ClassifierTask(Task):
         with self.rt.autocast():
             logits = self.forward(self.model.inputs(self.augmented(x))).float()
         loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.classifier.label_smoothing)
-        self.opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.opt)
-        self.scaler.update()
+        optimizer_step(loss, self.opt, self.scaler)
         return loss.detach(), logits.detach()
 
     def step(self, batches: Streams) -> dict[str, Tensor]:

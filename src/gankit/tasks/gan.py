@@ -24,6 +24,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from gankit.augment import DIFF_AUGMENTS, diff_augment
 from gankit.config import Config, OptimConfig
+from gankit.distributed import rank_rows
 from gankit.errors import ConfigError
 from gankit.nets import build_net
 from gankit.objectives import OBJECTIVES, gradient_penalty
@@ -347,14 +348,14 @@ class GANTask(Task):
 
     def step(self, batches: Streams) -> dict[str, Tensor]:
         """One generator update after its critic updates; returns detached scalar tensors."""
-        gan, obj, B = self.cfg.gan, self.objective, self.cfg.train.batch_size
+        gan, obj = self.cfg.gan, self.objective
         n_critic = critic_steps(gan.d_steps, gan.d_schedule, int(self.g_step))
         real_stream = batches["real"]
         out: dict[str, Tensor] = {}
         for k in range(n_critic):
             last = k == n_critic - 1
             real = next(real_stream).contiguous(memory_format=self.rt.memory_format)
-            z = self.model.noise(B)
+            z = rank_rows(self.model.noise, len(real))  # this rank's rows of the global noise
             with torch.set_grad_enabled(last), self.rt.autocast():
                 fake = self.g(z)  # kept with its graph on the last critic step, for the G update
             with self.rt.autocast():
