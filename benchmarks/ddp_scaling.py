@@ -173,10 +173,10 @@ def worker_sync(out: Path, method: str, steps: int, batch: int) -> None:
         opt_g.zero_grad(set_to_none=True)
         if method == "ddp":
             with d.no_sync():  # D is frozen: no reduction may wait on it
-                out = d(fake)
+                logits = d(fake)
         else:
-            out = d(fake)
-        loss_g = bce(out, torch.ones_like(out))
+            logits = d(fake)
+        loss_g = bce(logits, torch.ones_like(logits))
         loss_g.backward()
         if method == "flat":
             distributed.average_gradients(G.parameters())
@@ -185,10 +185,17 @@ def worker_sync(out: Path, method: str, steps: int, batch: int) -> None:
             p.requires_grad_(True)
         if i >= 2:  # warm-up excluded
             times.append(time.perf_counter() - t0)
+    record = {"s_per_step": statistics.median(times)}
+    if method == "none":  # the all-reduce itself: G's and D's gradients as one buffer
+        flat = torch.zeros(sum(p.numel() for p in [*G.parameters(), *D.parameters()]))
+        dist.all_reduce(flat)
+        t0 = time.perf_counter()
+        for _ in range(5):
+            dist.all_reduce(flat)
+        seconds = (time.perf_counter() - t0) / 5
+        record.update(all_reduce_mb=flat.numel() * 4 / 1e6, all_reduce_s=seconds)
     if dist.get_rank() == 0:
-        (out / f"sync-{method}.json").write_text(
-            json.dumps({"s_per_step": statistics.median(times)})
-        )
+        (out / f"sync-{method}.json").write_text(json.dumps(record))
     distributed.stop()
 
 
@@ -208,20 +215,22 @@ def step_flops(recipe: str, overrides: list[str], batch: int) -> dict:
     task_cls = task_class(cfg.task)
     rt = Runtime.from_config(cfg.train)
 
-    def stream(spec):
+    def images(spec, n: int):
         size, ch = spec.data.image_size, spec.data.channels
+        if spec.labels:
+            x = torch.randint(0, 256, (n, ch, size, size), dtype=torch.uint8)
+            return x, torch.randint(0, 10, (n,))
+        return torch.rand(n, ch, size, size) * 2 - 1
+
+    def stream(spec):
         while True:
-            if spec.labels:
-                x = torch.randint(0, 256, (batch, ch, size, size), dtype=torch.uint8)
-                yield x, torch.randint(0, 10, (batch,))
-            else:
-                yield torch.rand(batch, ch, size, size) * 2 - 1
+            yield images(spec, batch)
 
     specs = task_cls.streams(cfg)
     if cfg.task == "classifier":
         cfg.classifier.classes = [str(i) for i in range(10)]
     streams = Streams({k: stream(v) for k, v in specs.items()})
-    first = streams.peek(cfg.train.n_preview) if task_cls.needs_first_batch else {}
+    first = {k: images(v, max(batch, cfg.train.n_preview)) for k, v in specs.items()}
     task = task_cls(cfg, rt, first)
     task.step(streams)  # warm-up (lazy parts, first-step branches)
     with FlopCounterMode(display=False) as fc:
@@ -325,11 +334,14 @@ def main() -> None:
             k: round(sync[k] / sync["none"] - 1, 4) for k in ("flat", "ddp")
         }
     # Inputs of the scaling model in docs/guides/distributed.md (one step, counted on the CPU).
-    result["model_inputs"] = {
-        "dcgan64": step_flops("dcgan", ["data.source=builtin:mnist"], 4),
-        "cyclegan256_resnet9": step_flops("cyclegan", ["data.root=unused"], 1),
-        "darknet_cifar10": step_flops("darknet-cifar10", [], 8),
-    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for side in ("trainA", "trainB"):
+            _write_images(Path(tmp) / side, 2, 256)
+        result["model_inputs"] = {
+            "dcgan64": step_flops("dcgan", ["data.source=builtin:mnist"], 4),
+            "cyclegan256_resnet9": step_flops("cyclegan", [f"data.root={tmp}"], 1),
+            "darknet_cifar10": step_flops("darknet-cifar10", [], 8),
+        }
     print(json.dumps(result, indent=1))
 
 
