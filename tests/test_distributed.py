@@ -25,6 +25,8 @@ from gankit.config import DataConfig
 from gankit.data.stream import LoaderStream, MemoryStream
 from gankit.errors import ConfigError
 
+from conftest import TINY_CYCLEGAN, write_domains
+
 pytestmark = pytest.mark.skipif(
     not torch.distributed.is_available(), reason="this torch build has no torch.distributed"
 )
@@ -170,7 +172,6 @@ def test_classifier_on_two_processes_equals_one_process(tmp_path):
 def test_cyclegan_trains_under_torchrun(tmp_path):
     """A translation task (four networks, two optimizers, image pools) trains on two ranks,
     which agree (a checkpoint checks the ranks' networks against each other)."""
-    from tests.conftest import TINY_CYCLEGAN, write_domains
 
     root = write_domains(tmp_path / "domains", n=8)
     tiny = [a for a in TINY_CYCLEGAN if not a.startswith("train.batch_size")]
