@@ -1,7 +1,7 @@
 """Training in several processes (``torchrun``): the process group and what ranks must agree on.
 
 A task never sees this module. The loop starts the group from torchrun's environment, the data
-streams take each rank's slice of every global batch, :meth:`Runtime.optimizer_step` averages
+streams take each rank's slice of every global batch, ``tasks.base.optimizer_step`` averages
 gradients, and rank 0 alone writes the run directory. The rules that make N processes give the
 answer of one:
 
@@ -24,9 +24,10 @@ answer of one:
   batch's statistics instead (:class:`SyncBatchNorm`, which unlike ``torch.nn.SyncBatchNorm``
   also runs on the CPU).
 
-The process group uses a file store per restart attempt on one machine (re-using torchrun's
-store after a restart failed 6 of 10 times on the CPU, REFERENCE.md) and ``env://`` across
-machines, each with a bounded wait (``train.dist_timeout``).
+The process group uses a fresh store per restart attempt: a file on one machine, a prefix of
+torchrun's TCP store (``MASTER_ADDR:MASTER_PORT``) across machines (re-using torchrun's store as
+it is after a restart failed 6 of 10 times on the CPU, REFERENCE.md); each waits at most
+``train.dist_timeout``.
 """
 
 from __future__ import annotations
@@ -193,17 +194,6 @@ def rank_rows(draw: Callable[[int], Tensor], n: int) -> Tensor:
     return draw(n * w.size)[w.rank * n : (w.rank + 1) * n]
 
 
-def shard(x: Tensor) -> Tensor:
-    """This rank's equal slice (along dim 0) of a tensor every rank holds in full."""
-    w = _WORLD
-    if w.size == 1:
-        return x
-    if len(x) % w.size:
-        raise ConfigError(f"cannot split {len(x)} rows evenly over {w.size} processes")
-    n = len(x) // w.size
-    return x[w.rank * n : (w.rank + 1) * n]
-
-
 def per_rank(total: int, what: str = "train.batch_size") -> int:
     """``total`` split over the ranks: a ConfigError if it does not divide evenly."""
     w = _WORLD
@@ -289,12 +279,14 @@ def from_main(fn: Callable[[], T]) -> T:
 
 
 def all_gather_rows(x: Tensor) -> Tensor:
-    """Every rank's ``x`` (N_r, ...) concatenated in rank order, on every rank (CPU tensors)."""
+    """Every rank's ``x`` (N_r, ...) concatenated in rank order, on every rank (CPU tensors); a
+    rank with no rows may pass any empty tensor."""
     if _WORLD.size == 1:
         return x
     parts: list[Any] = [None] * _WORLD.size
     dist.all_gather_object(parts, x.cpu())
-    return torch.cat(parts)
+    rows = [p for p in parts if p.numel()]
+    return torch.cat(rows) if rows else x.cpu()
 
 
 def reduce_any(flag: bool) -> bool:
