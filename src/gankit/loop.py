@@ -211,7 +211,11 @@ def train_run(
 
 
 def _attempt_run_dir(
-    cfg: Config, run_dir: str | Path | None, resume: bool, checkpoint: str | None, w
+    cfg: Config,
+    run_dir: str | Path | None,
+    resume: bool,
+    checkpoint: str | None,
+    w: distributed.World,
 ) -> tuple[Path, bool, str | None]:
     """The run directory of this torchrun attempt and whether it resumes.
 
@@ -254,7 +258,7 @@ def _lead(
     resume: bool,
     init_from: str | Path | None,
     checkpoint: str | None,
-    w,
+    w: distributed.World,
 ) -> TrainOutcome:
     """Rank 0 (or the only process): set up the run directory, then train."""
     told = False

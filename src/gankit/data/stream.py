@@ -156,7 +156,9 @@ class _EpochSampler(Sampler[int]):
         return iter(self._order().tolist())
 
     def __len__(self) -> int:
-        return len(self._order())
+        left = self.n - self.start
+        w = world()
+        return left if w.size == 1 else left // self.batch * (self.batch // w.size)
 
 
 class _SkipBad(Dataset):
