@@ -5,6 +5,11 @@ A sample counts as a confidently recognised digit when the judge's softmax is >=
 fraction confident, classes present, the class histogram, and the judge's test accuracy.
 
     python benchmarks/digit_judge.py RUN [--n 1000] [--ema | --no-ema] [--rank-by-d FROM] [--mnist ../shared/datasets/mnist]
+
+A conditional run, judged on the images a user draws with ``gankit sample RUN --class K --n 100
+--individual DIR/K`` for K = 0..9 (the share whose predicted digit is the requested one):
+
+    python benchmarks/digit_judge.py --per-class DIR
 """
 
 from __future__ import annotations
@@ -76,6 +81,43 @@ def get_judge(mnist_root: str) -> tuple[nn.Module, float]:
     return net, acc
 
 
+def read_pngs(folder: Path) -> torch.Tensor:
+    """The PNGs of ``folder`` (sorted) as a (N, 1, H, W) tensor in [-1, 1]."""
+    import numpy as np
+    from PIL import Image
+
+    files = sorted(folder.glob("*.png"))
+    arrays = [np.asarray(Image.open(f).convert("L"), dtype=np.float32) for f in files]
+    return torch.from_numpy(np.stack(arrays)).unsqueeze(1) / 127.5 - 1
+
+
+@torch.no_grad()
+def judge_per_class(net: nn.Module, root: Path) -> dict:
+    """Share of ``root/K/*.png`` the judge reads as digit K (and confidently, p >= 0.9)."""
+    per_class, hits, confident, total = {}, 0, 0, 0
+    for k in range(10):
+        x = read_pngs(root / str(k))
+        if not len(x):
+            raise SystemExit(
+                f"{root / str(k)} holds no PNG: gankit sample RUN --class {k} --individual DIR/{k}"
+            )
+        p = F.softmax(net((x + 1) / 2), 1)
+        conf, cls = p.max(1)
+        right = cls == k
+        per_class[k] = round(right.float().mean().item(), 4)
+        hits, confident, total = (
+            hits + int(right.sum()),
+            confident + int((right & (conf >= 0.9)).sum()),
+            total + len(x),
+        )
+    return {
+        "requested_class_fraction": hits / total,
+        "requested_class_confident_fraction": confident / total,
+        "per_class": per_class,
+        "n": total,
+    }
+
+
 @torch.no_grad()
 def judge(net: nn.Module, images: torch.Tensor) -> dict:
     """images in [-1, 1], (N, 1, H, W) with H 28 or 32 (centre-cropped to 28)."""
@@ -119,6 +161,11 @@ def main() -> None:
     )
     ap.add_argument("--real", action="store_true", help="judge real MNIST test images instead")
     ap.add_argument(
+        "--per-class",
+        metavar="DIR",
+        help="judge DIR/0 ... DIR/9 (gankit sample --class K --individual DIR/K) against K",
+    )
+    ap.add_argument(
         "--mnist", default=str(Path(__file__).resolve().parents[2] / "shared/datasets/mnist")
     )
     a = ap.parse_args()
@@ -127,7 +174,9 @@ def main() -> None:
             f"--rank-by-d {a.rank_by_d} must be at least --n {a.n}: it keeps n of FROM samples"
         )
     net, acc = get_judge(a.mnist)
-    if a.real:
+    if a.per_class:
+        res = judge_per_class(net, Path(a.per_class))
+    elif a.real:
         x, _ = load_mnist(a.mnist, False)
         res = judge(net, x[: a.n] * 2 - 1)
     else:

@@ -20,7 +20,11 @@ def test_recipe_smoke(name, tmp_path):
         )
     if base.task != "gan":
         pytest.skip(f"{name} is a {base.task} recipe: see test_translation_recipe_smoke")
-    write_random_images(tmp_path / "imgs", n=4, size=24, mode="RGB")
+    if base.gan.conditional != "none":  # labels from class sub-folders
+        for name_ in ("a", "b"):
+            write_random_images(tmp_path / "imgs" / name_, n=2, size=24, mode="RGB")
+    else:
+        write_random_images(tmp_path / "imgs", n=4, size=24, mode="RGB")
     overrides = [
         f"data.source=folder:{tmp_path / 'imgs'}",
         "data.workers=0",

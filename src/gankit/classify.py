@@ -16,11 +16,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from gankit.config import Config
 from gankit.data.sources import load_source
 from gankit.data.stream import make_stream
+from gankit.drawing import font as load_font
 from gankit.errors import ConfigError, DataError
 from gankit.lr_find import LRFindResult, lr_find, plot_lr_find
 from gankit.runtime import Runtime
@@ -149,13 +150,6 @@ def evaluate_run(
     )
 
 
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
-        return ImageFont.load_default()
-
-
 def plot_confusion(
     confusion: list[list[int]], classes: list[str], path: str | Path, title: str = ""
 ) -> Path:
@@ -166,7 +160,7 @@ def plot_confusion(
     """
     n = len(confusion)
     cell = max(10, min(56, 720 // max(n, 1)))
-    font, small = _font(16), _font(max(8, min(14, cell // 3)))
+    font, small = load_font(16), load_font(max(8, min(14, cell // 3)))
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     label_w = int(max(probe.textlength(c, font=small) for c in classes)) + 16
     left, top = label_w + 28, label_w + 60

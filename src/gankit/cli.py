@@ -70,9 +70,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+
     from gankit.roles import Critic, Generative
     from gankit.runs import load_role
     from gankit.sampling import (
+        class_index,
         generate,
         rank_by_discriminator,
         resolve_ema,
@@ -89,6 +92,14 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     args.ema = resolve_ema(args.ema, task, args.run)
     if args.bank and args.rank_by_d:
         raise ConfigError("--bank stores the codes of plain samples: leave out --rank-by-d")
+    label = None if args.class_ is None else class_index(task, args.class_)
+    if args.bank and (label is not None or args.noise_std != 1 or args.truncation is not None):
+        raise ConfigError("--bank stores plain codes: leave out --class/--noise-std/--truncation")
+
+    def labels(n: int) -> torch.Tensor | None:
+        return None if label is None else torch.full((n,), label, dtype=torch.long)
+
+    noise = {"noise_std": args.noise_std, "truncation": args.truncation}
     if args.bank:
         from gankit.latent import bank_images_dir, save_bank
 
@@ -104,11 +115,14 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             raise ConfigError(
                 f"--from {args.from_n} must be at least --n {args.n}: rank more samples than you keep"
             )
-        images = rank_by_discriminator(
-            task, generate(task, args.from_n, seed=args.seed, ema=args.ema), args.n
+        pool = generate(
+            task, args.from_n, seed=args.seed, ema=args.ema, labels=labels(args.from_n), **noise
         )
+        images = rank_by_discriminator(task, pool, args.n)
     else:
-        images = generate(task, args.n, seed=args.seed, ema=args.ema)
+        images = generate(
+            task, args.n, seed=args.seed, ema=args.ema, labels=labels(args.n), **noise
+        )
     out = (
         Path(args.out)
         if args.out
@@ -286,6 +300,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="also save the latent codes to FILE and numbered images for gankit arithmetic",
     )
+    p.add_argument(
+        "--class",
+        dest="class_",
+        metavar="K",
+        help="conditional runs: draw this class (a class name or index); default every class in turn",
+    )
+    p.add_argument(
+        "--noise-std",
+        type=float,
+        default=1.0,
+        help="scale the noise by S < 1 for more typical, less varied samples (default 1)",
+    )
+    p.add_argument(
+        "--truncation",
+        type=float,
+        metavar="T",
+        help="truncation trick: redraw noise components beyond +-T (e.g. 0.7; default off)",
+    )
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser(
@@ -376,6 +408,10 @@ def build_parser() -> argparse.ArgumentParser:
     from gankit.viz_cli import add_viz_commands
 
     add_viz_commands(sub)
+
+    from gankit.toy.cli import add_toy_command
+
+    add_toy_command(sub)
 
     p = sub.add_parser(
         "recipes", help="list the built-in recipes", description="List the built-in recipes."

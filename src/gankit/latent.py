@@ -18,10 +18,11 @@ import re
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 from torch import Tensor
 from torchvision.utils import make_grid
 
+from gankit.drawing import font as load_font
 from gankit.errors import ConfigError
 from gankit.roles import Generative
 from gankit.sampling import generate_from, save_individual, seeded_noise
@@ -117,13 +118,6 @@ def bank_images_dir(bank: str | Path) -> Path:
     return bank.parent / f"{bank.stem}-images"
 
 
-def _font(size: int):
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
-        return ImageFont.load_default()
-
-
 def save_index_sheet(images: Tensor, path: str | Path) -> Path:
     """A grid of ``images`` with each one's bank index written in its corner."""
     n, size = images.shape[0], images.shape[-1]
@@ -131,7 +125,7 @@ def save_index_sheet(images: Tensor, path: str | Path) -> Path:
     grid = make_grid(images.float(), nrow=nrow, padding=2, normalize=True, value_range=(-1, 1))
     img = _upscale(_to_pil(grid).convert("RGB"), size)
     k = img.width / grid.shape[-1]
-    draw, font = ImageDraw.Draw(img), _font(12)
+    draw, font = ImageDraw.Draw(img), load_font(12)
     for i in range(n):
         x, y = (2 + (i % nrow) * (size + 2)) * k, (2 + (i // nrow) * (size + 2)) * k
         draw.text(

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
+from gankit.drawing import font as load_font
 from gankit.errors import ConfigError
 
 __all__ = ["LRFindResult", "lr_find", "plot_lr_find"]
@@ -112,13 +113,6 @@ def lr_find(
     return LRFindResult(lrs, losses, raw, suggestion, min_lr, diverged)
 
 
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
-        return ImageFont.load_default()
-
-
 def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     """Round tick values (1, 2 or 5 times a power of ten apart) covering ``[lo, hi]``."""
     span = hi - lo if hi > lo else abs(hi) or 1.0
@@ -145,7 +139,7 @@ def plot_lr_find(
     left, right, top, bottom = 90, 30, 50, 70
     img = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(img)
-    font, small = _font(16), _font(14)
+    font, small = load_font(16), load_font(14)
 
     x_lo, x_hi = math.log10(pts[0][0]), math.log10(pts[-1][0])
     ys = [v for _, v in pts]

@@ -47,30 +47,92 @@ def resolve_ema(requested: bool | None, model: Generative, run: str | Path) -> b
     return model.has_ema if requested is None else requested
 
 
-def seeded_noise(model: Generative, n: int, seed: int = 0, batch_size: int = 256) -> torch.Tensor:
-    """The ``n`` latent codes (on the CPU) that :func:`generate` uses for ``seed``."""
+def seeded_noise(
+    model: Generative,
+    n: int,
+    seed: int = 0,
+    batch_size: int = 256,
+    noise_std: float = 1.0,
+    truncation: float | None = None,
+) -> torch.Tensor:
+    """The ``n`` latent codes (on the CPU) that :func:`generate` uses for ``seed``.
+
+    ``truncation`` T redraws every component with ``|z| > T`` until it falls inside (the
+    truncation trick, Brock et al. 2019, sec. 3.1), trading variety for typical samples;
+    ``noise_std`` S then scales the codes (``gankit sample --noise-std``: the seed notes' sampling
+    at a smaller noise scale, a cruder form of the same trade). Both keep ``seed``'s codes
+    otherwise unchanged, so a grid at T or S shows the same samples as at full variety.
+    """
+    if noise_std <= 0:
+        raise ConfigError(f"--noise-std {noise_std:g} must be positive (1 = the trained noise)")
+    if truncation is not None and truncation <= 0:
+        raise ConfigError(f"--truncation {truncation:g} must be positive, e.g. 0.7")
     gen = torch.Generator().manual_seed(seed)
     chunks = [
         model.noise(min(batch_size, n - start), generator=gen).cpu()
         for start in range(0, n, batch_size)
     ]
-    return torch.cat(chunks)
+    z = torch.cat(chunks)
+    if truncation is not None:
+        for _ in range(1000):
+            outside = z.abs() > truncation
+            if not outside.any():
+                break
+            redraw = model.noise(len(z), generator=gen).cpu()
+            z = torch.where(outside, redraw, z)
+        else:
+            raise ConfigError(f"--truncation {truncation:g} is too small for this noise: raise it")
+    return z * noise_std
 
 
 @torch.no_grad()
 def generate_from(
-    model: Generative, z: torch.Tensor, ema: bool = True, batch_size: int = 256
+    model: Generative,
+    z: torch.Tensor,
+    ema: bool = True,
+    batch_size: int = 256,
+    labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Images in [-1, 1] (on the CPU) from the latent codes ``z``."""
-    return torch.cat([model.sample(chunk, ema=ema).cpu() for chunk in z.split(batch_size)])
+    """Images in [-1, 1] (on the CPU) from the latent codes ``z`` (and class ``labels``)."""
+    if labels is None:
+        return torch.cat([model.sample(chunk, ema=ema).cpu() for chunk in z.split(batch_size)])
+    return torch.cat(
+        [
+            model.sample(chunk, labels=y, ema=ema).cpu()
+            for chunk, y in zip(z.split(batch_size), labels.split(batch_size), strict=True)
+        ]
+    )
 
 
 @torch.no_grad()
 def generate(
-    model: Generative, n: int, seed: int = 0, ema: bool = True, batch_size: int = 256
+    model: Generative,
+    n: int,
+    seed: int = 0,
+    ema: bool = True,
+    batch_size: int = 256,
+    labels: torch.Tensor | None = None,
+    noise_std: float = 1.0,
+    truncation: float | None = None,
 ) -> torch.Tensor:
-    """``n`` images in [-1, 1] (on the CPU) from seeded noise."""
-    return generate_from(model, seeded_noise(model, n, seed, batch_size), ema, batch_size)
+    """``n`` images in [-1, 1] (on the CPU) from seeded noise (see :func:`seeded_noise`)."""
+    z = seeded_noise(model, n, seed, batch_size, noise_std, truncation)
+    return generate_from(model, z, ema, batch_size, labels)
+
+
+def class_index(model: Generative, name: str) -> int:
+    """The label of ``--class NAME``: a class name of the run or an index into its classes."""
+    classes = getattr(model, "classes", None)
+    if not classes:
+        raise ConfigError("--class: this run is unconditional (train with gan.conditional=...)")
+    if name in classes:
+        return list(classes).index(name)
+    if name.isdigit() and int(name) < len(classes):
+        return int(name)
+    shown = ", ".join(classes[:12]) + (" ..." if len(classes) > 12 else "")
+    raise ConfigError(
+        f"--class {name!r}: choose a class of this run ({shown}) or an index 0..{len(classes) - 1}"
+    )
 
 
 @torch.no_grad()

@@ -229,7 +229,7 @@ def class_folder_files(path: str | Path, split: str) -> tuple[list[Path], list[i
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
         raise DataError(
-            f"{root} has no class sub-folders: a classifier reads PATH/<class>/*.jpg, or "
+            f"{root} has no class sub-folders: labels come from PATH/<class>/*.jpg, or "
             "PATH/train/<class>/*.jpg and PATH/test/<class>/*.jpg"
         )
     per_class = [scan_images(root / c) for c in classes]

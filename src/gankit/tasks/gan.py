@@ -13,26 +13,39 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
 from gankit.augment import DIFF_AUGMENTS, diff_augment
 from gankit.config import Config, OptimConfig
+from gankit.data.stream import to_unit
 from gankit.distributed import rank_rows
 from gankit.errors import ConfigError
 from gankit.nets import build_net
+from gankit.nets.conditional import ConditionalGenerator, LabelDiscriminator, feature_dim
 from gankit.objectives import OBJECTIVES, gradient_penalty
 from gankit.roles import Critic, Generative
 from gankit.runtime import Runtime
 from gankit.schedules import FactorSchedule, check_decay_start, decay_after
+from gankit.stabilisers.matching import feature_matching_loss, last_layer, penultimate
+from gankit.stabilisers.minibatch import (
+    BatchAwareDiscriminator,
+    MinibatchDiscrimination,
+    MinibatchStdDev,
+)
+from gankit.stabilisers.noise import instance_noise_std
+from gankit.stabilisers.vbn import VirtualBatchNormNet, convert_batchnorm
 from gankit.tasks.base import (
     Streams,
+    StreamSpec,
     Task,
     TaskInfo,
     make_optimizer,
@@ -67,6 +80,32 @@ class GanOptions:
     """DiffAugment policy for D's inputs, real and fake alike: translation, cutout, flip (Zhao et al. 2020)."""
     lr_decay_start: float | None = None
     """Fraction of train.steps after which both learning rates fall linearly to 0; None = constant."""
+    conditional: Literal["none", "concat", "projection", "acgan"] = "none"
+    """Class-conditional GAN on the data's labels: G joins a label embedding to z; D takes the label
+    as input channels (concat, Mirza & Osindero 2014), by projection (Miyato & Koyama 2018) or
+    through an auxiliary classifier (acgan, Odena et al. 2017)."""
+    aux_weight: float = 1.0
+    """acgan: weight of the class log-likelihood terms of both losses."""
+    embed_dim: int = 0
+    """Size of G's label embedding; 0 = the number of classes."""
+    classes: tuple[str, ...] | None = None
+    """Class names of a conditional GAN; null = read from the data at the start."""
+    feature_matching: bool = False
+    """G matches the mean of D's last hidden features on real images instead of the objective's
+    G loss (Salimans et al. 2016, sec. 3.1)."""
+    instance_noise: float = 0.0
+    """Std of Gaussian noise on every input of D, annealed linearly to 0 over train.steps."""
+    minibatch: int = 0
+    """Minibatch-discrimination kernels (of 5 dims) before D's output (Salimans et al. 2016); 0 = off."""
+    mbstd: bool = False
+    """A minibatch-standard-deviation feature before D's output (Karras et al. 2018)."""
+    vbn: bool = False
+    """Virtual batch norm: G's BatchNorm layers normalise by a fixed reference batch of 64 noise
+    vectors, saved with G (Salimans et al. 2016, sec. 3.4)."""
+
+
+VBN_REFERENCE = 64
+"""Noise vectors in virtual batch norm's reference batch (gan.vbn)."""
 
 
 def critic_steps(cfg_d_steps: int, schedule: str, g_step: int) -> int:
@@ -162,10 +201,15 @@ class GANModel:
         fixed_z: Tensor,
         device: torch.device,
         autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+        classes: tuple[str, ...] | None = None,
+        conditional: str = "none",
     ) -> None:
         self.G, self.D, self.ema, self.nz, self.noise_kind = G, D, ema, nz, noise
         self.fixed_z, self.device, self._autocast = fixed_z, device, autocast
         self.has_ema = ema is not None
+        self.classes = tuple(classes) if classes else None
+        """Class names of a conditional GAN (labels are their indices); None = unconditional."""
+        self.conditional = conditional
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Latent codes: N(0, I), or U[-1, 1) with gan.noise=uniform (cs231n)."""
@@ -183,19 +227,42 @@ class GANModel:
             return self.ema.module
         return self.G
 
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes) if self.classes else 0
+
+    def default_labels(self, n: int) -> Tensor:
+        """Labels 0, 1, ..., K-1, 0, 1, ...: every class equally often (conditional GANs)."""
+        return torch.arange(n, device=self.device) % self.num_classes
+
     @torch.no_grad()
     def sample(
         self, z: Tensor | None = None, labels: Tensor | None = None, ema: bool = True
     ) -> Tensor:
-        """Images in [-1, 1] from ``z`` (default: the fixed preview noise), in eval mode."""
-        if labels is not None:
+        """Images in [-1, 1] from ``z`` (default: the fixed preview noise), in eval mode.
+
+        A conditional GAN draws class ``labels[i]`` for ``z[i]`` (default: every class in turn,
+        :meth:`default_labels`); an unconditional one refuses labels.
+        """
+        z = self.fixed_z if z is None else z.to(self.device)
+        args: tuple[Tensor, ...] = (z,)
+        if self.classes:
+            y = self.default_labels(len(z)) if labels is None else labels.to(self.device)
+            if len(y) != len(z) or (
+                len(y) and not 0 <= int(y.min()) <= int(y.max()) < self.num_classes
+            ):
+                raise ConfigError(
+                    f"labels must be {len(z)} class indices in 0..{self.num_classes - 1}"
+                )
+            args = (z, y.long())
+        elif labels is not None:
             raise ConfigError("this GAN is unconditional: it takes no labels")
         net = self.generator(ema)
         was_training = net.training
         net.eval()
         try:
             with self._autocast():
-                out = net(self.fixed_z if z is None else z.to(self.device))
+                out = net(*args)
         finally:
             net.train(was_training)
         return out.float()
@@ -207,10 +274,16 @@ class GANModel:
             raise ConfigError(
                 "this generator was exported without its discriminator: rank with the run directory"
             )
+        if self.conditional in ("concat", "projection"):
+            raise ConfigError(
+                f"this GAN's discriminator (gan.conditional={self.conditional}) scores an image "
+                "only together with its label: ranking by D needs an unconditional or acgan run"
+            )
         was_training = self.D.training
         self.D.eval()
         try:
-            return self.D(images.to(self.device)).float().cpu()
+            out = self.D(images.to(self.device))
+            return (out[0] if isinstance(out, tuple) else out).float().cpu()
         finally:
             self.D.train(was_training)
 
@@ -222,7 +295,16 @@ class GANTask(Task):
     Options = GanOptions
     networks = {"G": ("generator", "dcgan"), "D": ("discriminator", "dcgan")}
     optimizers = {"G": OptimConfig(), "D": OptimConfig()}
-    structural = ("gan.noise", "train.n_preview")
+    structural = (
+        "gan.noise",
+        "train.n_preview",
+        "gan.conditional",
+        "gan.classes",
+        "gan.embed_dim",
+        "gan.minibatch",
+        "gan.mbstd",
+        "gan.vbn",
+    )
     roles = (Generative, Critic)
 
     # --- declarations -------------------------------------------------------------------------
@@ -248,6 +330,44 @@ class GANTask(Task):
         check_decay_start(gan.lr_decay_start, "gan.lr_decay_start")
         if not 0 <= gan.ema < 1:
             raise ConfigError(f"gan.ema={gan.ema} must be in [0, 1), e.g. 0.999; 0 turns it off")
+        if gan.embed_dim < 0 or gan.aux_weight < 0:
+            raise ConfigError("gan.embed_dim and gan.aux_weight must be >= 0")
+        if gan.minibatch < 0 or gan.instance_noise < 0:
+            raise ConfigError("gan.minibatch and gan.instance_noise must be >= 0 (0 = off)")
+        if gan.minibatch and gan.mbstd:
+            raise ConfigError("choose one of gan.minibatch and gan.mbstd")
+        if gan.vbn and gan.conditional != "none":
+            raise ConfigError(
+                "gan.vbn works with unconditional generators: set gan.conditional=none"
+            )
+
+    @classmethod
+    def streams(cls, cfg: Config) -> dict[str, StreamSpec]:
+        if cfg.gan.conditional == "none":
+            return {"real": StreamSpec(cfg.data)}
+        return {"labelled": StreamSpec(cfg.data, labels=True)}
+
+    @classmethod
+    def resolve(cls, cfg: Config, data: dict[str, Any]) -> None:
+        """A conditional GAN's class names from the data (checked against a resumed run's)."""
+        if cfg.gan.conditional == "none":
+            return
+        labelled = data["labelled"]
+        if labelled.labels is None or not len(labelled.labels):
+            raise ConfigError(
+                f"gan.conditional={cfg.gan.conditional} needs labels: {cfg.data.source} has none "
+                "(use mnist, fashion, cifar10, builtin:mnist or folder:PATH with one sub-folder "
+                "per class)"
+            )
+        top = int(labelled.labels.max()) + 1
+        found = tuple(labelled.classes) if labelled.classes else tuple(str(k) for k in range(top))
+        if cfg.gan.classes is None:
+            cfg.gan.classes = found
+        elif tuple(cfg.gan.classes) != found:
+            raise ConfigError(
+                f"{cfg.data.source} has classes {', '.join(found)}, but this run was trained on "
+                f"{', '.join(cfg.gan.classes)}"
+            )
 
     @classmethod
     def batches_per_step(cls, cfg: Config) -> int:
@@ -263,11 +383,40 @@ class GANTask(Task):
 
     @classmethod
     def build_nets(cls, cfg: Config) -> tuple[nn.Module, nn.Module]:
-        size, ch = cfg.data.image_size, cfg.data.channels
-        return (
-            build_net("generator", cfg.nets["G"], size, ch),
-            build_net("discriminator", cfg.nets["D"], size, ch),
+        size, ch, gan = cfg.data.image_size, cfg.data.channels, cfg.gan
+        if gan.conditional == "none":
+            G = build_net("generator", cfg.nets["G"], size, ch)
+            if gan.vbn:
+                G = convert_batchnorm(G)
+                try:
+                    G = VirtualBatchNormNet(G, torch.zeros(VBN_REFERENCE, cfg.nets["G"].nz))
+                except ValueError:
+                    raise ConfigError(
+                        f"gan.vbn: nets.G (arch {cfg.nets['G'].arch}) has no BatchNorm layer"
+                    ) from None
+            return G, cls._batch_aware(build_net("discriminator", cfg.nets["D"], size, ch), cfg, ch)
+        if not gan.classes:
+            raise ConfigError("gan.classes is unknown: let training read it from the data")
+        k = len(gan.classes)
+        embed = gan.embed_dim or k
+        g_opts = dataclasses.replace(cfg.nets["G"], nz=cfg.nets["G"].nz + embed)
+        G = ConditionalGenerator(build_net("generator", g_opts, size, ch), k, embed)
+        d_in = ch + k if gan.conditional == "concat" else ch
+        base = cls._batch_aware(build_net("discriminator", cfg.nets["D"], size, d_in), cfg, d_in)
+        dim = 0 if gan.conditional == "concat" else feature_dim(base, ch, size)
+        return G, LabelDiscriminator(base, gan.conditional, k, dim)
+
+    @staticmethod
+    def _batch_aware(D: nn.Module, cfg: Config, channels: int) -> nn.Module:
+        """``D`` with gan.minibatch or gan.mbstd before a new output layer (else ``D`` itself)."""
+        gan, size = cfg.gan, cfg.data.image_size
+        if not (gan.minibatch or gan.mbstd):
+            return D
+        dim = feature_dim(D, channels, size)
+        layer = (
+            MinibatchDiscrimination(dim, gan.minibatch, 5) if gan.minibatch else MinibatchStdDev()
         )
+        return BatchAwareDiscriminator(D, layer, dim)
 
     @classmethod
     def load_model(cls, cfg: Config, parts: dict[str, Any], device: torch.device) -> GANModel:
@@ -282,7 +431,18 @@ class GANTask(Task):
         fixed_z = parts["buffers"]["fixed_z"].to(device)
         G.to(device).eval()
         D.to(device).eval()
-        return GANModel(G, D, ema, cfg.nets["G"].nz, cfg.gan.noise, fixed_z, device)
+        g = cfg.gan
+        return GANModel(
+            G,
+            D,
+            ema,
+            cfg.nets["G"].nz,
+            g.noise,
+            fixed_z,
+            device,
+            classes=g.classes if g.conditional != "none" else None,
+            conditional=g.conditional,
+        )
 
     # --- building -----------------------------------------------------------------------------
 
@@ -301,11 +461,26 @@ class GANTask(Task):
             )
         self.g_step = torch.zeros((), dtype=torch.int64)  # a buffer, so it is checkpointed
         nz = cfg.nets["G"].nz
+        conditional = cfg.gan.conditional
         self.model = GANModel(
-            self.G, self.D, self.ema, nz, cfg.gan.noise, torch.empty(0), rt.device, rt.autocast
+            self.G,
+            self.D,
+            self.ema,
+            nz,
+            cfg.gan.noise,
+            torch.empty(0),
+            rt.device,
+            rt.autocast,
+            classes=cfg.gan.classes if conditional != "none" else None,
+            conditional=conditional,
         )
         gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.model.fixed_z = self.model.noise(cfg.train.n_preview, generator=gen)
+        if isinstance(self.G, VirtualBatchNormNet):  # the reference batch, fixed once
+            ref = torch.Generator().manual_seed(cfg.seed + 3)
+            self.G.reference.copy_(self.model.noise(VBN_REFERENCE, generator=ref))
+        D = self.D.base if isinstance(self.D, LabelDiscriminator) else self.D
+        self._feature_layer = last_layer(D)
         self.parts.nets = {"G": self.G, "D": self.D}
         self.parts.optims = {"G": self.opt_g, "D": self.opt_d}
         self.parts.scheds = {
@@ -319,7 +494,7 @@ class GANTask(Task):
             nan_advice="lower the learning rates or try gan.loss=wgan-gp / nets.D.norm=spectral",
             probabilities=self.objective.probability,
             health_advice=gan_advice(cfg),
-            diversity_row="fake",
+            diversity_row="fake" if conditional == "none" else self._row_names()[0],
         )
 
     def _lr_factor(self, step: int) -> float:
@@ -337,34 +512,99 @@ class GANTask(Task):
     def generative(self) -> GANModel:
         return self.model
 
+    def _row_names(self) -> list[str]:
+        return [f"class {name}" for name in self.model.classes or ()]
+
     def previews(self) -> dict[str, Tensor]:
-        return {"fake": self.model.sample()}
+        """``fake``; a conditional GAN: one row per class, the same noise in every row."""
+        if not self.model.classes:
+            return {"fake": self.model.sample()}
+        k = self.model.num_classes
+        z = self.model.fixed_z[: max(1, len(self.model.fixed_z) // k)]
+        return {
+            name: self.model.sample(z, torch.full((len(z),), c, dtype=torch.long))
+            for c, name in enumerate(self._row_names())
+        }
 
     # --- training -----------------------------------------------------------------------------
 
     def augment(self, x: Tensor) -> Tensor:
-        """DiffAugment of D's input (identity without gan.augment)."""
-        return diff_augment(x, self.cfg.gan.augment)
+        """DiffAugment of D's input, then instance noise (identity without either)."""
+        gan = self.cfg.gan
+        x = diff_augment(x, gan.augment)
+        std = instance_noise_std(gan.instance_noise, int(self.g_step), self.cfg.train.steps)
+        if std > 0:
+            shape, device, dtype = x.shape[1:], x.device, x.dtype
+            noise = rank_rows(lambda n: torch.randn(n, *shape, device=device, dtype=dtype), len(x))
+            x = x + std * noise
+        return x
+
+    def _real(self, batch: Any) -> tuple[Tensor, Tensor | None]:
+        """Real images in [-1, 1] (and labels, from a labelled stream), in the run's layout."""
+        x, y = (to_unit(batch[0]), batch[1]) if isinstance(batch, tuple | list) else (batch, None)
+        return x.contiguous(memory_format=self.rt.memory_format), y
+
+    def _fake_labels(self, n: int) -> Tensor:
+        """Uniform class labels for this rank's rows of the global batch."""
+        k, device = self.model.num_classes, self.rt.device
+        return rank_rows(lambda rows: torch.randint(k, (rows,), device=device), n)
+
+    def _generate(self, z: Tensor, y: Tensor | None) -> Tensor:
+        return self.g(z) if y is None else self.g(z, y)
+
+    def _discriminate(
+        self, x: Tensor, y: Tensor | None, compiled: bool = True
+    ) -> tuple[Tensor, Tensor | None]:
+        """D's logits (float) and, for AC-GAN, its class logits."""
+        d = self.d if compiled else self.D
+        if y is None:
+            return d(x).float(), None
+        logits, aux = d(x, y)
+        return logits.float(), None if aux is None else aux.float()
+
+    def _feature_matching(
+        self, real: Tensor, y_real: Tensor | None, fake: Tensor, y_fake: Tensor | None
+    ) -> tuple[Tensor, Tensor | None]:
+        """‖E f(real) − E f(fake)‖² on the input of D's output layer (and AC-GAN's class logits)."""
+        layer = self._feature_layer
+        with torch.no_grad():
+            _, f_real = penultimate(
+                lambda x: self._discriminate(x, y_real, compiled=False), self.augment(real), layer
+            )
+        (_, aux), f_fake = penultimate(
+            lambda x: self._discriminate(x, y_fake, compiled=False), self.augment(fake), layer
+        )
+        return feature_matching_loss(f_real.float(), f_fake.float()), aux
 
     def step(self, batches: Streams) -> dict[str, Tensor]:
         """One generator update after its critic updates; returns detached scalar tensors."""
         gan, obj = self.cfg.gan, self.objective
         n_critic = critic_steps(gan.d_steps, gan.d_schedule, int(self.g_step))
-        real_stream = batches["real"]
+        conditional = self.model.classes is not None
+        real_stream = batches["labelled" if conditional else "real"]
         out: dict[str, Tensor] = {}
         for k in range(n_critic):
             last = k == n_critic - 1
-            real = next(real_stream).contiguous(memory_format=self.rt.memory_format)
+            real, y_real = self._real(next(real_stream))
             z = rank_rows(self.model.noise, len(real))  # this rank's rows of the global noise
+            y_fake = self._fake_labels(len(real)) if conditional else None
             with torch.set_grad_enabled(last), self.rt.autocast():
-                fake = self.g(z)  # kept with its graph on the last critic step, for the G update
+                fake = self._generate(z, y_fake)  # kept with its graph on the last critic step
             with self.rt.autocast():
-                real_logits = self.d(self.augment(real)).float()
-                fake_logits = self.d(self.augment(fake.detach())).float()
+                real_logits, real_aux = self._discriminate(self.augment(real), y_real)
+                fake_logits, fake_aux = self._discriminate(self.augment(fake.detach()), y_fake)
             loss_d = obj.d_loss(real_logits, fake_logits, gan.label_smoothing)
+            if real_aux is not None:  # AC-GAN: D also learns the class of both
+                aux = F.cross_entropy(real_aux, y_real) + F.cross_entropy(fake_aux, y_fake)
+                loss_d = loss_d + gan.aux_weight * aux
+                out["aux_d"] = aux.detach()
             if self.gp_weight:
                 # Double backward stays outside autocast/compile (see REFERENCE.md pitfalls).
-                gp = gradient_penalty(self.D, real.float(), fake.detach().float())
+                gp = gradient_penalty(
+                    lambda x, y=y_real: self._discriminate(x, y, compiled=False)[0],
+                    real.float(),
+                    fake.detach().float(),
+                )
                 loss_d = loss_d + self.gp_weight * gp
                 out["gp"] = gp.detach()
             optimizer_step(loss_d, self.opt_d, self.scaler_d)
@@ -375,8 +615,15 @@ class GANTask(Task):
 
         requires_grad([self.D], False)  # no D gradients are needed for the G update
         with self.rt.autocast():
-            gen_logits = self.d(self.augment(fake)).float()
-        loss_g = obj.g_loss(gen_logits)
+            if gan.feature_matching:
+                loss_g, gen_aux = self._feature_matching(real, y_real, fake, y_fake)
+            else:
+                gen_logits, gen_aux = self._discriminate(self.augment(fake), y_fake)
+                loss_g = obj.g_loss(gen_logits)
+        if gen_aux is not None:
+            aux_g = F.cross_entropy(gen_aux, y_fake)
+            loss_g = loss_g + gan.aux_weight * aux_g
+            out["aux_g"] = aux_g.detach()
         optimizer_step(loss_g, self.opt_g, self.scaler_g)
         requires_grad([self.D], True)
 

@@ -1,0 +1,156 @@
+"""Class-conditional GANs: the wrappers, training on labelled data, sampling one class."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from gankit.cli import main
+from gankit.errors import ConfigError
+from gankit.nets import build_net, entry
+from gankit.nets.conditional import ConditionalGenerator, LabelDiscriminator, feature_dim
+from gankit.runs import load_run
+from gankit.sampling import class_index, generate, seeded_noise
+
+from conftest import TINY
+
+
+def _opts(kind: str, arch: str, **kw):
+    return entry(kind, arch).options(arch=arch, **kw)
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "mnist-dc", "mlp"])
+def test_a_conditional_generator_changes_with_the_label_and_not_otherwise(arch):
+    size = 28 if arch == "mnist-dc" else 16
+    kw = (
+        {"nz": 8 + 10}
+        | ({"ngf": 4} if arch == "dcgan" else {})
+        | ({"hidden": 16} if arch == "mlp" else {})
+    )
+    torch.manual_seed(0)
+    G = ConditionalGenerator(
+        build_net("generator", _opts("generator", arch, **kw), size, 1), 10, 10
+    )
+    G.eval()
+    z = torch.randn(1, 8).repeat(3, 1)
+    out = G(z, torch.tensor([3, 3, 7]))
+    assert out.shape == (3, 1, size, size)
+    torch.testing.assert_close(out[0], out[1])  # same z, same label: same image
+    assert (out[0] - out[2]).abs().max() > 0.05 * out.abs().max()  # other label: other image
+
+
+@pytest.mark.parametrize("mode", ["concat", "projection", "acgan"])
+@pytest.mark.parametrize("arch", ["dcgan", "mnist-dc", "mlp"])
+def test_label_discriminators_on_every_family(arch, mode):
+    size = 28 if arch == "mnist-dc" else 16
+    kw = {"ndf": 4} if arch == "dcgan" else {"hidden": 16} if arch == "mlp" else {}
+    base = build_net(
+        "discriminator", _opts("discriminator", arch, **kw), size, 1 + 10 * (mode == "concat")
+    )
+    dim = 0 if mode == "concat" else feature_dim(base, 1, size)
+    D = LabelDiscriminator(base, mode, 10, dim)
+    x, y = torch.randn(4, 1, size, size), torch.tensor([0, 1, 2, 9])
+    logits, aux = D(x, y)
+    assert logits.shape == (4,)
+    assert (aux is None) == (mode != "acgan")
+    if mode == "acgan":
+        assert aux.shape == (4, 10)
+    if mode != "acgan":  # the label changes the score
+        other, _ = D(x, torch.tensor([5, 5, 5, 5]))
+        assert not torch.allclose(logits, other)
+
+
+def test_projection_is_the_unconditional_score_plus_the_inner_product():
+    torch.manual_seed(0)
+    base = build_net("discriminator", _opts("discriminator", "mlp", hidden=16), 8, 1)
+    D = LabelDiscriminator(base, "projection", 3, feature_dim(base, 1, 8))
+    x, y = torch.randn(5, 1, 8, 8), torch.tensor([0, 1, 2, 1, 0])
+    phi = base.net[:-1](x)
+    expect = base(x) + (D.embed.weight[y] * phi).sum(1)
+    torch.testing.assert_close(D(x, y)[0], expect)
+
+
+COND = [*TINY, "data.source=builtin:mnist", "train.steps=3", "train.n_preview=20"]
+
+
+@pytest.fixture(scope="module")
+def cond_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cgan") / "run"
+    assert main(["train", *COND, "gan.conditional=projection", "--out", str(out)]) == 0
+    return out
+
+
+def test_a_conditional_run_previews_one_row_per_class_and_samples_one_class(
+    cond_run, tmp_path, capsys
+):
+    loaded = load_run(cond_run)
+    model = loaded.model
+    assert model.classes == tuple(str(k) for k in range(10))
+    assert loaded.cfg.gan.classes == model.classes
+    preview = sorted((cond_run / "samples").glob("step-*.png"))[-1]
+    w, h = Image.open(preview).size
+    assert h == 10 * (16 + 2) + 2 and w == 2 * (16 + 2) + 2  # 10 rows of 20 // 10 = 2 images
+    # --class K gives the same images as generate() with labels K, and other ones than K'
+    out = tmp_path / "ones"
+    assert (
+        main(["sample", str(cond_run), "--class", "1", "--n", "6", "--individual", str(out)]) == 0
+    )
+    assert len(list(out.glob("*.png"))) == 6
+    ones = generate(model, 6, labels=torch.full((6,), 1))
+    sevens = generate(model, 6, labels=torch.full((6,), 7))
+    assert (ones - sevens).abs().max() > 1e-3
+    assert main(["sample", str(cond_run), "--class", "eleven"]) == 2
+    assert "--class 'eleven'" in capsys.readouterr().err
+    assert main(["sample", str(cond_run), "--rank-by-d", "--n", "2", "--from", "4"]) == 2
+    assert "label" in capsys.readouterr().err
+
+
+def test_class_names_and_refusals(tmp_path, capsys):
+    class Uncond:
+        classes = None
+
+    with pytest.raises(ConfigError, match="unconditional"):
+        class_index(Uncond(), "3")
+
+    class Named:
+        classes = ("cat", "dog")
+
+    assert class_index(Named(), "dog") == 1 and class_index(Named(), "0") == 0
+    # a source without labels
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    from conftest import write_random_images
+
+    write_random_images(folder, 8, 16)
+    argv = ["train", *TINY, f"data.source=folder:{folder}", "gan.conditional=concat"]
+    assert main([*argv, "train.steps=1", "--out", str(tmp_path / "r")]) == 2
+    assert "has no class sub-folders: labels come from" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode", ["concat", "acgan"])
+def test_other_conditionings_train_and_resume(mode, tmp_path):
+    out = tmp_path / mode
+    assert main(["train", *COND, f"gan.conditional={mode}", "--out", str(out)]) == 0
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    keys = set().union(*metrics)
+    assert ("aux_d" in keys) == (mode == "acgan")
+    assert main(["train", "--resume", str(out), "train.steps=5"]) == 0
+    assert load_run(out).step == 5
+
+
+def test_truncation_and_noise_scale():
+    class M:
+        def noise(self, n, generator=None):
+            return torch.randn(n, 16, generator=generator)
+
+    z = seeded_noise(M(), 500, seed=1)
+    t = seeded_noise(M(), 500, seed=1, truncation=0.5)
+    assert t.abs().max() <= 0.5
+    inside = z.abs() <= 0.5
+    torch.testing.assert_close(t[inside], z[inside])  # codes inside the bound are kept
+    torch.testing.assert_close(seeded_noise(M(), 500, seed=1, noise_std=0.3), 0.3 * z)
+    with pytest.raises(ConfigError, match="noise-std"):
+        seeded_noise(M(), 5, noise_std=0)
