@@ -21,8 +21,9 @@ from gankit.toy.cli import summarise
 from gankit.toy.lab import ToyOptions, train_toy
 
 GUIDE = {"lr_d": 1e-3, "lr_g": 1e-3, "lr_decay": 0.5}
-"""The guide's settings: the unrolled-GAN demo's nets, batch and Adam, D's learning rate raised to
-G's (1e-3) and both decayed linearly to 0 over the second half (see docs/guides/stabilisation.md)."""
+"""The guide's settings, also the lab's defaults: the unrolled-GAN demo's nets, batch and Adam, D's
+learning rate raised to G's (1e-3) and both decayed linearly to 0 over the second half (see
+docs/guides/stabilisation.md)."""
 
 ROWS = {
     "plain": {},

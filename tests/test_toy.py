@@ -104,10 +104,12 @@ def test_the_command_writes_pictures_and_scores(tmp_path, capsys):
     out = tmp_path / "lab"
     argv = ["toy", "ring8", "--seeds", "2", "--steps", "4", "--batch", "16", "--nz", "4"]
     argv += ["--hidden", "8", "--snapshot-every", "2", "--n-eval", "50", "--unroll", "1"]
+    argv += ["--lr-decay", "none"]
     assert main([*argv, "--out", str(out)]) == 0
     scores = json.loads((out / "scores.json").read_text())
     assert scores["summary"]["seeds"] == 2 and len(scores["runs"]) == 2
     assert scores["runs"][0]["options"]["unroll"] == 1
+    assert scores["runs"][0]["options"]["lr_decay"] is None  # "none": constant learning rates
     for seed in (0, 1):
         assert Image.open(out / f"seed{seed}.png").size[0] > 0
         gif = Image.open(out / f"seed{seed}.gif")

@@ -38,10 +38,10 @@ def add_toy_command(sub) -> None:
         if f.name == "lr_decay":
             p.add_argument(
                 flag,
-                type=float,
-                default=None,
-                help="fraction of the steps after "
-                "which both learning rates fall linearly to 0 (default: constant)",
+                type=_fraction_or_none,
+                default=default,
+                help="fraction of the steps after which both learning rates fall linearly to 0 "
+                f"(default {default}; none = constant)",
             )
         elif isinstance(default, bool):
             p.add_argument(flag, action="store_true", help=_doc(f.name))
@@ -50,6 +50,10 @@ def add_toy_command(sub) -> None:
                 flag, type=type(default), default=default, help=f"{_doc(f.name)}(default {default})"
             )
     p.set_defaults(func=run_toy_command)
+
+
+def _fraction_or_none(value: str) -> float | None:
+    return None if value.lower() in ("none", "off", "null") else float(value)
 
 
 def _doc(name: str) -> str:

@@ -1,0 +1,209 @@
+"""The GAN's networks as a run holds them, and the model the commands sample from.
+
+:func:`build_gan_nets` turns ``nets.G``/``nets.D`` and the ``gan`` switches into modules;
+:class:`GANModel` wraps a generator (its EMA) and discriminator for sampling
+(:class:`~gankit.roles.Generative`, :class:`~gankit.roles.Critic`), shared with the task during
+training and rebuilt in fp32 from a checkpoint by ``GANTask.load_model``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel
+
+from gankit.config import Config
+from gankit.errors import ConfigError
+from gankit.nets import build_net
+from gankit.nets.conditional import ConditionalGenerator, LabelDiscriminator, feature_dim
+from gankit.stabilisers.minibatch import (
+    BatchAwareDiscriminator,
+    MinibatchDiscrimination,
+    MinibatchStdDev,
+)
+from gankit.stabilisers.vbn import VirtualBatchNormNet, convert_batchnorm
+
+VBN_REFERENCE = 64
+"""Noise vectors in virtual batch norm's reference batch (gan.vbn)."""
+
+
+def build_gan_nets(cfg: Config) -> tuple[nn.Module, nn.Module]:
+    """G and D of ``cfg``: the registry's nets, made conditional (gan.conditional), batch-aware
+    (gan.minibatch, gan.mbstd) or virtually batch-normalised (gan.vbn) as the config asks."""
+    size, ch, gan = cfg.data.image_size, cfg.data.channels, cfg.gan
+    if gan.conditional == "none":
+        G = build_net("generator", cfg.nets["G"], size, ch)
+        if gan.vbn:
+            G = convert_batchnorm(G)
+            try:
+                G = VirtualBatchNormNet(G, torch.zeros(VBN_REFERENCE, cfg.nets["G"].nz))
+            except ValueError:
+                raise ConfigError(
+                    f"gan.vbn: nets.G (arch {cfg.nets['G'].arch}) has no BatchNorm layer"
+                ) from None
+        return G, _batch_aware(build_net("discriminator", cfg.nets["D"], size, ch), cfg, ch)
+    if not gan.classes:
+        raise ConfigError("gan.classes is unknown: let training read it from the data")
+    k = len(gan.classes)
+    embed = gan.embed_dim or k
+    g_opts = dataclasses.replace(cfg.nets["G"], nz=cfg.nets["G"].nz + embed)
+    G = ConditionalGenerator(build_net("generator", g_opts, size, ch), k, embed)
+    d_in = ch + k if gan.conditional == "concat" else ch
+    base = _batch_aware(build_net("discriminator", cfg.nets["D"], size, d_in), cfg, d_in)
+    dim = 0 if gan.conditional == "concat" else feature_dim(base, ch, size)
+    return G, LabelDiscriminator(base, gan.conditional, k, dim)
+
+
+def _batch_aware(D: nn.Module, cfg: Config, channels: int) -> nn.Module:
+    """``D`` with gan.minibatch or gan.mbstd before a new output layer (else ``D`` itself)."""
+    gan, size = cfg.gan, cfg.data.image_size
+    if not (gan.minibatch or gan.mbstd):
+        return D
+    dim = feature_dim(D, channels, size)
+    layer = MinibatchDiscrimination(dim, gan.minibatch, 5) if gan.minibatch else MinibatchStdDev()
+    return BatchAwareDiscriminator(D, layer, dim)
+
+
+def ema_with_warmup(decay: float):
+    """An ``AveragedModel`` update whose decay ramps up as min(decay, (1 + n) / (10 + n)).
+
+    A fixed decay of 0.999 would keep e^-1 of the first, random weights after 1,000 steps; the
+    warm-up (as in TensorFlow's ExponentialMovingAverage with num_updates) forgets them quickly.
+    """
+
+    @torch.no_grad()
+    def update(averaged: list[Tensor], current: list[Tensor], num_averaged: Tensor) -> None:
+        n = float(num_averaged)
+        d = min(decay, (1 + n) / (10 + n))
+        floats = [(a, c) for a, c in zip(averaged, current, strict=True) if a.is_floating_point()]
+        if floats:
+            torch._foreach_lerp_([a for a, _ in floats], [c for _, c in floats], 1 - d)
+        for a, c in zip(averaged, current, strict=True):
+            if not a.is_floating_point():  # counters such as BatchNorm's num_batches_tracked
+                a.copy_(c)
+
+    return update
+
+
+@torch.no_grad()
+def update_ema(ema: AveragedModel, model: nn.Module, decay: float, n: int) -> None:
+    """``ema.update_parameters(model)`` with the update count ``n`` known on the host.
+
+    The same arithmetic as AveragedModel with :func:`ema_with_warmup` (the first update copies),
+    but the warm-up reads ``n`` from the caller instead of the ``n_averaged`` buffer, which on a
+    GPU would cost a host synchronisation every step.
+    """
+    averaged = [*ema.module.parameters(), *ema.module.buffers()]
+    current = [t.detach() for t in (*model.parameters(), *model.buffers())]
+    if n == 0:
+        for a, c in zip(averaged, current, strict=True):
+            a.copy_(c)
+    else:
+        ema_with_warmup(decay)(averaged, current, torch.tensor(float(n)))
+    ema.n_averaged += 1
+
+
+class GANModel:
+    """A GAN's generator (and its EMA) and discriminator, for sampling: :class:`Generative`,
+    :class:`Critic`. During training it shares the task's modules; loaded from a run it holds
+    fp32 copies in eval mode."""
+
+    def __init__(
+        self,
+        G: nn.Module,
+        D: nn.Module | None,
+        ema: AveragedModel | None,
+        nz: int,
+        noise: str,
+        fixed_z: Tensor,
+        device: torch.device,
+        autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+        classes: tuple[str, ...] | None = None,
+        conditional: str = "none",
+    ) -> None:
+        self.G, self.D, self.ema, self.nz, self.noise_kind = G, D, ema, nz, noise
+        self.fixed_z, self.device, self._autocast = fixed_z, device, autocast
+        self.has_ema = ema is not None
+        self.classes = tuple(classes) if classes else None
+        """Class names of a conditional GAN (labels are their indices); None = unconditional."""
+        self.conditional = conditional
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Latent codes: N(0, I), or U[-1, 1) with gan.noise=uniform (cs231n)."""
+        device = "cpu" if generator is not None else self.device
+        shape = (n, self.nz)
+        if self.noise_kind == "uniform":
+            z = torch.rand(shape, generator=generator, device=device) * 2 - 1
+        else:
+            z = torch.randn(shape, generator=generator, device=device)
+        return z.to(self.device)
+
+    def generator(self, ema: bool = True) -> nn.Module:
+        """The EMA generator once it has started averaging, else the trained one."""
+        if ema and self.ema is not None and self.ema.n_averaged.item() > 0:
+            return self.ema.module
+        return self.G
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes) if self.classes else 0
+
+    def default_labels(self, n: int) -> Tensor:
+        """Labels 0, 1, ..., K-1, 0, 1, ...: every class equally often (conditional GANs)."""
+        return torch.arange(n, device=self.device) % self.num_classes
+
+    @torch.no_grad()
+    def sample(
+        self, z: Tensor | None = None, labels: Tensor | None = None, ema: bool = True
+    ) -> Tensor:
+        """Images in [-1, 1] from ``z`` (default: the fixed preview noise), in eval mode.
+
+        A conditional GAN draws class ``labels[i]`` for ``z[i]`` (default: every class in turn,
+        :meth:`default_labels`); an unconditional one refuses labels.
+        """
+        z = self.fixed_z if z is None else z.to(self.device)
+        args: tuple[Tensor, ...] = (z,)
+        if self.classes:
+            y = self.default_labels(len(z)) if labels is None else labels.to(self.device)
+            if len(y) != len(z) or (
+                len(y) and not 0 <= int(y.min()) <= int(y.max()) < self.num_classes
+            ):
+                raise ConfigError(
+                    f"labels must be {len(z)} class indices in 0..{self.num_classes - 1}"
+                )
+            args = (z, y.long())
+        elif labels is not None:
+            raise ConfigError("this GAN is unconditional: it takes no labels")
+        net = self.generator(ema)
+        was_training = net.training
+        net.eval()
+        try:
+            with self._autocast():
+                out = net(*args)
+        finally:
+            net.train(was_training)
+        return out.float()
+
+    @torch.no_grad()
+    def discriminate(self, images: Tensor) -> Tensor:
+        """D's logit (or critic score) per image, on the CPU; higher = more real."""
+        if self.D is None:
+            raise ConfigError(
+                "this generator was exported without its discriminator: rank with the run directory"
+            )
+        if self.conditional in ("concat", "projection"):
+            raise ConfigError(
+                f"this GAN's discriminator (gan.conditional={self.conditional}) scores an image "
+                "only together with its label: ranking by D needs an unconditional or acgan run"
+            )
+        was_training = self.D.training
+        self.D.eval()
+        try:
+            out = self.D(images.to(self.device))
+            return (out[0] if isinstance(out, tuple) else out).float().cpu()
+        finally:
+            self.D.train(was_training)
