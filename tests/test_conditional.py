@@ -106,6 +106,10 @@ def test_a_conditional_run_previews_one_row_per_class_and_samples_one_class(
     assert "--class 'eleven'" in capsys.readouterr().err
     assert main(["sample", str(cond_run), "--rank-by-d", "--n", "2", "--from", "4"]) == 2
     assert "label" in capsys.readouterr().err
+    assert (
+        main(["export", str(cond_run), "--out", str(tmp_path / "g.onnx"), "--format", "onnx"]) == 2
+    )
+    assert "gan.conditional=projection: use gankit sample" in capsys.readouterr().err
 
 
 def test_class_names_and_refusals(tmp_path, capsys):

@@ -39,6 +39,13 @@ def export_run(
     out = output_file(out, "--out", (FORMATS[fmt],))
     loaded = load_role(run, Generative)
     model, cfg = loaded.model, loaded.cfg
+    gan = getattr(cfg, "gan", None)
+    if gan is not None and (gan.conditional != "none" or gan.vbn):
+        switch = f"gan.conditional={gan.conditional}" if gan.conditional != "none" else "gan.vbn"
+        raise ConfigError(
+            f"gankit export writes unconditional generators without virtual batch norm; {run} was "
+            f"trained with {switch}: use gankit sample (or gankit.load) for it"
+        )
     use_ema = resolve_ema(ema, model, run)
     net = model.generator(use_ema).eval()
     meta = {
