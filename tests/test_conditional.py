@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from gankit.cli import main
@@ -158,3 +159,37 @@ def test_truncation_and_noise_scale():
     torch.testing.assert_close(seeded_noise(M(), 500, seed=1, noise_std=0.3), 0.3 * z)
     with pytest.raises(ConfigError, match="noise-std"):
         seeded_noise(M(), 5, noise_std=0)
+
+
+class _Pixels:
+    """A stand-in feature extractor: 4x4 average-pooled pixels (the Inception is not needed to
+    test the per-class bookkeeping)."""
+
+    feature_id = "pixels4"
+
+    def __call__(self, images):
+        return F.adaptive_avg_pool2d(images.float() / 255, 4).flatten(1)
+
+
+def test_per_class_scores_compare_each_class_with_its_own_real_images(cond_run, tmp_path):
+    from gankit.evaluation import format_per_class, per_class_scores
+
+    scores = per_class_scores(cond_run, "builtin:mnist", _Pixels(), n=20, progress=False)
+    assert list(scores) == [str(k) for k in range(10)]
+    real = [row["reference"] for row in scores.values()]
+    assert sum(real) == 10000 and real[1] == 1135  # the MNIST test set's ones
+    assert all(row["fid"] > 0 and row["samples"] == 20 for row in scores.values())
+    assert "<- worst" in format_per_class(scores)
+    with pytest.raises(ConfigError, match="at least 2 samples"):
+        per_class_scores(cond_run, "builtin:mnist", _Pixels(), n=1, progress=False)
+
+
+def test_per_class_refuses_an_unconditional_run(tmp_path):
+    from gankit.evaluation import per_class_scores
+
+    out = tmp_path / "run"
+    assert (
+        main(["train", *TINY, "data.source=builtin:mnist", "train.steps=1", "--out", str(out)]) == 0
+    )
+    with pytest.raises(ConfigError, match="--per-class needs a class-conditional run"):
+        per_class_scores(out, "builtin:mnist", _Pixels(), n=4, progress=False)

@@ -251,3 +251,18 @@ def test_stabiliser_settings_that_cannot_work_are_refused(tmp_path, capsys):
     for argv, message in cases:
         assert main(["train", *argv, "train.steps=1", "--out", str(tmp_path / "x")]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_last_layer_of_a_spectrally_normalised_net_is_its_conv_not_the_norms_holder():
+    """Bug: with nets.D.norm=spectral (parametrizations), last_layer found the ParametrizationList
+    holding the raw weight, whose forward hook sees no inputs (cgan-cifar10 crashed)."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    from gankit.stabilisers.matching import last_layer, penultimate
+
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.ReLU(), spectral_norm(nn.Conv2d(4, 1, 3, bias=False))
+    )
+    assert last_layer(net) is net[2]
+    out, feats = penultimate(net, torch.zeros(2, 1, 7, 7), last_layer(net))
+    assert feats.shape == (2, 4, 5, 5) and out.shape == (2, 1, 3, 3)

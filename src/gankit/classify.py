@@ -121,7 +121,7 @@ def evaluate_run(
         in_memory="yes",
     )
     data = load_source(dcfg, progress=False, with_labels=True)
-    classes = list(cfg.classifier.classes or [])
+    classes = list(task.classes or [])
     if data.labels is None:
         raise DataError(f"{source} has no labels: use folder:PATH with one sub-folder per class")
     if data.classes and classes and data.classes != classes:
@@ -129,7 +129,7 @@ def evaluate_run(
             f"{source} has classes {', '.join(data.classes)}, but {run_dir} was trained on "
             f"{', '.join(classes)}"
         )
-    tta = cfg.classifier.tta_flip if tta_flip is None else tta_flip
+    tta = task.tta_flip if tta_flip is None else tta_flip
     logits = task.predict(data.images, tta)
     labels = data.labels.cpu()
     n = logits.shape[1]

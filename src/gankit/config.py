@@ -57,6 +57,9 @@ class DataConfig:
     memory_limit_mb: int = 4096
     limit: int | None = None
     """Use only the first N images."""
+    labels_per_class: int | None = None
+    """Keep the labels of only N images per class (drawn with the run's seed) for the streams that
+    read labels; the semi-supervised GAN (task ssgan) still sees every image, unlabelled."""
     workers: int = 2
 
 

@@ -27,6 +27,7 @@ writes JSON (default RUN/eval/evaluation-step-NNNNNN.json) and, for memorisation
 closest sample/reference pairs. See docs/guides/evaluation.md for how to read the numbers.
 
   gankit evaluate RUN --ref builtin:mnist --n 2000 --ema
+  gankit evaluate CGAN_RUN --ref builtin:mnist --n 2000 --per-class 500
   gankit evaluate RUN --ref mnist --root ~/data --features classifier:runs/mnist-clf --classifier runs/mnist-clf
   gankit evaluate samples/ --ref folder:~/faces --metrics fid,kid,prdc --out eval-samples
 """
@@ -90,6 +91,14 @@ def add_evaluate_command(sub: argparse._SubParsersAction) -> None:
         help="how reference images reach the samples' size (default: the run's data.fit; resize)",
     )
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument(
+        "--per-class",
+        type=int,
+        metavar="N",
+        help="conditional runs: also FID and KID of N samples of each class against --ref's "
+        "images of that class (--ref must be labelled: mnist, builtin:mnist, cifar10, "
+        "folder:PATH with class sub-folders)",
+    )
     p.add_argument(
         "--direction",
         help="translation runs: AtoB or BtoA (default AtoB, or the run's one direction); the "
@@ -208,6 +217,24 @@ def _evaluate(args: argparse.Namespace, device: str, main: bool) -> int:
     samples, reference, result = done.samples, done.reference, done.result
     extractor, classifier, checkpoint = done.extractor, done.classifier, done.checkpoint
     like, root = done.like, done.root
+    per_class = None
+    if args.per_class is not None:
+        from gankit.evaluation import make_extractor, per_class_scores
+
+        feats = extractor or make_extractor(
+            args.features, inception=args.inception, device=device, backend=args.backend
+        )
+        per_class = per_class_scores(
+            path,
+            args.ref,
+            feats,
+            n=args.per_class,
+            ema=args.ema,
+            seed=args.seed,
+            device=device,
+            checkpoint=checkpoint,
+            root=root,
+        )
     if not main:
         return 0  # one writer
     json_path, png_path = _output_paths(args, path, samples.step, samples.is_run)
@@ -234,6 +261,7 @@ def _evaluate(args: argparse.Namespace, device: str, main: bool) -> int:
         "metrics": result.metrics,
         "notes": result.notes,
         "closest_pairs": result.closest_pairs,
+        "per_class": per_class,
         "memorisation_grid": str(png) if png else None,
     }
     json_path.write_text(json.dumps(record, indent=1) + "\n")
@@ -246,5 +274,10 @@ def _evaluate(args: argparse.Namespace, device: str, main: bool) -> int:
     if extractor:
         print(f"features: {extractor.feature_id}")
     print(format_table(result))
+    if per_class:
+        from gankit.evaluation import format_per_class
+
+        print(f"per class ({args.per_class} samples each):")
+        print(format_per_class(per_class))
     print(f"wrote {json_path}" + (f" and {png}" if png else ""))
     return 0

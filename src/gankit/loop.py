@@ -47,9 +47,9 @@ from gankit.checkpoint import (
 )
 from gankit.config import Config, changes, is_structural, save_config, to_dict
 from gankit.configure import from_dict, task_class
-from gankit.data.sources import ImageData, load_source
+from gankit.data.sources import ImageData, labelled_subset, load_source
 from gankit.data.stream import make_stream
-from gankit.errors import CheckpointError, ConfigError, TrainingError
+from gankit.errors import CheckpointError, ConfigError, DataError, TrainingError
 from gankit.health import HealthMonitor, read_rows
 from gankit.locks import exclusive
 from gankit.rundir import (
@@ -112,8 +112,23 @@ def resume_changes(
 
 def _load_data(cfg: Config, task_cls: type[Task], run_dir: Path) -> dict[str, ImageData]:
     datas = {}
-    for name, spec in task_cls.streams(cfg).items():
+    specs = task_cls.streams(cfg)
+    per_class = cfg.data.labels_per_class
+    if per_class is not None and (per_class <= 0 or not any(s.labels for s in specs.values())):
+        raise ConfigError(
+            f"data.labels_per_class={per_class}: needs a positive count and a task that reads "
+            "labels (ssgan, classifier, or gan with gan.conditional); remove it otherwise"
+        )
+    for name, spec in specs.items():
         data = load_source(spec.data, progress=cfg.train.progress, with_labels=spec.labels)
+        if spec.labels and spec.data.labels_per_class:
+            data = labelled_subset(data, spec.data.labels_per_class, cfg.seed)
+            if len(data) < cfg.train.batch_size:
+                raise DataError(
+                    f"data.labels_per_class={per_class} leaves {len(data)} labelled images, "
+                    f"fewer than train.batch_size={cfg.train.batch_size}: lower the batch size "
+                    "or raise labels_per_class"
+                )
         if data.skipped and distributed.world().is_main:
             listing = run_dir / ("data_skipped.txt" if not datas else f"data_skipped-{name}.txt")
             text = "\n".join(data.skipped) + "\n"

@@ -54,6 +54,7 @@ class Classifier(Protocol):
     """Class logits of uint8 images, and the network and input transform behind them."""
 
     classes: list[str]
+    tta_flip: bool
     net: nn.Module
     device: torch.device
     inputs: Callable[[Tensor], Tensor]

@@ -25,7 +25,7 @@ __all__ = ["LoadedRun", "load_role", "load_run"]
 _ROLE_WORDS = {
     "Generative": "it has no generator to sample from",
     "Critic": "it has no discriminator to rank with",
-    "Classifier": "give a classifier run (task: classifier)",
+    "Classifier": "give a classifier run (task: classifier or ssgan)",
     "Translator": "it does not translate images",
 }
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from gankit.config import DataConfig
@@ -283,6 +283,40 @@ def _decode_all(
     y = None if labels is None else torch.tensor([labels[i] for i in kept], dtype=torch.int64)
     return ImageData(
         name=cfg.source, images=torch.from_numpy(np.stack(arrays)), labels=y, skipped=skipped
+    )
+
+
+def labelled_subset(data: ImageData, per_class: int, seed: int) -> ImageData:
+    """``per_class`` labelled images of every class, drawn with ``seed`` (``data.labels_per_class``).
+
+    The same data and seed give the same images, so a semi-supervised run and a supervised
+    baseline with the same seed learn from the same labels.
+    """
+    if data.labels is None:
+        raise DataError(f"data.labels_per_class needs labels: {data.name} has none")
+    labels = data.labels.cpu()
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    picked = []
+    for k in range(int(labels.max()) + 1):
+        of_k = order[labels[order] == k]
+        if len(of_k) < per_class:
+            name = data.classes[k] if data.classes else str(k)
+            raise DataError(
+                f"data.labels_per_class={per_class}: class {name} of {data.name} has only "
+                f"{len(of_k)} images; lower it"
+            )
+        picked.append(of_k[:per_class])
+    idx = torch.cat(picked).sort().values
+    if data.images is not None:
+        images, dataset = data.images[idx], None
+    else:
+        images, dataset = None, Subset(data.dataset, idx.tolist())  # type: ignore[arg-type]
+    return ImageData(
+        name=f"{data.name} ({per_class} labels per class)",
+        images=images,
+        dataset=dataset,
+        labels=labels[idx],
+        classes=data.classes,
     )
 
 

@@ -27,7 +27,7 @@ from typing import Any
 from torch import nn
 
 from gankit.errors import ConfigError
-from gankit.nets import darknet, dcgan, mlp, mnist_dc, patchgan, resnet, unet
+from gankit.nets import darknet, dcgan, mlp, mnist_dc, patchgan, resnet, ssgan, unet
 from gankit.nets.dcgan import check_image_size, stage_factors
 
 __all__ = ["NETS", "NetEntry", "build_net", "check_image_size", "count_parameters", "stage_factors"]
@@ -47,6 +47,7 @@ NETS: dict[str, dict[str, NetEntry]] = {
         "mnist-dc": NetEntry(
             mnist_dc.MnistDCGeneratorOptions, mnist_dc.build_generator, mnist_dc.check
         ),
+        "ssgan-mlp": NetEntry(ssgan.SsganGeneratorOptions, ssgan.build_generator, ssgan.check),
     },
     "discriminator": {
         "dcgan": NetEntry(dcgan.DCGANDiscriminatorOptions, dcgan.build_discriminator, dcgan.check),
@@ -59,6 +60,9 @@ NETS: dict[str, dict[str, NetEntry]] = {
         "darknet": NetEntry(darknet.DarknetOptions, darknet.build_darknet, darknet.check_darknet),
         "mnistnet": NetEntry(
             darknet.MnistNetOptions, darknet.build_mnistnet, darknet.check_mnistnet
+        ),
+        "ssgan-mlp": NetEntry(
+            ssgan.SsganDiscriminatorOptions, ssgan.build_discriminator, ssgan.check
         ),
     },
     "translator": {

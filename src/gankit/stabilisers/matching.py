@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
 
 def feature_matching_loss(real_features: Tensor, fake_features: Tensor) -> Tensor:
@@ -20,7 +21,12 @@ def feature_matching_loss(real_features: Tensor, fake_features: Tensor) -> Tenso
 
 def last_layer(net: nn.Module) -> nn.Module:
     """The last module with parameters, in registration order (normally the output layer)."""
-    layers = [m for m in net.modules() if next(m.parameters(recurse=False), None) is not None]
+    layers = [
+        m
+        for m in net.modules()
+        if not isinstance(m, parametrize.ParametrizationList)  # spectral/weight norm's holder
+        and (next(m.parameters(recurse=False), None) is not None or parametrize.is_parametrized(m))
+    ]
     if not layers:
         raise ValueError(f"{type(net).__name__} has no layer with parameters")
     return layers[-1]

@@ -10,6 +10,7 @@ from gankit.tasks.cut import CutTask
 from gankit.tasks.cyclegan import CycleGanTask
 from gankit.tasks.gan import GANTask
 from gankit.tasks.pix2pix import Pix2PixTask
+from gankit.tasks.ssgan import SsganTask
 
 TASKS: dict[str, type[Task]] = {
     "gan": GANTask,
@@ -17,4 +18,5 @@ TASKS: dict[str, type[Task]] = {
     "cyclegan": CycleGanTask,
     "pix2pix": Pix2PixTask,
     "cut": CutTask,
+    "ssgan": SsganTask,
 }

@@ -217,6 +217,8 @@ class ClassifierModel:
         self._autocast, self.memory_format = autocast, memory_format
         n = c.num_classes or len(c.classes or ())
         self.classes = list(c.classes or [str(k) for k in range(n)])
+        self.tta_flip = c.tta_flip
+        """Whether ``predict`` averages each image with its mirror image by default."""
         # Unresolved statistics (a config never trained) fall back to mapping [0, 1] to [-1, 1].
         self.mean = c.mean or (0.5,) * ch
         self.std = c.std or (0.5,) * ch
