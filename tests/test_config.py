@@ -96,7 +96,7 @@ def test_list_fields_from_yaml_or_comma_string():
         "cutout",
     ]
     assert build_config("dcgan-mnist", ["gan.augment=[flip]"]).gan.augment == ["flip"]
-    with pytest.raises(ConfigError, match="choose from translation"):
+    with pytest.raises(ConfigError, match="choose from color, translation"):
         build_config("dcgan-mnist", ["gan.augment=rotate"])
 
 

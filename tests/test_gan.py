@@ -1,7 +1,9 @@
 """The GAN task's pieces: the host-counted EMA update equals AveragedModel's."""
 
 import copy
+import math
 
+import pytest
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
@@ -24,3 +26,120 @@ def test_update_ema_equals_averaged_model_update():
     for (k, a), b in zip(ours.state_dict().items(), ref.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
     assert int(ours.n_averaged) == 5
+
+
+# --- small-data levers: ADA, R1/R2, RpGAN, FreezeD, FastGAN through the GAN task -------------
+
+
+def _rows(run):
+    import json
+
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if "loss_d" in r]
+
+
+def test_ada_p_is_logged_and_checkpointed(tmp_path):
+    from gankit.checkpoint import latest_checkpoint, load_checkpoint
+    from gankit.configure import build_config
+    from gankit.loop import train
+
+    from conftest import TINY
+
+    over = ["gan.ada=adaptive", "gan.ada_kimg=0.001", "train.steps=12", "train.log_every=4"]
+    run = train(build_config("dcgan-mnist", [*TINY, *over]), tmp_path / "run")
+    rows = _rows(run)
+    assert all("ada_p" in r and "ada_rt" in r for r in rows)
+    saved = load_checkpoint(latest_checkpoint(run))["parts"]["buffers"]["ada"]
+    assert float(saved[0]) == pytest.approx(rows[-1]["ada_p"], abs=1e-6)
+    # D separates 64 images from a fresh G at once: r_t > 0.6, so p went up from 0
+    assert rows[-1]["ada_p"] > 0
+
+
+def test_r1_and_r2_are_applied_every_reg_every_steps(tmp_path, monkeypatch):
+    import gankit.tasks.gan as gan_task
+    from gankit.configure import build_config
+    from gankit.loop import train
+
+    from conftest import TINY
+
+    calls = []
+    original = gan_task.zero_centred_penalty
+
+    def counted(critic, x):
+        calls.append(x.shape[0])
+        return original(critic, x)
+
+    monkeypatch.setattr(gan_task, "zero_centred_penalty", counted)
+    over = ["nets.D.norm=none", "gan.r1=1", "gan.r2=0.5", "gan.reg_every=3", "train.steps=6"]
+    run = train(build_config("dcgan-mnist", [*TINY, *over, "train.log_every=1"]), tmp_path / "r")
+    assert len(calls) == 4  # steps 0 and 3, R1 and R2 each
+    rows = _rows(run)
+    # logged on the steps that computed them, and averaged over those steps only
+    assert [("r1" in r, "r2" in r) for r in rows] == [
+        (True, True),
+        (False, False),
+        (False, False),
+    ] * 2
+    assert all(r["r1"] > 0 and r["r2"] > 0 for r in rows if "r1" in r)
+
+
+def test_rpgan_with_ada_and_penalties_trains_and_rejects_label_smoothing(tmp_path):
+    from gankit.configure import build_config
+    from gankit.errors import ConfigError
+    from gankit.loop import train
+
+    from conftest import TINY
+
+    over = ["gan.loss=rpgan", "gan.r1=1", "gan.r2=1", "nets.D.norm=none", "gan.ada=adaptive"]
+    run = train(build_config("dcgan-mnist", [*TINY, *over, "train.steps=4"]), tmp_path / "r")
+    assert all(math.isfinite(r["loss_d"]) and math.isfinite(r["loss_g"]) for r in _rows(run))
+    with pytest.raises(ConfigError, match="label_smoothing does not apply to gan.loss=rpgan"):
+        train(
+            build_config("dcgan-mnist", [*TINY, "gan.loss=rpgan", "gan.label_smoothing=0.1"]),
+            tmp_path / "bad",
+        )
+
+
+def test_freeze_d_keeps_the_first_layers_of_an_initialised_discriminator(tmp_path):
+    from gankit.checkpoint import latest_checkpoint, load_checkpoint
+    from gankit.configure import build_config
+    from gankit.errors import ConfigError
+    from gankit.loop import train
+
+    from conftest import TINY
+
+    base = train(build_config("dcgan-mnist", [*TINY, "train.steps=2"]), tmp_path / "base")
+    tuned = train(
+        build_config("dcgan-mnist", [*TINY, "train.steps=3", "gan.freeze_d=1"]),
+        tmp_path / "tuned",
+        init_from=base,
+    )
+    before = load_checkpoint(latest_checkpoint(base))["parts"]["nets"]["D"]
+    after = load_checkpoint(latest_checkpoint(tuned))["parts"]["nets"]["D"]
+    first, last = "main.0.weight", list(k for k in before if k.endswith("weight"))[-1]
+    assert torch.equal(before[first], after[first])  # frozen
+    assert not torch.equal(before[last], after[last])  # still trained
+    with pytest.raises(ConfigError, match="gan.freeze_d=9 would freeze all"):
+        train(build_config("dcgan-mnist", [*TINY, "gan.freeze_d=9"]), tmp_path / "bad")
+
+
+def test_fastgan_nets_train_in_the_gan_task_with_their_reconstruction_loss(tmp_path):
+    from gankit.configure import build_config
+    from gankit.loop import train
+
+    from conftest import TINY
+
+    over = [
+        "nets.G.arch=fastgan",
+        "nets.D.arch=fastgan",
+        "nets.G.ngf=4",
+        "nets.D.ndf=4",
+        "nets.G.nz=16",
+        "data.image_size=32",
+        "gan.loss=hinge",
+        "train.steps=3",
+        "train.log_every=1",
+    ]
+    run = train(build_config("dcgan-mnist", [*TINY, *over]), tmp_path / "r")
+    rows = _rows(run)
+    assert all(r["recon"] > 0 and math.isfinite(r["recon"]) for r in rows)

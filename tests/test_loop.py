@@ -12,7 +12,7 @@ import torch
 
 from gankit.checkpoint import latest_checkpoint, load_checkpoint
 from gankit.configure import build_config
-from gankit.errors import TrainingError
+from gankit.errors import ConfigError, TrainingError
 from gankit.loop import train
 
 from conftest import TINY
@@ -60,6 +60,9 @@ def test_losses_move_and_discriminator_learns(tmp_path):
         [],
         ["gan.loss=wgan-gp", "gan.d_steps=2", "gan.ema=0.9"],
         ["gan.loss=wgan", "gan.d_schedule=wgan"],
+        # ADA's p and accumulators, lazy R1/R2 on the step count, the relativistic G loss
+        ["gan.ada=adaptive", "gan.ada_kimg=0.01", "gan.ada_interval=2", "gan.loss=rpgan"]
+        + ["gan.r1=1", "gan.r2=1", "gan.reg_every=2", "nets.D.norm=none"],
     ],
 )
 def test_stop_and_resume_is_bit_exact(tmp_path, extra):
@@ -316,3 +319,14 @@ def test_non_finite_check_needs_no_sync_per_step(tmp_path, monkeypatch):
         tmp_path / "r",
     )
     assert len(reads) <= 4  # steps 10 and 20 (log), 20 (preview), 20 (checkpoint) - not 20
+
+
+def test_train_minutes_stops_early_with_a_checkpoint_and_a_last_preview(tmp_path):
+    run = tmp_path / "run"
+    train(cfg_for("train.steps=100000", "train.minutes=0.02", "train.sample_every=100000"), run)
+    step = int(latest_checkpoint(run).stem.split("-")[1])
+    assert 0 < step < 100000  # stopped by the clock, not by train.steps
+    assert (run / "samples" / f"step-{step:06d}.png").is_file()  # the end-of-run preview
+    assert f"train.minutes=0.02 reached at step {step}" in (run / "run.log").read_text()
+    with pytest.raises(ConfigError, match="train.minutes=0"):
+        cfg_for("train.minutes=0")

@@ -43,6 +43,17 @@ def test_init_is_normal_002():
     assert abs(w.std().item() - 0.02) < 0.001 and abs(w.mean().item()) < 0.001
 
 
+def test_init_reaches_spectral_norm_weights():
+    # a bug until 2026-12-03: spectral norm's raw weight was never initialised (N(0, 0.02) went
+    # to a recomputed copy), so norm=spectral discriminators kept PyTorch's default init
+    from gankit.nets.dcgan import DCGANDiscriminatorOptions
+
+    opts = DCGANDiscriminatorOptions(arch="dcgan", ndf=64, norm="spectral", init="normal02")
+    d = build_net("discriminator", opts, 64, 3)
+    raw = d.main[2].parametrizations.weight.original  # the second conv: 128*64*16 values
+    assert abs(raw.std().item() - 0.02) < 0.001 and abs(raw.mean().item()) < 0.001
+
+
 def test_mlp_pair_cs231n_sizes():
     g = build_net("generator", MLPGeneratorOptions(arch="mlp", nz=96), 28, 1)
     d = build_net("discriminator", MLPDiscriminatorOptions(arch="mlp"), 28, 1)

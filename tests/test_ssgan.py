@@ -13,7 +13,7 @@ from gankit.configure import build_config
 from gankit.data.sources import ImageData, labelled_subset
 from gankit.errors import ConfigError, DataError
 from gankit.loop import train
-from gankit.nets.ssgan import SsganDiscriminator
+from gankit.nets.ssgan import SsganDiscriminator, WNLinear
 from gankit.runs import load_run
 from gankit.tasks.ssgan import real_logit, ssgan_d_loss
 
@@ -61,17 +61,41 @@ def test_labelled_subset_keeps_n_per_class_the_same_for_the_same_seed():
 
 def test_data_dependent_init_normalises_each_layer_and_eval_is_deterministic():
     torch.manual_seed(0)
-    D = SsganDiscriminator(8, 1, 5, hidden=(16, 12))
     x = torch.rand(64, 1, 8, 8) * 2 - 1
+    quiet = SsganDiscriminator(8, 1, 5, hidden=(16, 12), input_noise=0, hidden_noise=0)
+    quiet.init_from_data(x)
+    h = x.flatten(1)
+    for layer in [quiet.body[2], quiet.body[3], quiet.body[5], quiet.body[6], quiet.head]:
+        h = layer(h)
+        if isinstance(layer, WNLinear):  # every linear layer: zero mean, unit std on x
+            assert torch.allclose(h.mean(0), torch.zeros(h.shape[1]), atol=1e-4)
+            assert torch.allclose(h.std(0), torch.ones(h.shape[1]), atol=1e-3)
+    D = SsganDiscriminator(8, 1, 5, hidden=(16, 12))
     D.init_from_data(x)
-    first = D.body[2](x.flatten(1))  # Flatten, GaussianNoise, then the first linear layer
-    assert torch.allclose(first.mean(0), torch.zeros(16), atol=1e-4)
-    assert torch.allclose(first.std(0), torch.ones(16), atol=1e-3)
     D.eval()
     assert torch.equal(D(x), D(x))
     D.train()
     assert not torch.equal(D(x), D(x))  # the noise layers are on while training
     assert D.features(x).shape == (64, 12)
+
+
+def test_hidden_weight_norm_scales_are_fixed_after_init_and_the_output_scale_trains():
+    torch.manual_seed(0)
+    D = SsganDiscriminator(8, 1, 5, hidden=(16, 12))
+    x = torch.rand(64, 1, 8, 8) * 2 - 1
+    D.init_from_data(x)
+    hidden = [m for m in D.body if isinstance(m, WNLinear)]
+    before = [m.scale.clone() for m in hidden] + [D.head.scale.detach().clone()]
+    opt = torch.optim.Adam(D.parameters(), lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(D(x), torch.arange(64) % 5).backward()
+        opt.step()
+    assert all(torch.equal(m.scale, b) for m, b in zip(hidden, before[:-1], strict=True))
+    assert not torch.equal(D.head.scale.detach(), before[-1])
+    assert "body.2.scale" in D.state_dict()  # a buffer still goes into the checkpoint
+    trainable = SsganDiscriminator(8, 1, 5, hidden=(16, 12), train_scale=True)
+    assert len(list(trainable.parameters())) == len(list(D.parameters())) + 2
 
 
 def test_labels_per_class_on_a_task_without_labels_is_refused(tmp_path):

@@ -24,6 +24,7 @@ __all__ = [
     "CIFAR10_MEAN",
     "CIFAR10_STD",
     "DIFF_AUGMENTS",
+    "color",
     "cutout",
     "diff_augment",
     "normalize",
@@ -169,11 +170,31 @@ def cutout(
     return x * (~hole).unsqueeze(1).to(x.dtype)
 
 
+def color(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """DiffAugment's ``color`` policy on images in [-1, 1], one draw per sample: brightness
+    + U(−0.5, 0.5), saturation (x − channel mean)·U(0, 2) + channel mean, contrast
+    (x − image mean)·U(0.5, 1.5) + image mean (Zhao et al. 2020). Differentiable in ``x``."""
+    _check_batch(x, "color")
+    n = x.shape[0]
+    device = generator.device if generator is not None else x.device
+
+    def u() -> torch.Tensor:
+        draw = lambda k: torch.rand(k, generator=generator, device=device)  # noqa: E731
+        return rank_rows(draw, n).to(x.device, x.dtype).view(n, 1, 1, 1)
+
+    x = x + (u() - 0.5)
+    mean = x.mean(dim=1, keepdim=True)
+    x = (x - mean) * (u() * 2) + mean
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return (x - mean) * (u() + 0.5) + mean
+
+
 # DiffAugment (Zhao et al. 2020): the same random, differentiable transforms are applied to real
 # and generated images before the discriminator, so D cannot memorise a small training set while
 # G still learns the un-augmented distribution. Translation is by up to 1/8 of the size with the
 # border replicated (their paper pads with zeros; replicating keeps MNIST's black background).
 DIFF_AUGMENTS = {
+    "color": color,
     "translation": lambda x: pad_crop(x, pad=max(1, x.shape[-1] // 8), mode="replicate"),
     "cutout": cutout,
     "flip": random_flip,

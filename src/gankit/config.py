@@ -71,6 +71,9 @@ class TrainConfig:
     """Training steps (for a GAN: generator updates)."""
     epochs: float | None = None
     """If set, overrides steps: ceil(epochs × dataset size / (batch_size × batches per step))."""
+    minutes: float | None = None
+    """Stop (with a checkpoint and a last preview) after this many minutes of steps in this
+    process, or at train.steps, whichever comes first; schedules still count train.steps."""
     batch_size: int = 64
     """The global batch: under torchrun each of N processes trains on batch_size / N images."""
     log_every: int = 50
@@ -140,6 +143,8 @@ class OptimConfig:
     betas: tuple[float, float] = (0.5, 0.999)
     momentum: float = 0.0
     weight_decay: float = 0.0
+    eps: float = 1e-8
+    """Adam's ε, added to √v̂ (Theano-era code that adds 1e-8 under the root acts like 1e-4)."""
 
 
 @dataclass
@@ -641,6 +646,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"data.load_size={cfg.data.load_size} is smaller than data.image_size={cfg.data.image_size}"
         )
+    if t.minutes is not None and t.minutes <= 0:
+        raise ConfigError(f"train.minutes={t.minutes} must be positive (or null for no limit)")
     if t.epochs is not None and t.epochs <= 0:
         raise ConfigError(f"train.epochs={t.epochs} must be positive (or null to use train.steps)")
     if cfg.data.limit is not None and cfg.data.limit <= 0:

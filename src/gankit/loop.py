@@ -515,7 +515,8 @@ class _Loop:
         )
         self.guard = _FiniteGuard(rt.device)
         self.sums: dict[str, torch.Tensor] = {}
-        self.n_sum, self.t_last = 0, time.perf_counter()
+        self.counts: dict[str, int] = {}  # per key: lazy penalties report every k-th step only
+        self.t_last = time.perf_counter()
 
     def checked(self) -> None:
         """Stop here if a value became non-finite since the last check (one host sync)."""
@@ -547,13 +548,13 @@ class _Loop:
         self.checked()
         now = time.perf_counter()
         distributed.reduce_mean_(list(self.sums.values()))  # every rank logs the same row
-        row = {k: (v / self.n_sum).item() for k, v in self.sums.items()}
+        row = {k: (v / self.counts[k]).item() for k, v in self.sums.items()}
         images = self.streams.take_images() * self.rt.world
         row.update(img_per_s=images / max(now - self.t_last, 1e-9), time=time.time())
         self.metrics.write(step, row)
         self.health.observe_row(step, row)
         bar.set_postfix({k: f"{row[k]:.3g}" for k in self.info.progress_keys if k in row})
-        self.sums, self.n_sum, self.t_last = {}, 0, now
+        self.sums, self.counts, self.t_last = {}, {}, now
 
     def preview(self, step: int) -> None:
         self.checked()  # before drawing anything that could hold a NaN (and on every rank)
@@ -587,11 +588,16 @@ class _Loop:
                 self.scores(step, self.task.evaluate)
 
     def stopping(self, stop: StopFlag) -> bool:
-        """Whether a signal asked to stop; under torchrun, whether any rank was asked (all
-        ranks then stop after the same step)."""
+        """Whether a signal asked to stop or ``train.minutes`` ran out; under torchrun, whether
+        that happened on any rank (all ranks then stop after the same step)."""
+        flag = stop.requested is not None or self.out_of_time()
         if distributed.active():
-            return distributed.reduce_any(stop.requested is not None)
-        return stop.requested is not None
+            return distributed.reduce_any(flag)
+        return flag
+
+    def out_of_time(self) -> bool:
+        """Whether this process has trained for ``train.minutes`` (never when unset)."""
+        return self.deadline is not None and time.monotonic() >= self.deadline
 
     def evaluate_generative(self, step: int) -> None:
         """``eval.every``: score the task's Generative; a better score keeps ``best.pt``."""
@@ -613,6 +619,8 @@ class _Loop:
     def run(self, step: int) -> tuple[int, str | None]:
         """Steps from ``step`` to ``train.steps`` or a stop signal: (last step, the signal)."""
         cfg, info, total, last_ckpt = self.cfg, self.info, self.cfg.train.steps, step
+        minutes = cfg.train.minutes
+        self.deadline = None if minutes is None else time.monotonic() + 60 * minutes
         bar = tqdm(
             total=total,
             initial=step,
@@ -623,16 +631,19 @@ class _Loop:
         )
         try:
             with StopFlag() as stop:
-                while step < total and not self.stopping(stop):
+                halt = self.stopping(stop)
+                while step < total and not halt:
                     out = self.task.step(self.streams)
                     distributed.average_buffers(self.synced)  # BatchNorm statistics
                     step += 1
                     self.guard.observe(step, out)
                     for k, v in out.items():
                         self.sums[k] = self.sums.get(k, 0) + v.detach().float()
-                    self.n_sum += 1
+                        self.counts[k] = self.counts.get(k, 0) + 1
                     bar.update(1)
-                    end = step == total
+                    halt = self.stopping(stop)  # the same answer on every rank
+                    # the last step (log, preview, evaluate) also when train.minutes ran out
+                    end = step == total or (halt and stop.requested is None)
                     if step % cfg.train.log_every == 0 or end:
                         self.log_row(step, bar)
                     if step % cfg.train.sample_every == 0 or end:
@@ -647,7 +658,14 @@ class _Loop:
                 if step != last_ckpt:
                     self.checkpoint(step)
                 stopped_by = stop.requested
-                if step < total and stopped_by is None:
+                if step < total and stopped_by is None and self.deadline is not None:
+                    msg = (
+                        f"train.minutes={minutes:g} reached at step {step}; continue with: "
+                        f"gankit train --resume {self.run_dir}"
+                    )
+                    log.info(msg)
+                    self.say(msg)
+                elif step < total and stopped_by is None:
                     stopped_by = "SIGTERM"  # another rank was signalled
                 if stopped_by:
                     msg = f"stopped by {stopped_by} at step {step}; continue with: gankit train --resume {self.run_dir}"

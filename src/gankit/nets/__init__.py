@@ -27,7 +27,7 @@ from typing import Any
 from torch import nn
 
 from gankit.errors import ConfigError
-from gankit.nets import darknet, dcgan, mlp, mnist_dc, patchgan, resnet, ssgan, unet
+from gankit.nets import darknet, dcgan, fastgan, mlp, mnist_dc, patchgan, resnet, ssgan, unet
 from gankit.nets.dcgan import check_image_size, stage_factors
 
 __all__ = ["NETS", "NetEntry", "build_net", "check_image_size", "count_parameters", "stage_factors"]
@@ -43,6 +43,9 @@ class NetEntry:
 NETS: dict[str, dict[str, NetEntry]] = {
     "generator": {
         "dcgan": NetEntry(dcgan.DCGANGeneratorOptions, dcgan.build_generator, dcgan.check),
+        "fastgan": NetEntry(
+            fastgan.FastGANGeneratorOptions, fastgan.build_generator, fastgan.check
+        ),
         "mlp": NetEntry(mlp.MLPGeneratorOptions, mlp.build_generator, mlp.check),
         "mnist-dc": NetEntry(
             mnist_dc.MnistDCGeneratorOptions, mnist_dc.build_generator, mnist_dc.check
@@ -51,6 +54,9 @@ NETS: dict[str, dict[str, NetEntry]] = {
     },
     "discriminator": {
         "dcgan": NetEntry(dcgan.DCGANDiscriminatorOptions, dcgan.build_discriminator, dcgan.check),
+        "fastgan": NetEntry(
+            fastgan.FastGANDiscriminatorOptions, fastgan.build_discriminator, fastgan.check
+        ),
         "mlp": NetEntry(mlp.MLPDiscriminatorOptions, mlp.build_discriminator, mlp.check),
         "mnist-dc": NetEntry(
             mnist_dc.MnistDCDiscriminatorOptions, mnist_dc.build_discriminator, mnist_dc.check

@@ -5,6 +5,15 @@ from __future__ import annotations
 from torch import nn
 
 
+def raw_weight(m: nn.Module) -> nn.Parameter:
+    """The trained weight tensor of a layer: under ``parametrizations.spectral_norm`` (or any
+    parametrization) the original, not the recomputed ``m.weight``; under the older
+    ``nn.utils.spectral_norm``, ``weight_orig``."""
+    if hasattr(m, "parametrizations") and "weight" in m.parametrizations:
+        return m.parametrizations.weight.original
+    return getattr(m, "weight_orig", m.weight)
+
+
 def init_weights(net: nn.Module, scheme: str = "normal02") -> nn.Module:
     """Initialise ``net`` in place and return it.
 
@@ -16,7 +25,7 @@ def init_weights(net: nn.Module, scheme: str = "normal02") -> nn.Module:
         return net
     for m in net.modules():
         if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
-            weight = getattr(m, "weight_orig", m.weight)  # spectral norm keeps the raw weight here
+            weight = raw_weight(m)
             if scheme == "normal02":
                 nn.init.normal_(weight, 0.0, 0.02)
             else:

@@ -9,8 +9,12 @@ Sizes follow the paper's MNIST code (openai/improved-gan, ``train_mnist_feature_
   ReLU, then K logits. ``features(x)`` is the last hidden layer, which feature matching uses.
 
 The noise layers are active in training mode only, so ``eval()`` gives a deterministic classifier.
-Weight normalisation is PyTorch's ``parametrizations.weight_norm`` (Salimans & Kingma 2016); the
-paper's data-dependent initialisation is left out.
+Weight normalisation (Salimans & Kingma 2016) is :class:`WNLinear`: ``W = s · V / ‖V‖`` per output
+unit. As in the paper's code (``nn.DenseLayer``, ``train_scale=False``) the scale ``s`` of D's hidden
+layers is set once by the data-dependent initialisation and then held fixed (a buffer), so D cannot
+grow its activations until the fixed-std noise layers stop mattering; only the output layer and
+G's output layer train their scale. Images here live in [-1, 1], twice the range of the paper's
+[0, 1], so the input noise is 0.6 (the paper's 0.3 on [0, 1]).
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.parametrizations import weight_norm
 
 from gankit.errors import ConfigError
 from gankit.nets.base import GANNetOptions, NetOptions, initialised
@@ -42,9 +46,37 @@ class GaussianNoise(nn.Module):
         return f"std={self.std}"
 
 
-def _linear(n_in: int, n_out: int, normalised: bool) -> nn.Module:
-    layer = nn.Linear(n_in, n_out)
-    return weight_norm(layer) if normalised else layer
+class WNLinear(nn.Module):
+    """A weight-normalised linear layer ``y = s · (V x) / ‖V‖_row + b``.
+
+    ``train_scale=False`` keeps ``s`` as a buffer: it changes only through
+    :meth:`SsganDiscriminator.init_from_data`.
+    """
+
+    def __init__(self, n_in: int, n_out: int, train_scale: bool = True) -> None:
+        super().__init__()
+        self.v = nn.Parameter(torch.randn(n_out, n_in) * 0.1)  # the paper code's N(0, 0.1²)
+        self.bias = nn.Parameter(torch.zeros(n_out))
+        scale = torch.ones(n_out)
+        if train_scale:
+            self.scale = nn.Parameter(scale)
+        else:
+            self.register_buffer("scale", scale)
+
+    @property
+    def weight(self) -> Tensor:
+        return self.v * (self.scale / self.v.norm(dim=1).clamp_min(1e-6))[:, None]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        trained = isinstance(self.scale, nn.Parameter)
+        return f"{self.v.shape[1]}, {self.v.shape[0]}, train_scale={trained}"
+
+
+def _linear(n_in: int, n_out: int, normalised: bool, train_scale: bool = True) -> nn.Module:
+    return WNLinear(n_in, n_out, train_scale) if normalised else nn.Linear(n_in, n_out)
 
 
 class SsganDiscriminator(nn.Module):
@@ -56,15 +88,17 @@ class SsganDiscriminator(nn.Module):
         channels: int,
         num_classes: int,
         hidden: tuple[int, ...] = (1000, 500, 250, 250, 250),
-        input_noise: float = 0.3,
+        input_noise: float = 0.6,
         hidden_noise: float = 0.5,
         normalised: bool = True,
+        train_scale: bool = False,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten(), GaussianNoise(input_noise)]
         width = channels * image_size * image_size
         for h in hidden:
-            layers += [_linear(width, h, normalised), nn.ReLU(), GaussianNoise(hidden_noise)]
+            layer = _linear(width, h, normalised, train_scale)
+            layers += [layer, nn.ReLU(), GaussianNoise(hidden_noise)]
             width = h
         self.body = nn.Sequential(*layers[:-1])  # features: the last hidden layer, before noise
         self.noise = layers[-1]
@@ -74,25 +108,23 @@ class SsganDiscriminator(nn.Module):
     @torch.no_grad()
     def init_from_data(self, x: Tensor) -> None:
         """Data-dependent initialisation (Salimans & Kingma 2016, sec. 3): scale and shift every
-        linear layer so that its outputs on the batch ``x`` have zero mean and unit variance.
+        linear layer so that its outputs on the batch ``x`` have zero mean and unit variance. The
+        noise layers act as in training, as in the paper's code.
 
         Without it the default initialisation shrinks the activations layer by layer until the
         fixed-std noise layers drown them, and D learns from its 100 labels very slowly.
         """
         h = x.flatten(1)
-        for layer in [*self.body, self.head]:
-            if isinstance(layer, nn.Linear):
+        for layer in [*self.body, self.noise, self.head]:
+            if isinstance(layer, WNLinear | nn.Linear):
                 t = layer(h)
                 mean, std = t.mean(0), t.std(0).clamp_min(1e-6)
-                if hasattr(layer, "parametrizations"):  # weight = g · v / ‖v‖: rescale g
-                    g = layer.parametrizations.weight.original0
-                    g.div_(std.view_as(g))
+                if isinstance(layer, WNLinear):  # weight = s · v / ‖v‖: rescale s
+                    layer.scale.div_(std)
                 else:
                     layer.weight.div_(std[:, None])
                 layer.bias.sub_(mean).div_(std)
-                h = layer(h)
-            elif not isinstance(layer, GaussianNoise):
-                h = layer(h)
+            h = layer(h)
 
     def features(self, x: Tensor) -> Tensor:
         """The last hidden layer's activations, ``(N, hidden[-1])``."""
@@ -141,11 +173,15 @@ class SsganDiscriminatorOptions(NetOptions):
     """``nets.D`` of ``arch: ssgan-mlp`` (a classifier with K logits)."""
 
     hidden: tuple[int, ...] = field(default_factory=lambda: (1000, 500, 250, 250, 250))
-    input_noise: float = 0.3
-    """Std of the Gaussian noise added to D's input during training."""
+    input_noise: float = 0.6
+    """Std of the Gaussian noise added to D's input during training (the paper's 0.3 on [0, 1]
+    images is 0.6 on gankit's [-1, 1])."""
     hidden_noise: float = 0.5
     """Std of the Gaussian noise added after every hidden layer during training."""
     weight_norm: bool = True
+    train_scale: bool = False
+    """Train the weight-norm scale of the hidden layers (the paper's code holds it fixed after the
+    data-dependent initialisation; the output layer's scale always trains)."""
 
 
 def check(
@@ -174,4 +210,5 @@ def build_discriminator(
         opts.input_noise,
         opts.hidden_noise,
         opts.weight_norm,
+        opts.train_scale,
     )

@@ -218,7 +218,9 @@ class _Counted:
 def make_optimizer(params: Iterable, cfg: OptimConfig) -> torch.optim.Optimizer:
     """Adam, RMSprop or SGD from an ``optim.<part>`` section."""
     if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(
+            params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, eps=cfg.eps
+        )
     if cfg.name == "rmsprop":
         return torch.optim.RMSprop(
             params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
@@ -249,10 +251,46 @@ def optimizer_step(
 
 
 def requires_grad(nets: Iterable[nn.Module], flag: bool) -> None:
-    """Switch gradients of every parameter of ``nets`` on or off (off: D inside a G update)."""
+    """Switch gradients of every parameter of ``nets`` on or off (off: D inside a G update);
+    parameters frozen by :func:`freeze_first_layers` stay off."""
     for net in nets:
         for p in net.parameters():
-            p.requires_grad_(flag)
+            p.requires_grad_(flag and not getattr(p, "gankit_frozen", False))
+
+
+_WEIGHT_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+
+
+def freeze_first_layers(net: nn.Module, k: int, key: str = "gan.freeze_d") -> list[str]:
+    """Freeze the first ``k`` weight layers of ``net`` (convolutions and linear layers in
+    registration order) with the normalisation layers that follow each (FreezeD, Mo et al.
+    2020); returns the names of the frozen modules. Build the optimizer afterwards from the
+    parameters that still require gradients."""
+    if k <= 0:
+        return []
+    names = [n for n, m in net.named_modules() if isinstance(m, _WEIGHT_LAYERS)]
+    if k >= len(names):
+        raise ConfigError(
+            f"{key}={k} would freeze all {len(names)} weight layers of the discriminator: "
+            f"use at most {len(names) - 1}"
+        )
+    frozen, count = [], 0
+    for name, module in net.named_modules():
+        if isinstance(module, _WEIGHT_LAYERS):
+            count += 1
+            if count > k:
+                break
+            params = list(module.parameters())  # with a spectral-norm parametrization's
+        elif count:
+            params = list(module.parameters(recurse=False))  # a norm layer after it
+        else:
+            continue
+        if params and not all(getattr(p, "gankit_frozen", False) for p in params):
+            frozen.append(name)
+        for p in params:
+            p.requires_grad_(False)
+            p.gankit_frozen = True  # type: ignore[attr-defined]
+    return frozen
 
 
 class Task(ABC):

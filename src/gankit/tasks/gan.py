@@ -12,25 +12,24 @@ Parts: nets ``G``, ``D``; optimizers, schedules and grad scalers ``G``, ``D``; t
 from __future__ import annotations
 
 import copy
-import difflib
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
-from gankit.augment import DIFF_AUGMENTS, diff_augment
+from gankit.ada import AdaController, ada_augment
+from gankit.augment import diff_augment
 from gankit.config import Config, OptimConfig
 from gankit.data.stream import to_unit
-from gankit.distributed import rank_rows
+from gankit.distributed import rank_rows, reduce_mean_, world
 from gankit.errors import ConfigError
 from gankit.nets.conditional import LabelDiscriminator
-from gankit.objectives import OBJECTIVES, gradient_penalty
+from gankit.objectives import OBJECTIVES, gradient_penalty, zero_centred_penalty
 from gankit.roles import Critic, Generative
 from gankit.runtime import Runtime
-from gankit.schedules import FactorSchedule, check_decay_start, decay_after
+from gankit.schedules import FactorSchedule, decay_after
 from gankit.stabilisers.matching import feature_matching_loss, last_layer, penultimate
 from gankit.stabilisers.noise import instance_noise_std
 from gankit.stabilisers.vbn import VirtualBatchNormNet
@@ -39,6 +38,7 @@ from gankit.tasks.base import (
     StreamSpec,
     Task,
     TaskInfo,
+    freeze_first_layers,
     make_optimizer,
     optimizer_step,
     requires_grad,
@@ -50,95 +50,7 @@ from gankit.tasks.gan_model import (
     ema_with_warmup,
     update_ema,
 )
-
-
-@dataclass
-class GanOptions:
-    """The adversarial game (``gan.*``)."""
-
-    loss: str = "non-saturating"
-    """minimax | non-saturating | lsgan | wgan | wgan-gp | hinge"""
-    noise: Literal["normal", "uniform"] = "normal"
-    """normal: N(0, I); uniform: U[-1, 1) (the cs231n assignment)."""
-    d_steps: int = 1
-    """Critic (discriminator) steps per generator step."""
-    d_schedule: Literal["constant", "wgan"] = "constant"
-    """wgan: 100 critic steps for the first 25 generator steps and every 500th (Arjovsky et al.)."""
-    clip: float | None = None
-    """Weight clipping bound of the critic; None = the loss's default (0.01 for wgan)."""
-    gp_weight: float | None = None
-    """Gradient-penalty weight; None = the loss's default (10 for wgan-gp)."""
-    label_smoothing: float = 0.0
-    """One-sided: real targets become 1 - label_smoothing (Salimans et al. 2016)."""
-    ema: float = 0.0
-    """Decay of an exponential moving average of the generator used for sampling; 0 = off."""
-    ema_start: int = 0
-    """Generator step at which the EMA starts averaging (it copies G until then)."""
-    augment: list[str] = field(default_factory=list)
-    """DiffAugment policy for D's inputs, real and fake alike: translation, cutout, flip (Zhao et al. 2020)."""
-    lr_decay_start: float | None = None
-    """Fraction of train.steps after which both learning rates fall linearly to 0; None = constant."""
-    conditional: Literal["none", "concat", "projection", "acgan"] = "none"
-    """Class-conditional GAN on the data's labels: G joins a label embedding to z; D takes the label
-    as input channels (concat, Mirza & Osindero 2014), by projection (Miyato & Koyama 2018) or
-    through an auxiliary classifier (acgan, Odena et al. 2017)."""
-    aux_weight: float = 1.0
-    """acgan: weight of the class log-likelihood terms of both losses."""
-    embed_dim: int = 0
-    """Size of G's label embedding; 0 = the number of classes."""
-    classes: tuple[str, ...] | None = None
-    """Class names of a conditional GAN; null = read from the data at the start."""
-    feature_matching: bool = False
-    """G matches the mean of D's last hidden features on real images instead of the objective's
-    G loss (Salimans et al. 2016, sec. 3.1)."""
-    instance_noise: float = 0.0
-    """Std of Gaussian noise on every input of D, annealed linearly to 0 over train.steps."""
-    minibatch: int = 0
-    """Minibatch-discrimination kernels (of 5 dims) before D's output (Salimans et al. 2016); 0 = off."""
-    mbstd: bool = False
-    """A minibatch-standard-deviation feature before D's output (Karras et al. 2018)."""
-    vbn: bool = False
-    """Virtual batch norm: G's BatchNorm layers normalise by a fixed reference batch of 64 noise
-    vectors, saved with G (Salimans et al. 2016, sec. 3.4)."""
-
-
-def critic_steps(cfg_d_steps: int, schedule: str, g_step: int) -> int:
-    """Critic updates before generator update number ``g_step`` (0-based).
-
-    ``wgan``: 100 for the first 25 generator steps and every 500th, else ``d_steps``
-    (Arjovsky et al. 2017; the authors' code, so the critic stays near optimal early on).
-    """
-    if schedule == "wgan" and (g_step < 25 or g_step % 500 == 0):
-        return 100
-    return cfg_d_steps
-
-
-def gan_advice(cfg: Config) -> dict[str, str]:
-    """Config changes worth trying for each health event, concrete for this run's config."""
-    gan, d_norm = cfg.gan, getattr(cfg.nets["D"], "norm", None)
-    slow_d = f"optim.D.lr={cfg.optim['D'].lr / 2:g} (half the current)"
-    win = [slow_d]
-    if gan.loss == "minimax":
-        win.append("gan.loss=non-saturating")
-    if gan.label_smoothing == 0:
-        win.append("gan.label_smoothing=0.1")
-    if not gan.augment:
-        win.append("gan.augment=translation,cutout")
-    spectral = d_norm is not None and d_norm != "spectral"  # only nets with a norm option
-    if spectral:
-        win.append("nets.D.norm=spectral")
-    collapse = [f"optim.G.lr={cfg.optim['G'].lr / 2:g} {slow_d.split(' ')[0]}"]
-    if gan.loss not in ("wgan-gp", "wgan"):
-        collapse.append("gan.loss=wgan-gp (or the wgan-gp recipe)")
-    if spectral:
-        collapse.append("nets.D.norm=spectral")
-    if not gan.augment:
-        collapse.append("gan.augment=translation")
-    return {
-        "d_winning": "the generator gets almost no gradient; try " + ", ".join(win),
-        "collapse": "different noise gives near-identical images; the previews in samples/ "
-        "show when it started; try " + ", ".join(collapse),
-    }
+from gankit.tasks.gan_options import GanOptions, critic_steps, gan_advice, validate_gan
 
 
 class GANTask(Task):
@@ -157,6 +69,8 @@ class GANTask(Task):
         "gan.minibatch",
         "gan.mbstd",
         "gan.vbn",
+        "gan.ada",
+        "gan.freeze_d",
     )
     roles = (Generative, Critic)
 
@@ -164,35 +78,7 @@ class GANTask(Task):
 
     @classmethod
     def validate(cls, cfg: Config) -> None:
-        gan = cfg.gan
-        if gan.loss not in OBJECTIVES:
-            close = difflib.get_close_matches(gan.loss, list(OBJECTIVES), n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
-            raise ConfigError(
-                f"gan.loss={gan.loss!r} is unknown: {hint}choose one of {', '.join(OBJECTIVES)}"
-            )
-        if gan.d_steps <= 0:
-            raise ConfigError(f"gan.d_steps={gan.d_steps} must be positive")
-        if not 0 <= gan.label_smoothing < 0.5:
-            raise ConfigError(f"gan.label_smoothing={gan.label_smoothing} must be in [0, 0.5)")
-        for name in gan.augment:
-            if name not in DIFF_AUGMENTS:
-                raise ConfigError(
-                    f"gan.augment: {name!r} is unknown: choose from {', '.join(DIFF_AUGMENTS)}"
-                )
-        check_decay_start(gan.lr_decay_start, "gan.lr_decay_start")
-        if not 0 <= gan.ema < 1:
-            raise ConfigError(f"gan.ema={gan.ema} must be in [0, 1), e.g. 0.999; 0 turns it off")
-        if gan.embed_dim < 0 or gan.aux_weight < 0:
-            raise ConfigError("gan.embed_dim and gan.aux_weight must be >= 0")
-        if gan.minibatch < 0 or gan.instance_noise < 0:
-            raise ConfigError("gan.minibatch and gan.instance_noise must be >= 0 (0 = off)")
-        if gan.minibatch and gan.mbstd:
-            raise ConfigError("choose one of gan.minibatch and gan.mbstd")
-        if gan.vbn and gan.conditional != "none":
-            raise ConfigError(
-                "gan.vbn works with unconditional generators: set gan.conditional=none"
-            )
+        validate_gan(cfg)
 
     @classmethod
     def streams(cls, cfg: Config) -> dict[str, StreamSpec]:
@@ -269,11 +155,19 @@ class GANTask(Task):
     def __init__(self, cfg: Config, rt: Runtime, first: dict[str, Any]) -> None:
         super().__init__(cfg, rt, first)
         self.G, self.D = self.build_nets(cfg)
+        self.frozen_d = freeze_first_layers(self.D, cfg.gan.freeze_d)
         self.g, self.d = rt.prepare(self.G), rt.prepare(self.D)
         self.opt_g = make_optimizer(self.G.parameters(), cfg.optim["G"])
-        self.opt_d = make_optimizer(self.D.parameters(), cfg.optim["D"])
+        trainable_d = [p for p in self.D.parameters() if p.requires_grad]
+        self.opt_d = make_optimizer(trainable_d, cfg.optim["D"])
         self.scaler_g, self.scaler_d = rt.grad_scaler(), rt.grad_scaler()
         self.objective = OBJECTIVES[cfg.gan.loss]
+        self.ada: AdaController | None = None
+        if cfg.gan.ada != "off":
+            g = cfg.gan
+            self.ada = AdaController(
+                g.ada_target, g.ada_interval, g.ada_kimg, g.ada_p, adaptive=g.ada == "adaptive"
+            )
         self.ema: AveragedModel | None = None
         if cfg.gan.ema > 0:
             self.ema = AveragedModel(
@@ -309,6 +203,8 @@ class GANTask(Task):
         self.parts.scalers = {"G": self.scaler_g, "D": self.scaler_d}
         self.parts.ema = {"G": self.ema} if self.ema is not None else {}
         self.parts.buffers = {"fixed_z": self.model.fixed_z, "g_step": self.g_step}
+        if self.ada is not None:
+            self.parts.buffers["ada"] = self.ada.state
         self.info = TaskInfo(
             progress_keys=("loss_d", "loss_g", "d_real", "d_fake"),
             nan_advice="lower the learning rates or try gan.loss=wgan-gp / nets.D.norm=spectral",
@@ -349,8 +245,10 @@ class GANTask(Task):
     # --- training -----------------------------------------------------------------------------
 
     def augment(self, x: Tensor) -> Tensor:
-        """DiffAugment of D's input, then instance noise (identity without either)."""
+        """ADA, DiffAugment of D's input, then instance noise (identity without any)."""
         gan = self.cfg.gan
+        if self.ada is not None:
+            x = ada_augment(x, self.ada.p)
         x = diff_augment(x, gan.augment)
         std = instance_noise_std(gan.instance_noise, int(self.g_step), self.cfg.train.steps)
         if std > 0:
@@ -396,6 +294,27 @@ class GANTask(Task):
         )
         return feature_matching_loss(f_real.float(), f_fake.float()), aux
 
+    def _zero_centred(
+        self,
+        real: Tensor,
+        y_real: Tensor | None,
+        fake: Tensor,
+        y_fake: Tensor | None,
+        out: dict[str, Tensor],
+    ) -> Tensor:
+        """γ₁/2·R1 + γ₂/2·R2, the gradients taken through D's augmentation (as stylegan2-ada
+        does); outside autocast and compile (a double backward)."""
+        gan, total = self.cfg.gan, torch.zeros((), device=real.device)
+        for gamma, x, y, key in ((gan.r1, real, y_real, "r1"), (gan.r2, fake, y_fake, "r2")):
+            if gamma:
+                pen = zero_centred_penalty(
+                    lambda t, y=y: self._discriminate(self.augment(t), y, compiled=False)[0],
+                    x.float(),
+                )
+                total = total + gamma / 2 * pen
+                out[key] = pen.detach()
+        return total
+
     def step(self, batches: Streams) -> dict[str, Tensor]:
         """One generator update after its critic updates; returns detached scalar tensors."""
         gan, obj = self.cfg.gan, self.objective
@@ -411,9 +330,22 @@ class GANTask(Task):
             with torch.set_grad_enabled(last), self.rt.autocast():
                 fake = self._generate(z, y_fake)  # kept with its graph on the last critic step
             with self.rt.autocast():
-                real_logits, real_aux = self._discriminate(self.augment(real), y_real)
+                real_in = self.augment(real)
+                real_logits, real_aux = self._discriminate(real_in, y_real)
                 fake_logits, fake_aux = self._discriminate(self.augment(fake.detach()), y_fake)
             loss_d = obj.d_loss(real_logits, fake_logits, gan.label_smoothing)
+            if self.ada is not None:
+                # r_t of a relativistic loss: the sign of D(real) − D(fake), its only scale
+                signal = real_logits - fake_logits if obj.relativistic else real_logits
+                self.ada.observe(signal.detach(), len(real) * world().size, reduce=_mean)
+            if getattr(self.D, "has_reconstruction", False):  # FastGAN's self-supervised D
+                with self.rt.autocast():
+                    recon = self.D.reconstruction_loss(real_in).float()
+                loss_d = loss_d + recon
+                out["recon"] = recon.detach()
+            if (gan.r1 or gan.r2) and last and int(self.g_step) % gan.reg_every == 0:
+                reg = self._zero_centred(real, y_real, fake.detach(), y_fake, out)
+                loss_d = loss_d + gan.reg_every * reg
             if real_aux is not None:  # AC-GAN: D also learns the class of both
                 aux = F.cross_entropy(real_aux, y_real) + F.cross_entropy(fake_aux, y_fake)
                 loss_d = loss_d + gan.aux_weight * aux
@@ -439,7 +371,12 @@ class GANTask(Task):
                 loss_g, gen_aux = self._feature_matching(real, y_real, fake, y_fake)
             else:
                 gen_logits, gen_aux = self._discriminate(self.augment(fake), y_fake)
-                loss_g = obj.g_loss(gen_logits)
+                if obj.relativistic:
+                    with torch.no_grad():
+                        pair, _ = self._discriminate(self.augment(real), y_real)
+                    loss_g = obj.g_loss(gen_logits, pair)
+                else:
+                    loss_g = obj.g_loss(gen_logits)
         if gen_aux is not None:
             aux_g = F.cross_entropy(gen_aux, y_fake)
             loss_g = loss_g + gan.aux_weight * aux_g
@@ -454,6 +391,8 @@ class GANTask(Task):
             # updates before this one: g_step counts on the host, so no device read is needed
             update_ema(self.ema, self.G, gan.ema, int(self.g_step) - gan.ema_start - 1)
 
+        if self.ada is not None:
+            out.update(ada_p=torch.tensor(self.ada.p), ada_rt=torch.tensor(self.ada.rt))
         squash = torch.sigmoid if obj.probability else (lambda t: t)
         out.update(
             loss_d=loss_d.detach(),
@@ -462,3 +401,9 @@ class GANTask(Task):
             d_fake=squash(fake_logits.detach()).mean(),
         )
         return out
+
+
+def _mean(t: Tensor) -> Tensor:
+    """``t`` averaged over the ranks (in place), for ADA's r_t."""
+    reduce_mean_([t])
+    return t

@@ -30,6 +30,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel
 
 from gankit.config import Config, OptimConfig
 from gankit.data.sources import ImageData, load_source
@@ -50,7 +51,7 @@ from gankit.tasks.base import (
     optimizer_step,
     requires_grad,
 )
-from gankit.tasks.gan_model import GANModel
+from gankit.tasks.gan_model import GANModel, update_ema
 
 log = logging.getLogger("gankit")
 
@@ -71,6 +72,10 @@ class SsganOptions:
     baseline classifier of the same network and labels."""
     lr_decay_start: float | None = None
     """Fraction of train.steps after which both learning rates fall linearly to 0; None = constant."""
+    average: float = 0.0
+    """Decay of an exponential moving average of D's weights that classifies (evaluation,
+    ``gankit evaluate-classifier``); 0 = the trained D itself. The paper's code tests with a
+    running average of D's parameters."""
     eval_every: int = 0
     """Steps between test-split accuracies in the log (0 = never)."""
     eval_batch_size: int = 1000
@@ -164,13 +169,15 @@ class SsganTask(Task):
         "G": OptimConfig(lr=3e-3, betas=(0.5, 0.999)),
         "D": OptimConfig(lr=3e-3, betas=(0.5, 0.999)),
     }
-    structural = ("ssgan.classes", "ssgan.supervised_only", "train.n_preview")
+    structural = ("ssgan.classes", "ssgan.supervised_only", "ssgan.average", "train.n_preview")
     roles = (Classifier, Generative, Critic)
     needs_first_batch = True
 
     @classmethod
     def validate(cls, cfg: Config) -> None:
         s = cfg.ssgan
+        if not 0 <= s.average < 1:
+            raise ConfigError(f"ssgan.average={s.average} must be in [0, 1), e.g. 0.999; 0 = off")
         if s.unlabelled_weight < 0 or s.eval_every < 0 or s.eval_batch_size <= 0:
             raise ConfigError(
                 "ssgan.unlabelled_weight and ssgan.eval_every must be >= 0, "
@@ -228,6 +235,10 @@ class SsganTask(Task):
         G, D = cls.build_nets(cfg)
         G.load_state_dict(parts["nets"]["G"])
         D.load_state_dict(parts["nets"]["D"])
+        if "D" in parts.get("ema", {}):  # classify with the averaged weights
+            avg = AveragedModel(D, use_buffers=True)
+            avg.load_state_dict(parts["ema"]["D"])
+            D = avg.module
         fixed_z = parts["buffers"]["fixed_z"].to(device)
         return SsganModel(G.to(device).eval(), D.to(device).eval(), cfg, device, fixed_z)
 
@@ -241,17 +252,23 @@ class SsganTask(Task):
         self.opt_g = make_optimizer(self.G.parameters(), cfg.optim["G"])
         self.opt_d = make_optimizer(self.D.parameters(), cfg.optim["D"])
         self.scaler_g, self.scaler_d = rt.grad_scaler(), rt.grad_scaler()
-        self.model = SsganModel(self.G, self.D, cfg, rt.device, torch.empty(0), rt.autocast)
+        self.average: AveragedModel | None = None
+        if cfg.ssgan.average > 0:
+            self.average = AveragedModel(self.D, use_buffers=True)
+        classifier = self.D if self.average is None else self.average.module
+        self.model = SsganModel(self.G, classifier, cfg, rt.device, torch.empty(0), rt.autocast)
         gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.model.gan.fixed_z = self.model.noise(cfg.train.n_preview, generator=gen)
         self._eval: ImageData | None = None
+        self.n_steps = torch.zeros((), dtype=torch.int64)  # a buffer, so it is checkpointed
         self.parts.nets = {"G": self.G, "D": self.D}
         self.parts.optims = {"G": self.opt_g, "D": self.opt_d}
         self.parts.scheds = {
             k: FactorSchedule(o, self._lr_factor) for k, o in self.parts.optims.items()
         }
         self.parts.scalers = {"G": self.scaler_g, "D": self.scaler_d}
-        self.parts.buffers = {"fixed_z": self.model.fixed_z}
+        self.parts.ema = {"D": self.average} if self.average is not None else {}
+        self.parts.buffers = {"fixed_z": self.model.fixed_z, "step": self.n_steps}
         self.info = TaskInfo(
             progress_keys=("ce", "acc", "loss_g"),
             nan_advice="lower optim.D.lr and optim.G.lr",
@@ -314,6 +331,9 @@ class SsganTask(Task):
             )
         for sched in self.parts.scheds.values():
             sched.step()
+        if self.average is not None:
+            update_ema(self.average, self.D, s.average, int(self.n_steps))
+        self.n_steps += 1
         out.update(
             ce=ce.detach(),
             acc=(lab_logits.detach().argmax(1) == y).float().mean(),

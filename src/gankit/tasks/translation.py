@@ -45,13 +45,11 @@ class DomainOptions:
 
 def check_loss(name: str, key: str) -> Objective:
     """The shared objective called ``name``, or a one-line ConfigError naming ``key``."""
-    if name not in OBJECTIVES or name in ("wgan", "wgan-gp"):
-        choices = [k for k in OBJECTIVES if k not in ("wgan", "wgan-gp")]
-        close = difflib.get_close_matches(name, choices, n=1)
+    usable = [k for k, o in OBJECTIVES.items() if not (o.gp_weight or o.clip or o.relativistic)]
+    if name not in usable:
+        close = difflib.get_close_matches(name, usable, n=1)
         hint = f"did you mean {close[0]}? " if close else ""
-        raise ConfigError(
-            f"{key}={name!r} is not allowed: {hint}choose one of {', '.join(choices)}"
-        )
+        raise ConfigError(f"{key}={name!r} is not allowed: {hint}choose one of {', '.join(usable)}")
     return OBJECTIVES[name]
 
 

@@ -200,6 +200,10 @@ class ToyGAN:
             with torch.no_grad():
                 f_real = _features(self.D, d, self._noisy(self._real()))
             loss_g = feature_matching_loss(f_real, f_fake)
+        elif self.objective.relativistic:
+            with torch.no_grad():
+                real_logits = d(self._noisy(self._real()))
+            loss_g = self.objective.g_loss(d(self._noisy(fake)), real_logits)
         else:
             loss_g = self.objective.g_loss(d(self._noisy(fake)))
         self.opt_g.zero_grad(set_to_none=True)

@@ -1,0 +1,168 @@
+"""The image GAN's options (``gan.*``), their checks and the health advice built from them."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Literal
+
+from gankit.augment import DIFF_AUGMENTS
+from gankit.config import Config
+from gankit.errors import ConfigError
+from gankit.objectives import OBJECTIVES
+from gankit.schedules import check_decay_start
+
+
+@dataclass
+class GanOptions:
+    """The adversarial game (``gan.*``)."""
+
+    loss: str = "non-saturating"
+    """minimax | non-saturating | lsgan | wgan | wgan-gp | hinge | rpgan"""
+    noise: Literal["normal", "uniform"] = "normal"
+    """normal: N(0, I); uniform: U[-1, 1) (the cs231n assignment)."""
+    d_steps: int = 1
+    """Critic (discriminator) steps per generator step."""
+    d_schedule: Literal["constant", "wgan"] = "constant"
+    """wgan: 100 critic steps for the first 25 generator steps and every 500th (Arjovsky et al.)."""
+    clip: float | None = None
+    """Weight clipping bound of the critic; None = the loss's default (0.01 for wgan)."""
+    gp_weight: float | None = None
+    """Gradient-penalty weight; None = the loss's default (10 for wgan-gp)."""
+    label_smoothing: float = 0.0
+    """One-sided: real targets become 1 - label_smoothing (Salimans et al. 2016)."""
+    ema: float = 0.0
+    """Decay of an exponential moving average of the generator used for sampling; 0 = off."""
+    ema_start: int = 0
+    """Generator step at which the EMA starts averaging (it copies G until then)."""
+    augment: list[str] = field(default_factory=list)
+    """DiffAugment policy for D's inputs, real and fake alike: color, translation, cutout, flip
+    (Zhao et al. 2020)."""
+    ada: Literal["off", "adaptive", "fixed"] = "off"
+    """Adaptive discriminator augmentation (Karras et al. 2020): the ``bgc`` pipeline on every
+    image D sees, each op with probability p; adaptive: p follows r_t = E[sign(D(real))] towards
+    gan.ada_target; fixed: p = gan.ada_p throughout."""
+    ada_p: float = 0.0
+    """ADA's starting (adaptive) or constant (fixed) probability."""
+    ada_target: float = 0.6
+    """The r_t that adaptive ADA holds D at (0.6 in the paper)."""
+    ada_interval: int = 4
+    """Minibatches between adjustments of p."""
+    ada_kimg: float = 500.0
+    """Thousands of real images over which p could move from 0 to 1 (the adjustment speed)."""
+    r1: float = 0.0
+    """γ of the R1 penalty γ/2·E‖∇D(x)‖² on real images (Mescheder et al. 2018); 0 = off."""
+    r2: float = 0.0
+    """γ of the R2 penalty, the same on generated images (with rpgan: R3GAN, Huang et al. 2024)."""
+    reg_every: int = 1
+    """Lazy regularisation: R1/R2 every k generator steps, scaled by k (Karras et al. 2020)."""
+    freeze_d: int = 0
+    """FreezeD (Mo et al. 2020): keep D's first k layers fixed (fine-tuning with --init-from)."""
+    lr_decay_start: float | None = None
+    """Fraction of train.steps after which both learning rates fall linearly to 0; None = constant."""
+    conditional: Literal["none", "concat", "projection", "acgan"] = "none"
+    """Class-conditional GAN on the data's labels: G joins a label embedding to z; D takes the label
+    as input channels (concat, Mirza & Osindero 2014), by projection (Miyato & Koyama 2018) or
+    through an auxiliary classifier (acgan, Odena et al. 2017)."""
+    aux_weight: float = 1.0
+    """acgan: weight of the class log-likelihood terms of both losses."""
+    embed_dim: int = 0
+    """Size of G's label embedding; 0 = the number of classes."""
+    classes: tuple[str, ...] | None = None
+    """Class names of a conditional GAN; null = read from the data at the start."""
+    feature_matching: bool = False
+    """G matches the mean of D's last hidden features on real images instead of the objective's
+    G loss (Salimans et al. 2016, sec. 3.1)."""
+    instance_noise: float = 0.0
+    """Std of Gaussian noise on every input of D, annealed linearly to 0 over train.steps."""
+    minibatch: int = 0
+    """Minibatch-discrimination kernels (of 5 dims) before D's output (Salimans et al. 2016); 0 = off."""
+    mbstd: bool = False
+    """A minibatch-standard-deviation feature before D's output (Karras et al. 2018)."""
+    vbn: bool = False
+    """Virtual batch norm: G's BatchNorm layers normalise by a fixed reference batch of 64 noise
+    vectors, saved with G (Salimans et al. 2016, sec. 3.4)."""
+
+
+def critic_steps(cfg_d_steps: int, schedule: str, g_step: int) -> int:
+    """Critic updates before generator update number ``g_step`` (0-based).
+
+    ``wgan``: 100 for the first 25 generator steps and every 500th, else ``d_steps``
+    (Arjovsky et al. 2017; the authors' code, so the critic stays near optimal early on).
+    """
+    if schedule == "wgan" and (g_step < 25 or g_step % 500 == 0):
+        return 100
+    return cfg_d_steps
+
+
+def gan_advice(cfg: Config) -> dict[str, str]:
+    """Config changes worth trying for each health event, concrete for this run's config."""
+    gan, d_norm = cfg.gan, getattr(cfg.nets["D"], "norm", None)
+    slow_d = f"optim.D.lr={cfg.optim['D'].lr / 2:g} (half the current)"
+    win = [slow_d]
+    if gan.loss == "minimax":
+        win.append("gan.loss=non-saturating")
+    if gan.label_smoothing == 0:
+        win.append("gan.label_smoothing=0.1")
+    if not gan.augment:
+        win.append("gan.augment=translation,cutout")
+    spectral = d_norm is not None and d_norm != "spectral"  # only nets with a norm option
+    if spectral:
+        win.append("nets.D.norm=spectral")
+    collapse = [f"optim.G.lr={cfg.optim['G'].lr / 2:g} {slow_d.split(' ')[0]}"]
+    if gan.loss not in ("wgan-gp", "wgan"):
+        collapse.append("gan.loss=wgan-gp (or the wgan-gp recipe)")
+    if spectral:
+        collapse.append("nets.D.norm=spectral")
+    if not gan.augment:
+        collapse.append("gan.augment=translation")
+    return {
+        "d_winning": "the generator gets almost no gradient; try " + ", ".join(win),
+        "collapse": "different noise gives near-identical images; the previews in samples/ "
+        "show when it started; try " + ", ".join(collapse),
+    }
+
+
+def validate_gan(cfg: Config) -> None:
+    """One-line ConfigErrors for impossible ``gan.*`` settings."""
+    gan = cfg.gan
+    if gan.loss not in OBJECTIVES:
+        close = difflib.get_close_matches(gan.loss, list(OBJECTIVES), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ConfigError(
+            f"gan.loss={gan.loss!r} is unknown: {hint}choose one of {', '.join(OBJECTIVES)}"
+        )
+    if gan.d_steps <= 0:
+        raise ConfigError(f"gan.d_steps={gan.d_steps} must be positive")
+    if not 0 <= gan.label_smoothing < 0.5:
+        raise ConfigError(f"gan.label_smoothing={gan.label_smoothing} must be in [0, 0.5)")
+    for name in gan.augment:
+        if name not in DIFF_AUGMENTS:
+            raise ConfigError(
+                f"gan.augment: {name!r} is unknown: choose from {', '.join(DIFF_AUGMENTS)}"
+            )
+    check_decay_start(gan.lr_decay_start, "gan.lr_decay_start")
+    if not 0 <= gan.ema < 1:
+        raise ConfigError(f"gan.ema={gan.ema} must be in [0, 1), e.g. 0.999; 0 turns it off")
+    if gan.embed_dim < 0 or gan.aux_weight < 0:
+        raise ConfigError("gan.embed_dim and gan.aux_weight must be >= 0")
+    if gan.minibatch < 0 or gan.instance_noise < 0:
+        raise ConfigError("gan.minibatch and gan.instance_noise must be >= 0 (0 = off)")
+    if gan.minibatch and gan.mbstd:
+        raise ConfigError("choose one of gan.minibatch and gan.mbstd")
+    if gan.vbn and gan.conditional != "none":
+        raise ConfigError("gan.vbn works with unconditional generators: set gan.conditional=none")
+    obj = OBJECTIVES[gan.loss]
+    if obj.relativistic and gan.label_smoothing:
+        raise ConfigError(f"gan.label_smoothing does not apply to gan.loss={gan.loss}: set it to 0")
+    if min(gan.r1, gan.r2, gan.freeze_d) < 0 or gan.reg_every <= 0:
+        raise ConfigError("gan.r1, gan.r2 and gan.freeze_d must be >= 0, gan.reg_every > 0")
+    if gan.ada not in ("off", "adaptive", "fixed"):
+        raise ConfigError(f"gan.ada={gan.ada!r}: choose off, adaptive or fixed")
+    if gan.ada != "off":
+        if not (0 <= gan.ada_p <= 1 and 0 < gan.ada_target < 1):
+            raise ConfigError("gan.ada_p must be in [0, 1] and gan.ada_target in (0, 1), e.g. 0.6")
+        if gan.ada_interval <= 0 or gan.ada_kimg <= 0:
+            raise ConfigError("gan.ada_interval and gan.ada_kimg must be positive (4 and 500)")
+        if gan.ada == "fixed" and gan.ada_p <= 0:
+            raise ConfigError("gan.ada=fixed needs gan.ada_p > 0, e.g. gan.ada_p=0.2")
