@@ -62,16 +62,26 @@ from gankit.metrics import compute_fid, compute_memorisation  # noqa: E402
 from gankit.metrics.features import reference_features  # noqa: E402
 from gankit.sampling import save_grid  # noqa: E402
 
+NO_AUG = "gan.augment=[]"
 ROWS: dict[str, tuple[str, list[str]]] = {
+    # the two headline rows: the recipes as a user runs them
     "plain": ("dcgan", []),
     "small-data": ("small-data", []),
-    "ada": ("dcgan", ["gan.ada=adaptive"]),
-    "diffaugment": ("dcgan", ["gan.augment=[color,translation,cutout]"]),
-    "r1": ("dcgan", ["nets.D.norm=none", "gan.r1=1.0"]),
-    "rpgan-r1-r2": ("dcgan", ["gan.loss=rpgan", "nets.D.norm=none", "gan.r1=1.0", "gan.r2=1.0"]),
+    # (small-data = base + DiffAugment color,translation,cutout: that lever's row)
+    # each lever alone on the small-data recipe's base (its nets, batch and EMA, no augmentation),
+    # so that a lever is measured where training gets far enough in the budget to show it
+    "base": ("small-data", [NO_AUG]),
+    "ada": ("small-data", [NO_AUG, "gan.ada=adaptive"]),
+    # γ = 0.05: R3GAN's CIFAR-10 setting (Huang et al. 2024); stylegan2-ada uses 0.01 there
+    "r1": ("small-data", [NO_AUG, "nets.D.norm=none", "gan.r1=0.05"]),
+    "rpgan-r1-r2": (
+        "small-data",
+        [NO_AUG, "gan.loss=rpgan", "nets.D.norm=none", "gan.r1=0.05", "gan.r2=0.05"],
+    ),
     "fastgan": (
-        "dcgan",
+        "small-data",
         [
+            NO_AUG,
             "nets.G.arch=fastgan",
             "nets.D.arch=fastgan",
             "nets.G.ngf=16",
@@ -79,6 +89,11 @@ ROWS: dict[str, tuple[str, list[str]]] = {
             "nets.G.nz=256",
             "gan.loss=hinge",
         ],
+    ),
+    # the recipe's augmentation on the plain recipe's wider nets and larger batch
+    "small-data-wide": (
+        "small-data",
+        ["nets.G.ngf=64", "nets.D.ndf=64", "train.batch_size=64"],
     ),
 }
 """Row name -> (recipe, overrides); every row also gets the data, size, seed and time settings."""
@@ -287,6 +302,23 @@ def score(run: Path, n: int, ref: Reference, pairs_png: Path) -> dict:
     }
 
 
+def cached_score(run: Path, n: int, ref: Reference, pairs_png: Path) -> dict:
+    """:func:`score`, kept in RUN/small_data_score.json for the newest checkpoint and ``n`` (a
+    rerun of the benchmark that adds rows does not score the finished ones again)."""
+    newest = str(list_checkpoints(run / "checkpoints")[-1])
+    key = {"checkpoint": newest, "n": n, "references": len(ref.fid_idx)}
+    path = run / "small_data_score.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved.get("key") == key and Path(saved["score"]["memorisation"]["pairs_png"]).is_file():
+            say(f"{run.name}: scored before ({path.name})")
+            return saved["score"]
+    say(f"{run.name}: scoring {n} samples")
+    result = score(run, n, ref, pairs_png)
+    path.write_text(json.dumps({"key": key, "score": result}) + "\n")
+    return result
+
+
 # --- the D-trace plot ------------------------------------------------------------------------
 
 
@@ -315,7 +347,7 @@ COLOURS = {
 def panel(draw, box, title: str, series: dict[str, tuple[list, list]], ylabel: str) -> None:
     x0, y0, x1, y1 = box
     small, big = font(13), font(15)
-    draw.text((x0, y0 - 24), title, fill="black", font=big)
+    draw.text((x0, y0 - 24), f"{title}   [{ylabel}]", fill="black", font=big)
     draw.rectangle(box, outline="black")
     pts = [
         (x, y) for xs, ys in series.values() for x, y in zip(xs, ys, strict=True) if y is not None
@@ -344,7 +376,6 @@ def panel(draw, box, title: str, series: dict[str, tuple[list, list]], ylabel: s
         xx, _ = px(v, ylo)
         draw.line([(xx, y1), (xx, y1 + 4)], fill="black")
         draw.text((xx, y1 + 6), tick_text(v), fill="black", font=small, anchor="ma")
-    draw.text((x0 - 58, y0 - 6), ylabel, fill="black", font=small, anchor="ls")
     lx = x1 - 10
     for label, (xs, ys) in reversed(list(series.items())):
         line = [px(x, y) for x, y in zip(xs, ys, strict=True) if y is not None]
@@ -362,9 +393,10 @@ def panel(draw, box, title: str, series: dict[str, tuple[list, list]], ylabel: s
 
 
 def plot_traces(rows: list[dict], size: int, path: Path) -> Path | None:
-    """D on reals and fakes over steps for plain and small-data (first seed), plus ADA's p, r_t."""
+    """D on reals and fakes over steps for plain, small-data and ada (first seed), and ADA's p
+    and r_t where a run has them."""
     chosen = []
-    for name in HEADLINE:
+    for name in (*HEADLINE, "ada"):
         found = [r for r in rows if r["name"] == name and r["size"] == size and "trace" in r]
         if found:
             chosen.append(min(found, key=lambda r: r["seed"]))
@@ -376,7 +408,7 @@ def plot_traces(rows: list[dict], size: int, path: Path) -> Path | None:
         series = {"D(real)": (t["step"], t["d_real"]), "D(fake)": (t["step"], t["d_fake"])}
         title = f"{r['name']} (seed {r['seed']}): D's mean output on reals and fakes"
         panels.append((title, series, f"D = {t['d_output']}"))
-        if r["name"] == "small-data" and ("ada_p" in t or "ada_rt" in t):
+        if "ada_p" in t or "ada_rt" in t:
             ada = {
                 k: (t["step"], t[key])
                 for k, key in (("ADA p", "ada_p"), ("ADA r_t", "ada_rt"))
@@ -384,7 +416,7 @@ def plot_traces(rows: list[dict], size: int, path: Path) -> Path | None:
             }
             panels.append((f"{r['name']} (seed {r['seed']}): ADA's p and r_t", ada, "p, r_t"))
     width, ph, left, gap = 900, 220, 80, 80
-    img = Image.new("RGB", (width, 50 + len(panels) * (ph + gap)), "white")
+    img = Image.new("RGB", (width, 90 + len(panels) * (ph + gap)), "white")
     draw = ImageDraw.Draw(img)
     draw.text(
         (left, 12),
@@ -464,7 +496,9 @@ def parse_list(text: str, kind=str) -> list:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/small-data-bench"))
-    ap.add_argument("--rows", default=",".join(ROWS), help=f"rows to run (of {', '.join(ROWS)})")
+    ap.add_argument(
+        "--rows", default=None, help=f"rows to run (of {', '.join(ROWS)} and --custom; default all)"
+    )
     ap.add_argument("--sizes", default="32,64", help="image sizes (default 32,64)")
     ap.add_argument("--seeds", default="0,1", help="seeds of plain and small-data (others: first)")
     ap.add_argument("--minutes", type=float, default=5.0, help="training minutes a run (default 5)")
@@ -472,9 +506,30 @@ def main() -> None:
     ap.add_argument(
         "--retrain", action="store_true", help="train runs that have a checkpoint again"
     )
+    ap.add_argument(
+        "--levers-at",
+        default=None,
+        metavar="SIZES",
+        help="sizes at which the non-headline rows run (default: every size of --sizes)",
+    )
+    ap.add_argument(
+        "--custom",
+        action="append",
+        default=[],
+        metavar="NAME=RECIPE[:OVERRIDE ...]",
+        help="an extra row, e.g. 'small32=small-data:nets.G.ngf=32 nets.D.ndf=32' (repeatable)",
+    )
     ap.add_argument("--ref-limit", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
-    names = parse_list(a.rows)
+    for spec in a.custom:
+        name, eq, rest = spec.partition("=")
+        recipe, _, extra = rest.partition(":")
+        if not eq or not name.strip() or not recipe.strip() or name in ROWS:
+            sys.exit(
+                f"small_data benchmark: --custom {spec!r}: use NAME=RECIPE[:OVERRIDES], a new NAME"
+            )
+        ROWS[name.strip()] = (recipe.strip(), extra.split())
+    names = parse_list(a.rows) if a.rows else list(ROWS)
     unknown = [r for r in names if r not in ROWS]
     if unknown:
         sys.exit(
@@ -483,6 +538,7 @@ def main() -> None:
     sizes, seeds = parse_list(a.sizes, int), parse_list(a.seeds, int)
     if not sizes or not seeds:
         sys.exit("small_data benchmark: --sizes and --seeds need at least one value each")
+    lever_sizes = parse_list(a.levers_at, int) if a.levers_at else sizes
     out = a.out.resolve()
     horses = horse_folder()
     files, train_idx, heldout_idx, train_dir = split(horses, out)
@@ -501,6 +557,8 @@ def main() -> None:
     rows: list[dict] = []
     for size in sizes:
         for name in names:
+            if name not in HEADLINE and size not in lever_sizes:
+                continue
             recipe, extra = ROWS[name]
             for seed in seeds if name in HEADLINE else seeds[:1]:
                 tag = f"{name}-{size}-s{seed}"
@@ -520,8 +578,7 @@ def main() -> None:
                 error = train(run, out / "logs" / f"{tag}.log", recipe, overrides, a.retrain)
                 if error is None:
                     try:
-                        say(f"{tag}: scoring {a.n} samples")
-                        row.update(score(run, a.n, ref, out / "pairs" / f"{tag}.png"))
+                        row.update(cached_score(run, a.n, ref, out / "pairs" / f"{tag}.png"))
                         from gankit.configure import load_config
 
                         cfg = load_config(run / "config.yaml")
