@@ -156,6 +156,7 @@ class GANTask(Task):
         super().__init__(cfg, rt, first)
         self.G, self.D = self.build_nets(cfg)
         self.frozen_d = freeze_first_layers(self.D, cfg.gan.freeze_d)
+        self.reconstructs = bool(getattr(self.D, "has_reconstruction", False))
         self.g, self.d = rt.prepare(self.G), rt.prepare(self.D)
         self.opt_g = make_optimizer(self.G.parameters(), cfg.optim["G"])
         trainable_d = [p for p in self.D.parameters() if p.requires_grad]
@@ -331,16 +332,20 @@ class GANTask(Task):
                 fake = self._generate(z, y_fake)  # kept with its graph on the last critic step
             with self.rt.autocast():
                 real_in = self.augment(real)
-                real_logits, real_aux = self._discriminate(real_in, y_real)
+                recon = None
+                if self.reconstructs:  # FastGAN's D: logits and reconstruction in one pass
+                    real_logits, recon = self.d(real_in, reconstruct=True)
+                    real_logits, real_aux = real_logits.float(), None
+                else:
+                    real_logits, real_aux = self._discriminate(real_in, y_real)
                 fake_logits, fake_aux = self._discriminate(self.augment(fake.detach()), y_fake)
             loss_d = obj.d_loss(real_logits, fake_logits, gan.label_smoothing)
             if self.ada is not None:
                 # r_t of a relativistic loss: the sign of D(real) − D(fake), its only scale
                 signal = real_logits - fake_logits if obj.relativistic else real_logits
                 self.ada.observe(signal.detach(), len(real) * world().size, reduce=_mean)
-            if getattr(self.D, "has_reconstruction", False):  # FastGAN's self-supervised D
-                with self.rt.autocast():
-                    recon = self.D.reconstruction_loss(real_in).float()
+            if recon is not None:
+                recon = recon.float()
                 loss_d = loss_d + recon
                 out["recon"] = recon.detach()
             if (gan.r1 or gan.r2) and last and int(self.g_step) % gan.reg_every == 0:
