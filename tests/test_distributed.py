@@ -241,6 +241,20 @@ def test_sigterm_stops_every_rank_at_one_step_and_resume_ends_where_a_straight_r
     assert_same_weights(final(run), straight)
 
 
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_sigterm_on_another_rank_is_reported_as_sigterm_when_train_minutes_is_set(tmp_path):
+    # rank 0 (the writer) is not signalled and has time left: it must not say "train.minutes"
+    run = tmp_path / "run"
+    argv = ["train", "dcgan-mnist", *LONG, "train.minutes=30", "--out", str(run)]
+    proc = torchrun(argv, tmp_path)
+    _wait_for(run / "checkpoints" / "step-000020.pt", proc)
+    os.kill(_worker(proc.pid, 1), signal.SIGTERM)
+    finish(proc)
+    log = (run / "run.log").read_text()
+    assert final(run)["step"] < 60, "the run should have stopped early"
+    assert "stopped by SIGTERM at step" in log and "train.minutes=30 reached" not in log
+
+
 # --- evaluation split over ranks ---------------------------------------------------------------
 
 EVAL_SCRIPT = """

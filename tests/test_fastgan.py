@@ -124,3 +124,29 @@ def test_check_rejects_bad_widths_and_recon_size():
         check(FastGANGeneratorOptions(arch="fastgan", ngf=0), 64, 3)
     with pytest.raises(ConfigError, match="nets.D.recon_size"):
         check(FastGANDiscriminatorOptions(arch="fastgan", recon_size=100), 64, 3)
+
+
+@pytest.mark.parametrize("wrapper", ["gan.conditional=projection", "gan.mbstd=true"])
+def test_a_d_wrapper_that_would_drop_the_reconstruction_is_refused(tmp_path, capsys, wrapper):
+    from gankit.cli import main
+
+    from conftest import TINY
+
+    argv = [
+        "train",
+        *TINY,
+        "data.source=builtin:mnist",
+        "data.image_size=32",
+        "nets.G.arch=fastgan",
+        "nets.D.arch=fastgan",
+        "nets.G.ngf=4",
+        "nets.D.ndf=4",
+        wrapper,
+        "train.steps=1",
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{wrapper.split('=')[0]}" in err and "nets.D.arch=fastgan" in err
+    assert "Traceback" not in err

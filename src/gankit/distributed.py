@@ -291,11 +291,16 @@ def all_gather_rows(x: Tensor) -> Tensor:
 
 def reduce_any(flag: bool) -> bool:
     """Whether ``flag`` is true on any rank (every rank learns the same answer)."""
+    return bool(reduce_max(int(flag)))
+
+
+def reduce_max(value: int) -> int:
+    """The largest ``value`` over the ranks."""
     if _WORLD.size == 1:
-        return flag
-    t = torch.tensor([int(flag)], dtype=torch.int64)
+        return value
+    t = torch.tensor([value], dtype=torch.int64)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    return int(t.item())
 
 
 def reduce_mean_(tensors: list[Tensor]) -> None:

@@ -483,6 +483,10 @@ class _FiniteGuard:
         raise TrainingError(f"{', '.join(names)} became {first} at step {bad}{kept}: {advice}")
 
 
+_GO, _OUT_OF_TIME, _SIGNALLED = 0, 1, 2
+"""Why the loop halts (_Loop.halt), in the order of precedence of distributed.reduce_max."""
+
+
 class _Loop:
     """Phase 4: the steps, and around them logging, previews, evaluation and checkpoints."""
 
@@ -517,6 +521,10 @@ class _Loop:
         self.sums: dict[str, torch.Tensor] = {}
         self.counts: dict[str, int] = {}  # per key: lazy penalties report every k-th step only
         self.t_last = time.perf_counter()
+        minutes = cfg.train.minutes  # counted from the first step (run() starts the clock)
+        self.budget_s = None if minutes is None else 60 * minutes
+        self.deadline: float | None = None
+        self.halt = _GO
 
     def checked(self) -> None:
         """Stop here if a value became non-finite since the last check (one host sync)."""
@@ -589,11 +597,14 @@ class _Loop:
 
     def stopping(self, stop: StopFlag) -> bool:
         """Whether a signal asked to stop or ``train.minutes`` ran out; under torchrun, whether
-        that happened on any rank (all ranks then stop after the same step)."""
-        flag = stop.requested is not None or self.out_of_time()
-        if distributed.active():
-            return distributed.reduce_any(flag)
-        return flag
+        that happened on any rank (all ranks then stop after the same step). ``self.halt`` keeps
+        why: _SIGNALLED (on any rank) wins over _OUT_OF_TIME."""
+        if stop.requested is not None:
+            code = _SIGNALLED
+        else:
+            code = _OUT_OF_TIME if self.out_of_time() else _GO
+        self.halt = distributed.reduce_max(code) if distributed.active() else code
+        return self.halt != _GO
 
     def out_of_time(self) -> bool:
         """Whether this process has trained for ``train.minutes`` (never when unset)."""
@@ -620,7 +631,7 @@ class _Loop:
         """Steps from ``step`` to ``train.steps`` or a stop signal: (last step, the signal)."""
         cfg, info, total, last_ckpt = self.cfg, self.info, self.cfg.train.steps, step
         minutes = cfg.train.minutes
-        self.deadline = None if minutes is None else time.monotonic() + 60 * minutes
+        self.deadline = None if self.budget_s is None else time.monotonic() + self.budget_s
         bar = tqdm(
             total=total,
             initial=step,
@@ -641,9 +652,10 @@ class _Loop:
                         self.sums[k] = self.sums.get(k, 0) + v.detach().float()
                         self.counts[k] = self.counts.get(k, 0) + 1
                     bar.update(1)
-                    halt = self.stopping(stop)  # the same answer on every rank
-                    # the last step (log, preview, evaluate) also when train.minutes ran out
-                    end = step == total or (halt and stop.requested is None)
+                    halt = self.stopping(stop)  # self.halt: the same on every rank
+                    # the last step (log, preview, evaluate) also when train.minutes ran out,
+                    # decided on every rank alike: a rank-local test would split collectives
+                    end = step == total or self.halt == _OUT_OF_TIME
                     if step % cfg.train.log_every == 0 or end:
                         self.log_row(step, bar)
                     if step % cfg.train.sample_every == 0 or end:
@@ -658,7 +670,7 @@ class _Loop:
                 if step != last_ckpt:
                     self.checkpoint(step)
                 stopped_by = stop.requested
-                if step < total and stopped_by is None and self.deadline is not None:
+                if step < total and stopped_by is None and self.halt == _OUT_OF_TIME:
                     msg = (
                         f"train.minutes={minutes:g} reached at step {step}; continue with: "
                         f"gankit train --resume {self.run_dir}"

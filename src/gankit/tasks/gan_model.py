@@ -45,7 +45,9 @@ def build_gan_nets(cfg: Config) -> tuple[nn.Module, nn.Module]:
                 raise ConfigError(
                     f"gan.vbn: nets.G (arch {cfg.nets['G'].arch}) has no BatchNorm layer"
                 ) from None
-        return G, _batch_aware(build_net("discriminator", cfg.nets["D"], size, ch), cfg, ch)
+        return G, _batch_aware(
+            _check_wrappers(build_net("discriminator", cfg.nets["D"], size, ch), cfg), cfg, ch
+        )
     if not gan.classes:
         raise ConfigError("gan.classes is unknown: let training read it from the data")
     k = len(gan.classes)
@@ -53,9 +55,31 @@ def build_gan_nets(cfg: Config) -> tuple[nn.Module, nn.Module]:
     g_opts = dataclasses.replace(cfg.nets["G"], nz=cfg.nets["G"].nz + embed)
     G = ConditionalGenerator(build_net("generator", g_opts, size, ch), k, embed)
     d_in = ch + k if gan.conditional == "concat" else ch
-    base = _batch_aware(build_net("discriminator", cfg.nets["D"], size, d_in), cfg, d_in)
+    base = _check_wrappers(build_net("discriminator", cfg.nets["D"], size, d_in), cfg)
+    base = _batch_aware(base, cfg, d_in)
     dim = 0 if gan.conditional == "concat" else feature_dim(base, ch, size)
     return G, LabelDiscriminator(base, gan.conditional, k, dim)
+
+
+def _check_wrappers(D: nn.Module, cfg: Config) -> nn.Module:
+    """``D``, unless a wrapper (labels, minibatch layers) would drop its reconstruction: FastGAN's
+    self-supervised decoders need the real pass to reach them."""
+    gan, arch = cfg.gan, cfg.nets["D"].arch
+    wrappers = [
+        name
+        for name, on in (
+            (f"gan.conditional={gan.conditional}", gan.conditional != "none"),
+            ("gan.minibatch", bool(gan.minibatch)),
+            ("gan.mbstd", bool(gan.mbstd)),
+        )
+        if on
+    ]
+    if getattr(D, "has_reconstruction", False) and wrappers:
+        raise ConfigError(
+            f"{wrappers[0]} does not work with nets.D.arch={arch} (its reconstruction "
+            f"decoders would be skipped): use another nets.D.arch or drop {wrappers[0].split('=')[0]}"
+        )
+    return D
 
 
 def _batch_aware(D: nn.Module, cfg: Config, channels: int) -> nn.Module:
