@@ -296,11 +296,7 @@ def reduce_any(flag: bool) -> bool:
 
 def reduce_max(value: int) -> int:
     """The largest ``value`` over the ranks."""
-    if _WORLD.size == 1:
-        return value
-    t = torch.tensor([value], dtype=torch.int64)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return int(t.item())
+    return _reduce_int(value, dist.ReduceOp.MAX)
 
 
 def reduce_mean_(tensors: list[Tensor]) -> None:
@@ -312,10 +308,14 @@ def reduce_mean_(tensors: list[Tensor]) -> None:
 
 def reduce_min(value: int) -> int:
     """The smallest ``value`` over the ranks."""
+    return _reduce_int(value, dist.ReduceOp.MIN)
+
+
+def _reduce_int(value: int, op: dist.ReduceOp) -> int:
     if _WORLD.size == 1:
         return value
     t = torch.tensor([value], dtype=torch.int64)
-    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    dist.all_reduce(t, op=op)
     return int(t.item())
 
 

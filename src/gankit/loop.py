@@ -521,9 +521,7 @@ class _Loop:
         self.sums: dict[str, torch.Tensor] = {}
         self.counts: dict[str, int] = {}  # per key: lazy penalties report every k-th step only
         self.t_last = time.perf_counter()
-        minutes = cfg.train.minutes  # counted from the first step (run() starts the clock)
-        self.budget_s = None if minutes is None else 60 * minutes
-        self.deadline: float | None = None
+        self.deadline: float | None = None  # train.minutes, counted from run()'s first step
         self.halt = _GO
 
     def checked(self) -> None:
@@ -631,7 +629,7 @@ class _Loop:
         """Steps from ``step`` to ``train.steps`` or a stop signal: (last step, the signal)."""
         cfg, info, total, last_ckpt = self.cfg, self.info, self.cfg.train.steps, step
         minutes = cfg.train.minutes
-        self.deadline = None if self.budget_s is None else time.monotonic() + self.budget_s
+        self.deadline = None if minutes is None else time.monotonic() + 60 * minutes
         bar = tqdm(
             total=total,
             initial=step,
