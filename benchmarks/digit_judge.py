@@ -2,7 +2,8 @@
 
 A sample counts as a confidently recognised digit when the judge's softmax is >= 0.9
 (REFERENCE.md: this judge gives >= 0.9 on about 92 % of real MNIST test images). Prints JSON:
-fraction confident, classes present, the class histogram, and the judge's test accuracy.
+fraction confident, classes present, the class histogram, and the judge's test accuracy; for a
+conditional run (which draws every class in turn) also the share read as the requested class.
 
     python benchmarks/digit_judge.py RUN [--n 1000] [--ema | --no-ema] [--rank-by-d FROM] [--mnist ../shared/datasets/mnist]
 
@@ -119,6 +120,18 @@ def judge_per_class(net: nn.Module, root: Path) -> dict:
 
 
 @torch.no_grad()
+def judge_requested(net: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> dict:
+    """Share of ``images`` (in [-1, 1]) read as their requested ``labels`` (and with p >= 0.9)."""
+    p = F.softmax(net((images.float() + 1) / 2), 1)
+    conf, cls = p.max(1)
+    right = cls == labels
+    return {
+        "requested_class_fraction": right.float().mean().item(),
+        "requested_class_confident_fraction": (right & (conf >= 0.9)).float().mean().item(),
+    }
+
+
+@torch.no_grad()
 def judge(net: nn.Module, images: torch.Tensor) -> dict:
     """images in [-1, 1], (N, 1, H, W) with H 28 or 32 (centre-cropped to 28)."""
     x = (images.float() + 1) / 2
@@ -192,6 +205,9 @@ def main() -> None:
         else:
             images = generate(task, a.n, seed=a.seed, ema=ema)
         res = judge(net, images)
+        if getattr(task, "classes", None) and a.rank_by_d is None:
+            # a conditional run drew every class in turn: also score the requested class
+            res |= judge_requested(net, images, task.default_labels(len(images)).cpu())
         res["step"], res["ema"], res["rank_by_d_from"] = step, ema, a.rank_by_d
     res["judge_test_accuracy"] = acc
     print(json.dumps(res))

@@ -56,7 +56,7 @@ def test_api_sample_equals_cli_sample_pixel_for_pixel(run, tmp_path):
 def test_train_returns_a_run_like_the_cli(run, tmp_path):
     assert isinstance(run, gankit.Run) and run.step == 3 and run.stopped_by is None
     cli_run = tmp_path / "cli"
-    assert main(["train", *TINY, "train.steps=3", "--out", str(cli_run)]) == 0
+    assert main(["train", "dcgan-mnist", *TINY, "train.steps=3", "--out", str(cli_run)]) == 0
 
     def names(p: Path) -> list[str]:
         return sorted(x.relative_to(p).as_posix() for x in p.rglob("*") if "tb" not in x.parts)

@@ -285,7 +285,7 @@ def test_bad_inputs_give_one_line_errors(trained, colours, tmp_path, capsys):
     for name in ("cat", "dog"):
         write_random_images(other / "test" / name, n=2, size=12)
     gan_run = tmp_path / "gan"
-    assert main(["train", *TINY, "train.steps=1", "--out", str(gan_run)]) == 0
+    assert main(["train", "dcgan-mnist", *TINY, "train.steps=1", "--out", str(gan_run)]) == 0
     cases = {
         "no class folders": ["train", "darknet-cifar10", *tiny(flat, "train.steps=3")],
         "no test split": ["train", "darknet-cifar10", *tiny(only_train, "train.steps=3")],

@@ -25,7 +25,10 @@ def run_cli(*args: str) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cli") / "run"
-    assert main(["train", *TINY, "train.steps=3", "gan.ema=0.9", "--out", str(out)]) == 0
+    assert (
+        main(["train", "dcgan-mnist", *TINY, "train.steps=3", "gan.ema=0.9", "--out", str(out)])
+        == 0
+    )
     return out
 
 
@@ -159,23 +162,29 @@ def bad_inputs(tmp: Path, trained_run: Path) -> dict[str, list[str]]:
             "data.strict=true",
             "data.workers=0",
         ],
-        "batch larger than data": ["train", *TINY, "data.limit=2"],
-        "missing cuda": ["train", *TINY, "train.device=cuda"],
-        "fp16 on cpu": ["train", *TINY, "train.autocast=fp16"],
+        "batch larger than data": ["train", "dcgan-mnist", *TINY, "data.limit=2"],
+        "missing cuda": ["train", "dcgan-mnist", *TINY, "train.device=cuda"],
+        "fp16 on cpu": ["train", "dcgan-mnist", *TINY, "train.autocast=fp16"],
         "resume a non-run": ["train", "--resume", str(empty)],
         "sample a non-run": ["sample", str(empty)],
         "checkpoint of another model": ["sample", str(other)],
         "truncated checkpoint": ["sample", str(trunc)],
         "checkpoint of another task": ["sample", str(foreign)],
-        "train --out a file": ["train", *TINY, "--out", str(a_file)],
-        "train --out unwritable": ["train", *TINY, "--out", "/proc/gankit-run"],
+        "train --out a file": ["train", "dcgan-mnist", *TINY, "--out", str(a_file)],
+        "train --out unwritable": ["train", "dcgan-mnist", *TINY, "--out", "/proc/gankit-run"],
         "sample --out x.txt": ["sample", str(trained_run), "--out", str(tmp / "x.txt")],
         "sample --out a folder": ["sample", str(trained_run), "--out", str(empty)],
         "sample --individual a file": ["sample", str(trained_run), "--individual", str(a_file)],
         "report --out a folder": ["report", str(trained_run), "--out", str(empty)],
         "interpolate --out x.txt": ["interpolate", str(trained_run), "--out", str(tmp / "x.txt")],
         "interpolate --gif a folder": ["interpolate", str(trained_run), "--gif", str(empty)],
-        "resume --checkpoint without --resume": ["train", *TINY, "--checkpoint", "4"],
+        "resume --checkpoint without --resume": [
+            "train",
+            "dcgan-mnist",
+            *TINY,
+            "--checkpoint",
+            "4",
+        ],
     }
 
 
@@ -271,7 +280,10 @@ def test_sample_rank_by_d_keeps_the_best_scored(trained_run, tmp_path, monkeypat
 
 def test_overrides_after_options_are_overrides(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", *TINY[:3], "--out", str(out), *TINY[3:], "train.steps=1"]) == 0
+    assert (
+        main(["train", "dcgan-mnist", *TINY[:3], "--out", str(out), *TINY[3:], "train.steps=1"])
+        == 0
+    )
     assert "steps: 1" in (out / "config.yaml").read_text()
     with pytest.raises(SystemExit):
         main(["train", "--out", str(tmp_path / "x"), "--bogus"])

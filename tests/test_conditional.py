@@ -14,7 +14,7 @@ from gankit.errors import ConfigError
 from gankit.nets import build_net, entry
 from gankit.nets.conditional import ConditionalGenerator, LabelDiscriminator, feature_dim
 from gankit.runs import load_run
-from gankit.sampling import class_index, generate, seeded_noise
+from gankit.sampling import class_index, generate, generate_from, seeded_noise
 
 from conftest import TINY
 
@@ -107,10 +107,57 @@ def test_a_conditional_run_previews_one_row_per_class_and_samples_one_class(
     assert "--class 'eleven'" in capsys.readouterr().err
     assert main(["sample", str(cond_run), "--rank-by-d", "--n", "2", "--from", "4"]) == 2
     assert "label" in capsys.readouterr().err
-    assert (
-        main(["export", str(cond_run), "--out", str(tmp_path / "g.onnx"), "--format", "onnx"]) == 2
-    )
-    assert "gan.conditional=projection: use gankit sample" in capsys.readouterr().err
+
+
+def test_a_conditional_generator_exports_with_a_labels_input(cond_run, tmp_path):
+    import onnxruntime as ort
+
+    import gankit
+
+    model = load_run(cond_run).model
+    z = model.noise(6, generator=torch.Generator().manual_seed(3))
+    y = torch.tensor([0, 3, 3, 9, 1, 7])
+    want = model.sample(z, labels=y)
+    for fmt, name in (("onnx", "g.onnx"), ("torchscript", "g.pt"), ("safetensors", "g.st")):
+        out = tmp_path / (name if fmt != "safetensors" else "g.safetensors")
+        assert main(["export", str(cond_run), "--format", fmt, "--out", str(out)]) == 0
+        meta = json.loads(out.with_name(out.name + ".json").read_text())
+        assert meta["classes"] == [str(k) for k in range(10)] and meta["embed_dim"] == 10
+    sess = ort.InferenceSession(str(tmp_path / "g.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["z", "labels"]
+    got = sess.run(None, {"z": z.numpy(), "labels": y.numpy()})[0]
+    assert (torch.from_numpy(got) - want).abs().max() <= 1e-4
+    assert (torch.jit.load(str(tmp_path / "g.pt"))(z, y) - want).abs().max() <= 1e-5
+    # the safetensors export samples as the run does, class by class
+    run, exported = gankit.load(cond_run), gankit.load(tmp_path / "g.safetensors")
+    assert exported.classes == run.classes == [str(k) for k in range(10)]
+    assert torch.equal(exported.sample(10, seed=1), run.sample(10, seed=1))
+    assert torch.equal(exported.sample(4, labels=7), run.sample(4, labels=torch.full((4,), 7)))
+    assert not torch.equal(run.sample(4, labels=7), run.sample(4, labels=2))
+    with pytest.raises(ConfigError, match="3 labels for n=4"):
+        run.sample(4, labels=torch.tensor([1, 2, 3]))
+    with pytest.raises(ConfigError, match="class indices in 0..9"):
+        run.sample(2, labels=torch.tensor([1, 12]))
+
+
+def test_every_class_in_turn_runs_across_batches(cond_run):
+    # the labels of 0, 1, ..., 9, 0, ... ran afresh in every batch of 256 before (a sample of
+    # 1,000 drew the classes out of turn after the first batch)
+    model = load_run(cond_run).model
+    z = seeded_noise(model, 23)
+    labels = torch.arange(23) % 10
+    want = generate_from(model, z, labels=labels, batch_size=23)
+    torch.testing.assert_close(generate_from(model, z, batch_size=4), want)
+
+
+def test_a_conditional_interpolation_keeps_one_class_per_row(cond_run):
+    from gankit.latent import interpolate, interpolation_codes
+
+    model = load_run(cond_run).model
+    images = interpolate(model, rows=3, steps=4, seed=2)
+    z = interpolation_codes(model, 3, 4, seed=2).flatten(0, 1)
+    labels = torch.tensor([0] * 4 + [1] * 4 + [2] * 4)
+    torch.testing.assert_close(images, generate_from(model, z, labels=labels))
 
 
 def test_class_names_and_refusals(tmp_path, capsys):
@@ -130,9 +177,9 @@ def test_class_names_and_refusals(tmp_path, capsys):
     from conftest import write_random_images
 
     write_random_images(folder, 8, 16)
-    argv = ["train", *TINY, f"data.source=folder:{folder}", "gan.conditional=concat"]
+    argv = ["train", "dcgan-mnist", *TINY, f"data.source=folder:{folder}", "gan.conditional=concat"]
     assert main([*argv, "train.steps=1", "--out", str(tmp_path / "r")]) == 2
-    assert "has no class sub-folders: labels come from" in capsys.readouterr().err
+    assert "has no class sub-folders (PATH/<class>/*.jpg)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("mode", ["concat", "acgan"])
@@ -189,7 +236,29 @@ def test_per_class_refuses_an_unconditional_run(tmp_path):
 
     out = tmp_path / "run"
     assert (
-        main(["train", *TINY, "data.source=builtin:mnist", "train.steps=1", "--out", str(out)]) == 0
+        main(
+            [
+                "train",
+                "dcgan-mnist",
+                *TINY,
+                "data.source=builtin:mnist",
+                "train.steps=1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
     )
     with pytest.raises(ConfigError, match="--per-class needs a class-conditional run"):
         per_class_scores(out, "builtin:mnist", _Pixels(), n=4, progress=False)
+
+
+def test_the_default_job_on_a_folder_without_classes_says_what_to_run(tmp_path, capsys):
+    from conftest import write_random_images
+
+    folder = tmp_path / "flat"
+    write_random_images(folder, n=8, size=16)
+    assert main(["train", f"data.source=folder:{folder}", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "recipe cgan-mnist" in err and "gankit train dcgan-mnist" in err and "\n" not in err
+    assert not (tmp_path / "r").exists()

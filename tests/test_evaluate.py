@@ -75,7 +75,10 @@ def clf(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def gan_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("gan") / "run"
-    assert main(["train", *TINY, "train.steps=3", "gan.ema=0.9", "--out", str(out)]) == 0
+    assert (
+        main(["train", "dcgan-mnist", *TINY, "train.steps=3", "gan.ema=0.9", "--out", str(out)])
+        == 0
+    )
     return out
 
 

@@ -134,6 +134,7 @@ def test_a_d_wrapper_that_would_drop_the_reconstruction_is_refused(tmp_path, cap
 
     argv = [
         "train",
+        "dcgan-mnist",
         *TINY,
         "data.source=builtin:mnist",
         "data.image_size=32",

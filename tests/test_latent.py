@@ -24,7 +24,10 @@ def tile_count(path: Path) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("latent") / "run"
-    assert main(["train", *TINY, "train.steps=2", "gan.ema=0.9", "--out", str(out)]) == 0
+    assert (
+        main(["train", "dcgan-mnist", *TINY, "train.steps=2", "gan.ema=0.9", "--out", str(out)])
+        == 0
+    )
     return out
 
 

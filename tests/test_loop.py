@@ -108,6 +108,7 @@ def test_sigint_leaves_a_checkpoint_that_resumes(tmp_path):
         "-m",
         "gankit.cli",
         "train",
+        "dcgan-mnist",
         *TINY,
         "train.steps=100000",
         "train.log_every=1",
@@ -243,7 +244,7 @@ def test_structural_change_on_resume_is_refused_and_leaves_the_run(tmp_path, cap
     from gankit.cli import main
 
     run = tmp_path / "run"
-    assert main(["train", *TINY, "train.steps=2", "--out", str(run)]) == 0
+    assert main(["train", "dcgan-mnist", *TINY, "train.steps=2", "--out", str(run)]) == 0
     before = (run / "config.yaml").read_text()
     for override, key in (
         ("nets.G.nz=9", "nets.G.nz"),
@@ -265,15 +266,18 @@ def test_training_into_an_existing_run_is_refused(tmp_path, capsys):
     from gankit.cli import main
 
     run = tmp_path / "run"
-    assert main(["train", *TINY, "train.steps=2", "--out", str(run)]) == 0
+    assert main(["train", "dcgan-mnist", *TINY, "train.steps=2", "--out", str(run)]) == 0
     files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and "tb" not in p.parts}
     capsys.readouterr()
-    assert main(["train", *TINY, "train.steps=1", "--out", str(run)]) == 2
+    assert main(["train", "dcgan-mnist", *TINY, "train.steps=1", "--out", str(run)]) == 2
     err = capsys.readouterr().err.strip()
     assert "already holds a run" in err and "--resume" in err and "\n" not in err
     assert all(p.read_bytes() == data for p, data in files.items())
     (tmp_path / "empty").mkdir()  # an empty folder is not a run: it may be trained into
-    assert main(["train", *TINY, "train.steps=1", "--out", str(tmp_path / "empty")]) == 0
+    assert (
+        main(["train", "dcgan-mnist", *TINY, "train.steps=1", "--out", str(tmp_path / "empty")])
+        == 0
+    )
 
 
 def test_init_from_loads_the_weights_and_starts_fresh(tmp_path, capsys):
@@ -295,7 +299,16 @@ def test_init_from_loads_the_weights_and_starts_fresh(tmp_path, capsys):
     assert rows[0]["event"] == "init_from" and rows[0]["from_step"] == 3
     capsys.readouterr()
     code = main(
-        ["train", *TINY, "nets.G.ngf=8", "--init-from", str(src), "--out", str(tmp_path / "x")]
+        [
+            "train",
+            "dcgan-mnist",
+            *TINY,
+            "nets.G.ngf=8",
+            "--init-from",
+            str(src),
+            "--out",
+            str(tmp_path / "x"),
+        ]
     )
     assert code == 2 and "nets.G.ngf is 4 there and 8 here" in capsys.readouterr().err
 

@@ -25,7 +25,14 @@ HOSTILE = "<script>alert(1)</script> & co"
 def run(tmp_path_factory) -> Path:
     """A tiny trained run plus what an evaluation and the health monitor would add."""
     out = tmp_path_factory.mktemp("report") / "run"
-    args = ["train", *TINY, "train.steps=6", "train.log_every=2", "train.sample_every=2"]
+    args = [
+        "train",
+        "dcgan-mnist",
+        *TINY,
+        "train.steps=6",
+        "train.log_every=2",
+        "train.sample_every=2",
+    ]
     assert main([*args, "train.steps=4", f"description={HOSTILE}", "--out", str(out)]) == 0
     assert main(["train", "--resume", str(out), "train.steps=6", "optim.G.lr=0.0005"]) == 0
     with (out / "metrics.jsonl").open("a") as f:

@@ -43,7 +43,7 @@ def snapshot(run: Path) -> dict[Path, bytes]:
 
 
 def start_training(run: Path, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "gankit.cli", "train", *TINY, "train.steps=100000"]
+    cmd = [sys.executable, "-m", "gankit.cli", "train", "dcgan-mnist", *TINY, "train.steps=100000"]
     cmd += ["train.log_every=1", "train.threads=1", *extra, "--out", str(run)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     deadline = time.time() + 120
@@ -75,7 +75,7 @@ def test_second_writer_is_refused_and_signals_exit_with_their_codes(tmp_path):
         code, out = cli("train", "--resume", str(run))
         assert code == 2 and "is being trained by PID" in out and str(proc.pid) in out, out
         assert "Traceback" not in out and len(out.strip().splitlines()) == 1
-        code, out = cli("train", *TINY, "--out", str(run))
+        code, out = cli("train", "dcgan-mnist", *TINY, "--out", str(run))
         assert code == 2 and "is being trained by PID" in out, out
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -110,7 +110,7 @@ def test_resume_on_other_data_is_refused_and_changes_nothing(tmp_path, capsys):
     write_random_images(folder, n=12, size=16)
     run = tmp_path / "run"
     base = [*TINY, f"data.source=folder:{folder}", "data.workers=0", "data.limit=null"]
-    assert main(["train", *base, "train.steps=2", "--out", str(run)]) == 0
+    assert main(["train", "dcgan-mnist", *base, "train.steps=2", "--out", str(run)]) == 0
     before = snapshot(run)
     for args in (["data.source=builtin:mnist"], ["train.steps=4"]):
         if args == ["train.steps=4"]:
@@ -129,7 +129,7 @@ def test_full_disk_at_start_and_at_a_checkpoint(tmp_path, capsys, monkeypatch):
 
     real = shutil.disk_usage
     monkeypatch.setattr(rundir.shutil, "disk_usage", lambda p: real(p)._replace(free=9 * 2**10))
-    assert main(["train", *TINY, "train.steps=2", "--out", str(tmp_path / "a")]) == 2
+    assert main(["train", "dcgan-mnist", *TINY, "train.steps=2", "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err.strip()
     assert "free, but two checkpoints of this model need about" in err and "\n" not in err
     monkeypatch.setattr(rundir.shutil, "disk_usage", real)
@@ -145,7 +145,9 @@ def test_full_disk_at_start_and_at_a_checkpoint(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(torch, "save", full)
     run = tmp_path / "b"
-    code = main(["train", *TINY, "train.steps=4", "train.ckpt_every=2", "--out", str(run)])
+    code = main(
+        ["train", "dcgan-mnist", *TINY, "train.steps=4", "train.ckpt_every=2", "--out", str(run)]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("error: could not write") and "\n" not in err, err
     assert "step-000002.pt is kept" in err and "MB free" in err
@@ -181,6 +183,7 @@ def test_unreadable_file_with_a_non_utf8_name(tmp_path):
     run = tmp_path / "run"
     code, out = cli(
         "train",
+        "dcgan-mnist",
         *TINY,
         f"data.source=folder:{folder}",
         "data.workers=0",
@@ -197,7 +200,7 @@ def test_unreadable_file_with_a_non_utf8_name(tmp_path):
 # 6: a config.yaml that is not YAML.
 def test_broken_config_yaml_on_resume_and_sample(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", *TINY, "train.steps=1", "--out", str(run)]) == 0
+    assert main(["train", "dcgan-mnist", *TINY, "train.steps=1", "--out", str(run)]) == 0
     (run / "config.yaml").write_text("train: {steps: [1,\n  oops")
     for args in (["train", "--resume", str(run)], ["sample", str(run)]):
         capsys.readouterr()
@@ -210,7 +213,7 @@ def test_broken_config_yaml_on_resume_and_sample(tmp_path, capsys):
 def test_resume_from_a_chosen_checkpoint(tmp_path, capsys):
     run = tmp_path / "run"
     args = [*TINY, "train.steps=6", "train.ckpt_every=2", "train.keep_ckpts=5"]
-    assert main(["train", *args, "--out", str(run)]) == 0
+    assert main(["train", "dcgan-mnist", *args, "--out", str(run)]) == 0
     newest = run / "checkpoints" / "step-000006.pt"
     newest.write_bytes(newest.read_bytes()[:3000])
     capsys.readouterr()

@@ -16,7 +16,10 @@ from conftest import TINY
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "run"
-    assert main(["train", *TINY, "train.steps=2", "gan.ema=0.9", "--out", str(out)]) == 0
+    assert (
+        main(["train", "dcgan-mnist", *TINY, "train.steps=2", "gan.ema=0.9", "--out", str(out)])
+        == 0
+    )
     return out
 
 

@@ -221,7 +221,7 @@ def test_the_image_gan_trains_with_each_stabiliser(switches, tmp_path):
     from conftest import TINY
 
     out = tmp_path / "run"
-    assert main(["train", *TINY, *switches, "train.steps=2", "--out", str(out)]) == 0
+    assert main(["train", "dcgan-mnist", *TINY, *switches, "train.steps=2", "--out", str(out)]) == 0
     model = load_run(out).model
     z = model.noise(4)
     images = model.sample(z)
@@ -231,6 +231,10 @@ def test_the_image_gan_trains_with_each_stabiliser(switches, tmp_path):
         torch.testing.assert_close(model.sample(z[:1])[0], images[0])
         assert isinstance(model.G, VirtualBatchNormNet)
         assert model.G.reference.abs().sum() > 0  # the reference batch came back from the run
+        assert (
+            main(["export", str(out), "--out", str(tmp_path / "g.onnx"), "--format", "onnx"]) == 2
+        )
+        assert not (tmp_path / "g.onnx").exists()  # refused in one line: use gankit sample
 
 
 def test_stabiliser_settings_that_cannot_work_are_refused(tmp_path, capsys):
@@ -249,7 +253,10 @@ def test_stabiliser_settings_that_cannot_work_are_refused(tmp_path, capsys):
         ([*TINY, "gan.vbn=true", "gan.conditional=concat"], "unconditional"),
     ]
     for argv, message in cases:
-        assert main(["train", *argv, "train.steps=1", "--out", str(tmp_path / "x")]) == 2
+        assert (
+            main(["train", "dcgan-mnist", *argv, "train.steps=1", "--out", str(tmp_path / "x")])
+            == 2
+        )
         assert message in capsys.readouterr().err
 
 

@@ -23,6 +23,7 @@ from PIL import Image
 from torch import Tensor
 
 from gankit.config import Config, flatten, load_recipe, recipe_names, to_dict
+from gankit.configure import DEFAULT_RECIPE
 from gankit.errors import ConfigError, DataError
 
 __all__ = ["Model", "Run", "Scores", "evaluate", "load", "recipes", "train"]
@@ -58,7 +59,7 @@ class Run:
 
 
 def train(
-    recipe: str | Config = "dcgan-mnist",
+    recipe: str | Config = DEFAULT_RECIPE,
     overrides: Sequence[str] | None = None,
     *,
     out: str | Path | None = None,
@@ -142,9 +143,18 @@ class Model:
         return self.inner
 
     def sample(
-        self, n: int = 64, seed: int = 0, labels: Tensor | None = None, pil: bool = False
+        self,
+        n: int = 64,
+        seed: int = 0,
+        labels: Tensor | int | None = None,
+        pil: bool = False,
     ) -> Tensor | list[Image.Image]:
-        """``n`` images from seeded noise: the same as ``gankit sample RUN --n N --seed S``."""
+        """``n`` images from seeded noise: the same as ``gankit sample RUN --n N --seed S``.
+
+        A class-conditional run draws ``labels[i]`` (class indices, see :attr:`classes`) for
+        sample ``i``, or every class in turn without them (as ``gankit sample`` does); ``labels``
+        may also be one int for ``n`` samples of that class (``gankit sample --class K``).
+        """
         from gankit.roles import Generative
         from gankit.sampling import generate, resolve_ema
 
@@ -152,9 +162,14 @@ class Model:
         if n < 1:
             raise ConfigError(f"n={n} must be positive")
         if labels is not None:
-            raise ConfigError(f"{self.source} is unconditional: it takes no labels")
+            if not getattr(model, "classes", None):
+                raise ConfigError(f"{self.source} is unconditional: it takes no labels")
+            labels = torch.full((n,), labels) if isinstance(labels, int) else labels
+            labels = torch.as_tensor(labels).long().view(-1)
+            if len(labels) != n:
+                raise ConfigError(f"labels: {len(labels)} labels for n={n} samples")
         ema = resolve_ema(self.ema, model, self.source)
-        images = to_uint8_images(generate(model, n, seed=seed, ema=ema))
+        images = to_uint8_images(generate(model, n, seed=seed, ema=ema, labels=labels))
         return to_pil(images) if pil else images
 
     def translate(self, images: Tensor | Sequence[Image.Image], direction: str = "AtoB") -> Tensor:
@@ -175,9 +190,13 @@ class Model:
 
     @property
     def classes(self) -> list[str]:
+        """The class names of a classifier or of a class-conditional GAN (label order)."""
         from gankit.roles import Classifier
 
-        return self._role(Classifier, "is not a classifier run").classes
+        gan_classes = getattr(self.inner, "classes", None)
+        if not isinstance(self.inner, Classifier) and gan_classes:
+            return list(gan_classes)
+        return self._role(Classifier, "is not a classifier run nor a conditional GAN").classes
 
 
 def load(path: str | Path, device: str = "cpu", ema: bool | None = None) -> Model:

@@ -17,9 +17,9 @@ from gankit.outputs import IMAGE_SUFFIXES, output_dir, output_file
 MAIN_HELP = """\
 Train, sample and evaluate GANs.
 
-  gankit train                         train dcgan-mnist on the built-in MNIST digits
+  gankit train                         train cgan-mnist on the built-in MNIST digits
   gankit train wgan-gp data.source=folder:faces data.image_size=64
-  gankit train --resume runs/dcgan-mnist-20261123-120000
+  gankit train --resume runs/cgan-mnist-20261123-120000
   gankit sample RUN --n 64 --out grid.png
   gankit sample RUN --bank bank.pt     numbered latent codes for gankit arithmetic
   gankit interpolate RUN --gif walk.gif
@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train",
         help="train a model from a recipe",
-        description="Train from a recipe (default dcgan-mnist) with key.sub=value overrides, "
+        description="Train from a recipe (default cgan-mnist) with key.sub=value overrides, "
         "e.g. `gankit train dcgan data.source=folder:photos train.steps=5000`. "
         "Every key is listed in a run's config.yaml.",
     )

@@ -6,10 +6,15 @@ the architecture (the ``nets.G`` options), image size, channels, latent size and
 that the file can be rebuilt without gankit's run directory. The safetensors file carries the same
 JSON in its metadata under ``"gankit"``; :func:`load_export` (and :func:`gankit.load`) read it back.
 ONNX has a dynamic batch (input ``z``: (N, nz), output ``images``: (N, C, H, W) in [-1, 1]).
+
+A class-conditional generator (``gan.conditional``) takes a second input, ``labels``: (N,) int64
+class indices (ONNX and TorchScript: ``G(z, labels)``); the record adds ``classes`` (the class
+names, in label order) and ``embed_dim`` (the label embedding joined to the noise).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -40,11 +45,11 @@ def export_run(
     loaded = load_role(run, Generative)
     model, cfg = loaded.model, loaded.cfg
     gan = getattr(cfg, "gan", None)
-    if gan is not None and (gan.conditional != "none" or gan.vbn):
-        switch = f"gan.conditional={gan.conditional}" if gan.conditional != "none" else "gan.vbn"
+    if gan is not None and gan.vbn:
         raise ConfigError(
-            f"gankit export writes unconditional generators without virtual batch norm; {run} was "
-            f"trained with {switch}: use gankit sample (or gankit.load) for it"
+            f"gankit export writes generators without virtual batch norm; {run} was trained with "
+            "gan.vbn (its reference batch runs with every sample): use gankit sample (or "
+            "gankit.load) for it"
         )
     use_ema = resolve_ema(ema, model, run)
     net = model.generator(use_ema).eval()
@@ -62,6 +67,14 @@ def export_run(
         "step": loaded.step,
     }
     z = model.noise(2, generator=torch.Generator().manual_seed(0))
+    inputs: tuple[torch.Tensor, ...] = (z,)
+    names, axes = ["z"], {"z": {0: "n"}, "images": {0: "n"}}
+    if model.classes:
+        meta["classes"] = list(model.classes)
+        meta["embed_dim"] = net.embed.embedding_dim
+        inputs = (z, model.default_labels(2).cpu())
+        names.append("labels")
+        axes["labels"] = {0: "n"}
     if fmt == "safetensors":
         from safetensors.torch import save_file
 
@@ -72,18 +85,18 @@ def export_run(
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 net,
-                (z,),
+                inputs,
                 str(out),
-                input_names=["z"],
+                input_names=names,
                 output_names=["images"],
-                dynamic_axes={"z": {0: "n"}, "images": {0: "n"}},
+                dynamic_axes=axes,
                 opset_version=17,
                 dynamo=False,
             )
     else:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.jit's deprecation notes
-            torch.jit.trace(net, (z,)).save(str(out))
+            torch.jit.trace(net, inputs).save(str(out))
     side = out.with_name(out.name + ".json")
     side.write_text(json.dumps(meta, indent=1) + "\n")
     return out, side
@@ -112,19 +125,25 @@ def load_export(path: str | Path, device: str | torch.device = "cpu"):
     """A :class:`~gankit.roles.Generative` from an exported safetensors file and its record."""
     from safetensors.torch import load_file
 
+    from gankit.nets.conditional import ConditionalGenerator
     from gankit.tasks.gan import GANModel
 
     info = read_export_meta(path)
     arch = dict(info["arch"])
     opts = entry("generator", arch["arch"], "arch").options()
     apply_values(opts, arch, "arch.")
+    classes = info.get("classes")
+    if classes:
+        opts = dataclasses.replace(opts, nz=opts.nz + info["embed_dim"])
     G = build_net("generator", opts, info["image_size"], info["channels"])
+    if classes:
+        G = ConditionalGenerator(G, len(classes), info["embed_dim"])
     try:
         G.load_state_dict(load_file(str(path)))
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not match their record ({e})") from None
     dev = torch.device(device)
     G.to(dev).eval()
-    model = GANModel(G, None, None, info["nz"], info["noise"], torch.empty(0), dev)
+    model = GANModel(G, None, None, info["nz"], info["noise"], torch.empty(0), dev, classes=classes)
     model.fixed_z = model.noise(64, generator=torch.Generator().manual_seed(0))
     return model

@@ -76,9 +76,17 @@ def interpolate(
     seed: int = 0,
     ema: bool = True,
 ) -> Tensor:
-    """Images of :func:`interpolation_codes`, row by row: (rows·steps, C, H, W) in [-1, 1]."""
+    """Images of :func:`interpolation_codes`, row by row: (rows·steps, C, H, W) in [-1, 1].
+
+    A class-conditional generator keeps one class along each row (row r draws class r mod K),
+    so a row walks the noise only, not the label.
+    """
     z = interpolation_codes(model, rows, steps, mode, seed)
-    return generate_from(model, z.flatten(0, 1), ema=ema)
+    labels = None
+    k = len(getattr(model, "classes", None) or ())
+    if k:
+        labels = (torch.arange(rows) % k).repeat_interleave(steps)
+    return generate_from(model, z.flatten(0, 1), ema=ema, labels=labels)
 
 
 def _upscale(img: Image.Image, tile: int, min_tile: int = 64) -> Image.Image:

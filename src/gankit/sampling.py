@@ -93,7 +93,13 @@ def generate_from(
     batch_size: int = 256,
     labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Images in [-1, 1] (on the CPU) from the latent codes ``z`` (and class ``labels``)."""
+    """Images in [-1, 1] (on the CPU) from the latent codes ``z`` (and class ``labels``).
+
+    A conditional generator without ``labels`` draws every class in turn over all of ``z``
+    (labels 0, 1, ..., K-1, 0, ...), not afresh in every chunk of ``batch_size``.
+    """
+    if labels is None and getattr(model, "classes", None):
+        labels = model.default_labels(len(z)).cpu()
     if labels is None:
         return torch.cat([model.sample(chunk, ema=ema).cpu() for chunk in z.split(batch_size)])
     return torch.cat(

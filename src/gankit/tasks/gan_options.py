@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from gankit.augment import DIFF_AUGMENTS
@@ -123,6 +124,22 @@ def gan_advice(cfg: Config) -> dict[str, str]:
     }
 
 
+def _check_labelled_folder(cfg: Config) -> None:
+    """A conditional GAN on a folder of images without class sub-folders: say how to go on
+    (the default job, ``cgan-mnist``, is conditional; so is any run with gan.conditional)."""
+    source, mode = cfg.data.source, cfg.gan.conditional
+    if mode == "none" or not source.startswith("folder:"):
+        return
+    root = Path(source.removeprefix("folder:")).expanduser()
+    if not root.is_dir() or any(d.is_dir() and not d.name.startswith(".") for d in root.iterdir()):
+        return  # a missing folder gets the data's own error; sub-folders are classes
+    raise ConfigError(
+        f"gan.conditional={mode} (recipe {cfg.recipe}) needs labels, and {root} has no class "
+        "sub-folders (PATH/<class>/*.jpg): for images without labels use an unconditional "
+        "recipe (gankit train dcgan-mnist / dcgan data.source=...) or gan.conditional=none"
+    )
+
+
 def validate_gan(cfg: Config) -> None:
     """One-line ConfigErrors for impossible ``gan.*`` settings."""
     gan = cfg.gan
@@ -134,6 +151,7 @@ def validate_gan(cfg: Config) -> None:
         )
     if gan.d_steps <= 0:
         raise ConfigError(f"gan.d_steps={gan.d_steps} must be positive")
+    _check_labelled_folder(cfg)
     if not 0 <= gan.label_smoothing < 0.5:
         raise ConfigError(f"gan.label_smoothing={gan.label_smoothing} must be in [0, 0.5)")
     for name in gan.augment:
