@@ -162,13 +162,19 @@ def test_a_conditional_interpolation_keeps_one_class_per_row(cond_run):
 
 def test_class_names_and_refusals(tmp_path, capsys):
     class Uncond:
-        classes = None
+        label_classes = None
 
     with pytest.raises(ConfigError, match="unconditional"):
         class_index(Uncond(), "3")
 
-    class Named:
+    class SemiSupervised:  # its discriminator classifies; its generator takes no labels
         classes = ("cat", "dog")
+
+    with pytest.raises(ConfigError, match="unconditional"):
+        class_index(SemiSupervised(), "dog")
+
+    class Named:
+        label_classes = ("cat", "dog")
 
     assert class_index(Named(), "dog") == 1 and class_index(Named(), "0") == 0
     # a source without labels

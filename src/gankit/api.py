@@ -155,14 +155,14 @@ class Model:
         sample ``i``, or every class in turn without them (as ``gankit sample`` does); ``labels``
         may also be one int for ``n`` samples of that class (``gankit sample --class K``).
         """
-        from gankit.roles import Generative
+        from gankit.roles import Generative, label_classes
         from gankit.sampling import generate, resolve_ema
 
         model = self._role(Generative, "has no generator: it cannot sample")
         if n < 1:
             raise ConfigError(f"n={n} must be positive")
         if labels is not None:
-            if not getattr(model, "classes", None):
+            if not label_classes(model):
                 raise ConfigError(f"{self.source} is unconditional: it takes no labels")
             labels = torch.full((n,), labels) if isinstance(labels, int) else labels
             labels = torch.as_tensor(labels).long().view(-1)
@@ -191,9 +191,9 @@ class Model:
     @property
     def classes(self) -> list[str]:
         """The class names of a classifier or of a class-conditional GAN (label order)."""
-        from gankit.roles import Classifier
+        from gankit.roles import Classifier, label_classes
 
-        gan_classes = getattr(self.inner, "classes", None)
+        gan_classes = label_classes(self.inner)
         if not isinstance(self.inner, Classifier) and gan_classes:
             return list(gan_classes)
         return self._role(Classifier, "is not a classifier run nor a conditional GAN").classes

@@ -543,13 +543,13 @@ def per_class_scores(
     labelled k (``ref`` must have the run's classes). A class whose FID stands out is one the
     generator draws badly even when the overall score looks fine.
     """
-    from gankit.roles import Generative
+    from gankit.roles import Generative, label_classes
     from gankit.runs import load_role
     from gankit.sampling import generate, resolve_ema
 
     loaded = load_role(run, Generative, device=device, checkpoint=checkpoint)
     model, like = loaded.model, loaded.cfg.data
-    classes = list(getattr(model, "classes", None) or [])
+    classes = list(label_classes(model) or [])
     if not classes:
         raise ConfigError(
             f"--per-class needs a class-conditional run (gan.conditional): {run} is unconditional"

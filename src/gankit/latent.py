@@ -24,7 +24,7 @@ from torchvision.utils import make_grid
 
 from gankit.drawing import font as load_font
 from gankit.errors import ConfigError
-from gankit.roles import Generative
+from gankit.roles import Generative, label_classes
 from gankit.sampling import generate_from, save_individual, seeded_noise
 
 # --- interpolation -----------------------------------------------------------------------------
@@ -83,7 +83,7 @@ def interpolate(
     """
     z = interpolation_codes(model, rows, steps, mode, seed)
     labels = None
-    k = len(getattr(model, "classes", None) or ())
+    k = len(label_classes(model) or ())
     if k:
         labels = (torch.arange(rows) % k).repeat_interleave(steps)
     return generate_from(model, z.flatten(0, 1), ema=ema, labels=labels)

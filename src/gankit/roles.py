@@ -35,6 +35,17 @@ class Generative(Protocol):
         ...
 
 
+def label_classes(model: object) -> tuple[str, ...] | None:
+    """The class names a class-conditional generator draws (labels index them); None otherwise.
+
+    A generator is conditional when its model sets ``label_classes``. This is not ``classes``:
+    a semi-supervised GAN's discriminator classifies (``classes``) while its generator takes no
+    labels.
+    """
+    classes = getattr(model, "label_classes", None)
+    return tuple(classes) if classes else None
+
+
 @runtime_checkable
 class Critic(Protocol):
     """A discriminator's realness score per image (higher = more real)."""

@@ -12,7 +12,7 @@ import torch
 from torchvision.utils import save_image
 
 from gankit.errors import ConfigError
-from gankit.roles import Critic, Generative
+from gankit.roles import Critic, Generative, label_classes
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
@@ -98,7 +98,7 @@ def generate_from(
     A conditional generator without ``labels`` draws every class in turn over all of ``z``
     (labels 0, 1, ..., K-1, 0, ...), not afresh in every chunk of ``batch_size``.
     """
-    if labels is None and getattr(model, "classes", None):
+    if labels is None and label_classes(model):
         labels = model.default_labels(len(z)).cpu()
     if labels is None:
         return torch.cat([model.sample(chunk, ema=ema).cpu() for chunk in z.split(batch_size)])
@@ -128,7 +128,7 @@ def generate(
 
 def class_index(model: Generative, name: str) -> int:
     """The label of ``--class NAME``: a class name of the run or an index into its classes."""
-    classes = getattr(model, "classes", None)
+    classes = label_classes(model)
     if not classes:
         raise ConfigError("--class: this run is unconditional (train with gan.conditional=...)")
     if name in classes:

@@ -173,6 +173,11 @@ class GANModel:
         return self.G
 
     @property
+    def label_classes(self) -> tuple[str, ...] | None:
+        """The classes the generator draws (:func:`gankit.roles.label_classes`)."""
+        return self.classes
+
+    @property
     def num_classes(self) -> int:
         return len(self.classes) if self.classes else 0
 
