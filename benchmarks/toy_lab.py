@@ -51,9 +51,7 @@ def main() -> None:
     table = {}
     for name in a.rows.split(","):
         start = time.perf_counter()
-        results = [
-            train_toy(dataclasses.replace(base, seed=seed, **ROWS[name])) for seed in seeds
-        ]
+        results = [train_toy(dataclasses.replace(base, seed=seed, **ROWS[name])) for seed in seeds]
         row = summarise(results)
         row["seed_list"] = list(seeds)
         row["seconds_per_run"] = round((time.perf_counter() - start) / len(seeds), 1)
