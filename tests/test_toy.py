@@ -129,3 +129,20 @@ def test_the_command_writes_pictures_and_scores(tmp_path, capsys):
     assert (tmp_path / "xy" / "xy.png").is_file()
     assert main(["toy", "ring8", "--loss", "nope", "--out", str(out)]) == 2
     assert "--loss 'nope'" in capsys.readouterr().err
+
+
+def test_the_summary_scores_the_last_snapshot_and_the_last_quarter():
+    from gankit.toy.cli import summarise
+    from gankit.toy.lab import Snapshot, ToyResult
+    from gankit.toy.mixtures import ModeScore
+
+    def run(history: list[tuple[int, int, float]]) -> ToyResult:
+        r = ToyResult(ToyOptions(steps=400), ring8())
+        r.snapshots = [Snapshot(s, torch.zeros(0, 2), ModeScore(m, 8, hq)) for s, m, hq in history]
+        return r
+
+    hops = run([(0, 0, 0.0), (200, 8, 0.9), (300, 2, 0.1), (400, 8, 0.8)])  # ends well, hopped
+    settled = run([(0, 0, 0.0), (200, 6, 0.3), (300, 8, 0.8), (400, 8, 0.6)])
+    s = summarise([hops, settled])
+    assert s["modes"] == [8, 8] and s["high_quality"] == [0.8, 0.6] and s["all_modes_hq70"] == 1
+    assert s["late_modes"] == [5.0, 8.0] and s["late_high_quality"] == [0.45, 0.7]

@@ -121,7 +121,11 @@ def run_toy_command(args: argparse.Namespace) -> int:
 
 
 def summarise(results: list[ToyResult]) -> dict:
+    """The final snapshot's scores per seed, their means, and how many seeds cover every mode with
+    >= 70 % high-quality samples; ``late_*``: means over the snapshots of the last quarter of the
+    steps, which tell a GAN that settled from one that hops and happened to end well."""
     finals = [r.final for r in results]
+    late = [[s.score for s in r.snapshots if s.step >= 0.75 * r.options.steps] for r in results]
     return {
         "seeds": len(finals),
         "of": finals[0].total,
@@ -130,6 +134,10 @@ def summarise(results: list[ToyResult]) -> dict:
         "high_quality": [round(f.high_quality, 4) for f in finals],
         "high_quality_mean": statistics.fmean(f.high_quality for f in finals),
         "all_modes_hq70": sum(f.modes == f.total and f.high_quality >= 0.7 for f in finals),
+        "late_modes": [round(statistics.fmean(s.modes for s in run), 2) for run in late],
+        "late_high_quality": [
+            round(statistics.fmean(s.high_quality for s in run), 4) for run in late
+        ],
     }
 
 
