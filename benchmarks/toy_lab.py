@@ -53,6 +53,8 @@ def main() -> None:
     seeds = [int(k) for k in a.seed_list.split(",")] if a.seed_list else list(range(a.seeds))
     if not seeds:
         raise SystemExit("--seeds must be positive")
+    if a.pictures:
+        Path(a.pictures).mkdir(parents=True, exist_ok=True)
     table = {}
     for name in a.rows.split(","):
         start = time.perf_counter()
@@ -60,7 +62,6 @@ def main() -> None:
         for seed in seeds:
             results.append(train_toy(dataclasses.replace(base, seed=seed, **ROWS[name])))
             if a.pictures:
-                Path(a.pictures).mkdir(parents=True, exist_ok=True)
                 write_pictures(results[-1], Path(a.pictures) / f"{name}-seed{seed}")
         row = summarise(results)
         row["seed_list"] = list(seeds)

@@ -135,6 +135,13 @@ def test_ssgan_trains_and_its_run_is_a_classifier_and_a_generator(tmp_path, caps
     assert torch.allclose(loaded.model.discriminate(x), real_logit(loaded.model._logits(x)))
     main(["sample", str(run), "--n", "4", "--out", str(tmp_path / "s.png")])
     assert (tmp_path / "s.png").is_file()
+    # the API: its classes are the classifier's; its generator takes no labels
+    import gankit
+
+    api_model = gankit.load(run)
+    assert api_model.classes == [str(k) for k in range(10)]
+    with pytest.raises(ConfigError, match="unconditional"):
+        api_model.sample(2, labels=1)
 
 
 def test_the_recipe_trains_with_its_own_networks(tmp_path):

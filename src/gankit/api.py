@@ -194,7 +194,7 @@ class Model:
         from gankit.roles import Classifier, label_classes
 
         gan_classes = label_classes(self.inner)
-        if not isinstance(self.inner, Classifier) and gan_classes:
+        if gan_classes:
             return list(gan_classes)
         return self._role(Classifier, "is not a classifier run nor a conditional GAN").classes
 

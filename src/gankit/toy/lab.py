@@ -4,9 +4,8 @@ The defaults are the unrolled-GAN demo's settings (Metz et al. 2017, appendix A;
 notebook; REFERENCE.md): two hidden layers of 128 tanh units in both networks, 256-d Gaussian
 noise, batch 512, Adam with β1 = 0.5, learning rates 1e-3 for G and 1e-4 for D, and the minimax
 objective (G minimises D's own loss, as the demo's ``gen_loss = -loss``), and 16,000 steps (at
-8,000 the unrolled GAN had not yet settled on two seeds of five). Under them
-the plain GAN drifts between modes and unrolling settles on all of them (docs/guides/
-stabilisation.md); ``--loss non-saturating --lr-d 1e-3 --lr-decay 0.5`` is the regime where the
+8,000 the unrolled GAN had not yet settled on two seeds of five). Under them the plain GAN drifts
+between modes and unrolling settles on all of them (docs/guides/stabilisation.md); ``--loss non-saturating --lr-d 1e-3 --lr-decay 0.5`` is the regime where the
 plain GAN already covers the ring. Each step is one D update on a fresh real batch and a
 fresh fake batch, then one G update on fresh noise. Every ``snapshot_every`` steps 2,500 points
 from fixed noise are kept and scored (:func:`gankit.toy.mixtures.score`).
