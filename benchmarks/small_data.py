@@ -241,9 +241,9 @@ def subsample(n: int, k: int = TRACE_POINTS) -> np.ndarray:
 
 def d_is_probability(loss: str) -> bool | None:
     try:
-        from gankit.objectives import OBJECTIVES
+        from gankit.gan.objectives import resolve_loss
 
-        return OBJECTIVES[loss].probability
+        return resolve_loss(loss)[0].probability
     except (ImportError, KeyError):
         return None
 

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from gankit.ada import ADA_OPS, AdaController, ada_augment
-from gankit.augment import DIFF_AUGMENTS
+from gankit.data.augment import DIFF_AUGMENTS
 from gankit.errors import ConfigError
+from gankit.gan.ada import ADA_OPS, AdaController, ada_augment
 
 
 def images(n=4, c=3, size=16, seed=0):

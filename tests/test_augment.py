@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gankit.augment import CIFAR10_MEAN, CIFAR10_STD, normalize, pad_crop, random_flip
+from gankit.data.augment import CIFAR10_MEAN, CIFAR10_STD, normalize, pad_crop, random_flip
 from gankit.errors import GankitError
 
 
@@ -114,7 +114,7 @@ def test_normalize_uint8_and_float_agree():
 
 
 def test_diff_augment_is_differentiable_and_changes_images():
-    from gankit.augment import cutout, diff_augment
+    from gankit.data.augment import cutout, diff_augment
 
     torch.manual_seed(0)
     x = torch.randn(6, 1, 16, 16, requires_grad=True)

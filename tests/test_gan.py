@@ -56,7 +56,7 @@ def test_ada_p_is_logged_and_checkpointed(tmp_path):
 
 
 def test_r1_and_r2_are_applied_every_reg_every_steps(tmp_path, monkeypatch):
-    import gankit.tasks.gan as gan_task
+    import gankit.gan.penalties as gan_task
     from gankit.configure import build_config
     from gankit.loop import train
 

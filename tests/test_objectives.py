@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from gankit.objectives import OBJECTIVES, gradient_penalty, zero_centred_penalty
+from gankit.gan.objectives import OBJECTIVES, resolve_loss
+from gankit.gan.penalties import gradient_penalty, zero_centred_penalty
 
 real = torch.tensor([2.0, -1.0, 0.5])
 fake = torch.tensor([-3.0, 0.0, 1.0])
@@ -58,7 +59,9 @@ def test_lsgan_wgan_hinge_formulas():
     )
     w = OBJECTIVES["wgan"]
     assert w.d_loss(real, fake).item() == pytest.approx(fake.mean().item() - real.mean().item())
-    assert w.clip == 0.01 and OBJECTIVES["wgan-gp"].gp_weight == 10
+    # losses are only losses; the names bring their papers' penalties
+    assert resolve_loss("wgan") == (w, {"clip": 0.01})
+    assert resolve_loss("wgan-gp") == (w, {"gp": 10.0})
     h = OBJECTIVES["hinge"]
     assert h.d_loss(real, fake).item() == pytest.approx(
         mean([max(0, 1 - r) for r in real.tolist()]) + mean([max(0, 1 + f) for f in fake.tolist()])

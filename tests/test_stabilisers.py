@@ -11,7 +11,7 @@ from torch import nn
 from torch.func import functional_call
 
 from gankit.errors import ConfigError
-from gankit.stabilisers import (
+from gankit.gan.stabilisers import (
     MinibatchDiscrimination,
     MinibatchStdDev,
     VirtualBatchNorm,
@@ -22,7 +22,7 @@ from gankit.stabilisers import (
     penultimate,
     unrolled_parameters,
 )
-from gankit.stabilisers.vbn import convert_batchnorm
+from gankit.gan.stabilisers.vbn import convert_batchnorm
 
 
 def _mlp(norm: nn.Module) -> nn.Sequential:
@@ -265,7 +265,7 @@ def test_last_layer_of_a_spectrally_normalised_net_is_its_conv_not_the_norms_hol
     holding the raw weight, whose forward hook sees no inputs (cgan-cifar10 crashed)."""
     from torch.nn.utils.parametrizations import spectral_norm
 
-    from gankit.stabilisers.matching import last_layer, penultimate
+    from gankit.gan.stabilisers.matching import last_layer, penultimate
 
     net = nn.Sequential(
         nn.Conv2d(1, 4, 3), nn.ReLU(), spectral_norm(nn.Conv2d(4, 1, 3, bias=False))

@@ -236,10 +236,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
     events = [r for r in rows if r.get("event") in EVENTS]
     history = [r for r in rows if r.get("event") in ("config_change", "init_from")]
     series = scalar_series(rows)
-    from gankit.objectives import OBJECTIVES
+    from gankit.gan.objectives import LOSSES, resolve_loss
 
     loss = cfg.get("gan", {}).get("loss", "")
-    probability = cfg.get("task") == "gan" and getattr(OBJECTIVES.get(loss), "probability", False)
+    probability = cfg.get("task") == "gan" and loss in LOSSES and resolve_loss(loss)[0].probability
 
     sections = [_section("summary", "Summary", _summary(run, cfg, rows, series))]
     charts = [line_chart(s, t, events, hl) for t, s, hl in chart_groups(series, probability)]

@@ -71,3 +71,14 @@ class Classifier(Protocol):
     inputs: Callable[[Tensor], Tensor]
 
     def predict(self, images: Tensor, tta_flip: bool | None = None) -> Tensor: ...
+
+
+# --- what a network can do (declared by its class, checked with isinstance) -------------------
+
+
+@runtime_checkable
+class ReconstructingDiscriminator(Protocol):
+    """A discriminator with self-supervised decoders (FastGAN, Liu et al. 2021): called as
+    ``D(x, reconstruct=True)`` it returns its logits and the reconstruction loss of ``x``."""
+
+    def reconstruction_loss(self, x: Tensor) -> Tensor: ...

@@ -3,17 +3,19 @@
 Tasks never ask whether they run on a GPU, in bf16 or compiled: they call ``runtime.prepare(net)``
 for the callable to train with and run forward passes inside ``runtime.autocast()``. Under
 torchrun the runtime also knows its rank, puts each rank on its own GPU and (``train.sync_bn``)
-makes BatchNorm global; gradient averaging lives in ``tasks.base.optimizer_step`` (see
-:mod:`gankit.distributed`), so tasks never know they are distributed.
+makes BatchNorm global; gradient averaging lives in :func:`optimizer_step` and per-sample
+randomness of a global batch in :meth:`Runtime.rank_rows` (see :mod:`gankit.distributed`), so
+tasks never know they are distributed and never import that module.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from gankit import distributed
 from gankit.config import TrainConfig
@@ -112,6 +114,15 @@ class Runtime:
         """A loss scaler, active only for fp16 (bf16 and fp32 need none)."""
         return torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
 
+    def rank_rows(self, draw: Callable[[int], Tensor], n: int) -> Tensor:
+        """This rank's ``n`` rows of the global batch's draws (:func:`distributed.rank_rows`)."""
+        return distributed.rank_rows(draw, n)
+
+    def mean_over_ranks(self, t: Tensor) -> Tensor:
+        """``t`` averaged over the ranks, in place (itself in a single process)."""
+        distributed.reduce_mean_([t])
+        return t
+
     def rng_state(self) -> dict:
         state = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
@@ -122,3 +133,25 @@ class Runtime:
         torch.set_rng_state(state["torch"])
         if "cuda" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda"], self.device)
+
+
+def optimizer_step(
+    loss: Tensor,
+    opt: torch.optim.Optimizer | list[torch.optim.Optimizer],
+    scaler: torch.amp.GradScaler,
+) -> None:
+    """Zero the gradients, backpropagate ``loss`` (scaled for fp16), step ``opt`` (one optimizer
+    or several that share the loss, such as CUT's G and its projection heads).
+
+    Under torchrun the gradients of exactly these optimizers' parameters are averaged over the
+    processes between the backward and the step (:func:`gankit.distributed.average_gradients`):
+    each phase of a GAN step synchronises its own network and nothing else.
+    """
+    opts = opt if isinstance(opt, list) else [opt]
+    for o in opts:
+        o.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    distributed.average_gradients(p for o in opts for g in o.param_groups for p in g["params"])
+    for o in opts:
+        scaler.step(o)
+    scaler.update()

@@ -10,10 +10,10 @@ course                     gankit
 ``sample_noise``           U[-1, 1) noise, as ``gan.noise=uniform``
 ``discriminator``          ``gankit.nets.mlp.MLPDiscriminator`` (784-256-256-1, 267,009 params)
 ``generator``              ``gankit.nets.mlp.MLPGenerator`` (noise-1024-1024-784)
-``discriminator_loss``     ``gankit.objectives.bce_d_loss``
-``generator_loss``         ``gankit.objectives.non_saturating_g_loss``
-``ls_discriminator_loss``  ``gankit.objectives.lsgan_d_loss``
-``ls_generator_loss``      ``gankit.objectives.lsgan_g_loss``
+``discriminator_loss``     ``gankit.gan.objectives.bce_d_loss``
+``generator_loss``         ``gankit.gan.objectives.non_saturating_g_loss``
+``ls_discriminator_loss``  ``gankit.gan.objectives.lsgan_d_loss``
+``ls_generator_loss``      ``gankit.gan.objectives.lsgan_g_loss``
 ``build_dc_classifier``    ``gankit.nets.mnist_dc.MnistDCDiscriminator`` (1,102,721 params)
 ``build_dc_generator``     ``gankit.nets.mnist_dc.MnistDCGenerator``
 ``get_optimizer``          ``gankit.tasks.gan.make_optimizer``: Adam 1e-3, betas (0.5, 0.999)
@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gankit import objectives
 from gankit.config import OptimConfig
+from gankit.gan import objectives
 from gankit.nets import count_parameters
 from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
 from gankit.nets.mnist_dc import MnistDCDiscriminator, MnistDCGenerator

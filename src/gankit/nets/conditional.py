@@ -11,7 +11,7 @@
 
 They work with every family (DCGAN, MNIST-DC, MLP) because they only need the base's input
 channels and its last layer, found like feature matching finds it
-(:func:`gankit.stabilisers.matching.last_layer`).
+(:func:`gankit.gan.stabilisers.matching.last_layer`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gankit.stabilisers.matching import last_layer, penultimate
+from gankit.gan.stabilisers.matching import last_layer, penultimate
 
 Conditioning = Literal["concat", "projection", "acgan"]
 

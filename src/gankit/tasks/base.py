@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from gankit import distributed
 from gankit.config import Config, DataConfig, OptimConfig, TaskSchema
 from gankit.errors import CheckpointError, ConfigError
 from gankit.runtime import Runtime
@@ -226,28 +225,6 @@ def make_optimizer(params: Iterable, cfg: OptimConfig) -> torch.optim.Optimizer:
             params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
         )
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-
-
-def optimizer_step(
-    loss: Tensor,
-    opt: torch.optim.Optimizer | list[torch.optim.Optimizer],
-    scaler: torch.amp.GradScaler,
-) -> None:
-    """Zero the gradients, backpropagate ``loss`` (scaled for fp16), step ``opt`` (one optimizer
-    or several that share the loss, such as CUT's G and its projection heads).
-
-    Under torchrun the gradients of exactly these optimizers' parameters are averaged over the
-    processes between the backward and the step (:func:`gankit.distributed.average_gradients`):
-    each phase of a GAN step synchronises its own network and nothing else.
-    """
-    opts = opt if isinstance(opt, list) else [opt]
-    for o in opts:
-        o.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    distributed.average_gradients(p for o in opts for g in o.param_groups for p in g["params"])
-    for o in opts:
-        scaler.step(o)
-    scaler.update()
 
 
 def requires_grad(nets: Iterable[nn.Module], flag: bool) -> None:

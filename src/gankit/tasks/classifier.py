@@ -1,7 +1,7 @@
 """The image classifier task: a Darknet or MnistNet trained with SGD on a one-cycle schedule.
 
 One ``step`` draws one labelled batch of uint8 images, augments it on the device (random flip and
-reflect-pad-4 crop, ``gankit.augment``), normalises it and takes one SGD step, then advances the
+reflect-pad-4 crop, ``gankit.data.augment``), normalises it and takes one SGD step, then advances the
 one-cycle schedule of the learning rate and momentum (Smith 2018, arXiv:1803.09820; fastai 0.7
 ``use_clr_beta``). This is the fast.ai 2018 course's CIFAR-10 Darknet (``cifar10-darknet.ipynb``:
 lr 1.3, weight decay 1e-4, ``use_clr_beta=(20, 20, 0.95, 0.85)``, 94.27 % after 30 epochs).
@@ -27,15 +27,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gankit.augment import CIFAR10_MEAN, CIFAR10_STD, normalize, pad_crop, random_flip
 from gankit.config import Config
+from gankit.data.augment import CIFAR10_MEAN, CIFAR10_STD, normalize, pad_crop, random_flip
 from gankit.data.sources import ImageData, class_folder_files, load_source
 from gankit.errors import ConfigError, DataError
 from gankit.nets import build_net
 from gankit.roles import Classifier
-from gankit.runtime import Runtime
+from gankit.runtime import Runtime, optimizer_step
 from gankit.schedules import OneCycleScheduler
-from gankit.tasks.base import Streams, StreamSpec, Task, TaskInfo, optimizer_step
+from gankit.tasks.base import Streams, StreamSpec, Task, TaskInfo
 
 log = logging.getLogger("gankit")
 

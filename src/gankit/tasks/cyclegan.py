@@ -31,13 +31,12 @@ from torch import Tensor
 from gankit.config import Config, OptimConfig
 from gankit.errors import ConfigError
 from gankit.nets import build_net
-from gankit.runtime import Runtime
+from gankit.runtime import Runtime, optimizer_step
 from gankit.tasks.base import (
     Streams,
     StreamSpec,
     TaskInfo,
     make_optimizer,
-    optimizer_step,
     requires_grad,
 )
 from gankit.tasks.translation import (

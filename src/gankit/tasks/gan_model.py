@@ -18,14 +18,14 @@ from torch.optim.swa_utils import AveragedModel
 
 from gankit.config import Config
 from gankit.errors import ConfigError
-from gankit.nets import build_net
-from gankit.nets.conditional import ConditionalGenerator, LabelDiscriminator, feature_dim
-from gankit.stabilisers.minibatch import (
+from gankit.gan.stabilisers.minibatch import (
     BatchAwareDiscriminator,
     MinibatchDiscrimination,
     MinibatchStdDev,
 )
-from gankit.stabilisers.vbn import VirtualBatchNormNet, convert_batchnorm
+from gankit.gan.stabilisers.vbn import VirtualBatchNormNet, convert_batchnorm
+from gankit.nets import build_net
+from gankit.nets.conditional import ConditionalGenerator, LabelDiscriminator, feature_dim
 
 VBN_REFERENCE = 64
 """Noise vectors in virtual batch norm's reference batch (gan.vbn)."""

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from gankit.augment import DIFF_AUGMENTS
 from gankit.config import Config
+from gankit.data.augment import DIFF_AUGMENTS
 from gankit.errors import ConfigError
-from gankit.objectives import OBJECTIVES
+from gankit.gan.objectives import LOSSES, resolve_loss
+from gankit.gan.pipeline import TRANSFORMS
 from gankit.schedules import check_decay_start
 
 
@@ -57,6 +58,13 @@ class GanOptions:
     """γ of the R2 penalty, the same on generated images (with rpgan: R3GAN, Huang et al. 2024)."""
     reg_every: int = 1
     """Lazy regularisation: R1/R2 every k generator steps, scaled by k (Karras et al. 2020)."""
+    lazy_reg: Literal["fused", "separate"] = "fused"
+    """fused: a lazily evaluated penalty is added to D's main loss on its steps (gankit <= 0.2);
+    separate: it is an update of its own (the ``Dreg`` phase) and D's Adam gets lr·k/(k+1) and
+    betas^(k/(k+1)), as stylegan2-ada does."""
+    d_input: list[str] = field(default_factory=lambda: ["ada", "diffaugment", "noise"])
+    """The order of the transforms in front of D (those switched on by gan.ada, gan.augment and
+    gan.instance_noise)."""
     freeze_d: int = 0
     """FreezeD (Mo et al. 2020): keep D's first k layers fixed (fine-tuning with --init-from)."""
     lr_decay_start: float | None = None
@@ -143,11 +151,11 @@ def _check_labelled_folder(cfg: Config) -> None:
 def validate_gan(cfg: Config) -> None:
     """One-line ConfigErrors for impossible ``gan.*`` settings."""
     gan = cfg.gan
-    if gan.loss not in OBJECTIVES:
-        close = difflib.get_close_matches(gan.loss, list(OBJECTIVES), n=1)
+    if gan.loss not in LOSSES:
+        close = difflib.get_close_matches(gan.loss, list(LOSSES), n=1)
         hint = f"did you mean {close[0]}? " if close else ""
         raise ConfigError(
-            f"gan.loss={gan.loss!r} is unknown: {hint}choose one of {', '.join(OBJECTIVES)}"
+            f"gan.loss={gan.loss!r} is unknown: {hint}choose one of {', '.join(LOSSES)}"
         )
     if gan.d_steps <= 0:
         raise ConfigError(f"gan.d_steps={gan.d_steps} must be positive")
@@ -170,11 +178,19 @@ def validate_gan(cfg: Config) -> None:
         raise ConfigError("choose one of gan.minibatch and gan.mbstd")
     if gan.vbn and gan.conditional != "none":
         raise ConfigError("gan.vbn works with unconditional generators: set gan.conditional=none")
-    obj = OBJECTIVES[gan.loss]
+    obj, _ = resolve_loss(gan.loss)
     if obj.relativistic and gan.label_smoothing:
         raise ConfigError(f"gan.label_smoothing does not apply to gan.loss={gan.loss}: set it to 0")
     if min(gan.r1, gan.r2, gan.freeze_d) < 0 or gan.reg_every <= 0:
         raise ConfigError("gan.r1, gan.r2 and gan.freeze_d must be >= 0, gan.reg_every > 0")
+    if gan.lazy_reg not in ("fused", "separate"):
+        raise ConfigError(f"gan.lazy_reg={gan.lazy_reg!r}: choose fused or separate")
+    for name in gan.d_input:
+        if name not in TRANSFORMS or gan.d_input.count(name) > 1:
+            raise ConfigError(
+                f"gan.d_input: {name!r} is unknown or repeated: order each of "
+                f"{', '.join(TRANSFORMS)} at most once"
+            )
     if gan.ada not in ("off", "adaptive", "fixed"):
         raise ConfigError(f"gan.ada={gan.ada!r}: choose off, adaptive or fixed")
     if gan.ada != "off":

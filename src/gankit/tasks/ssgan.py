@@ -35,20 +35,18 @@ from torch.optim.swa_utils import AveragedModel
 from gankit.config import Config, OptimConfig
 from gankit.data.sources import ImageData, load_source
 from gankit.data.stream import to_unit
-from gankit.distributed import rank_rows
 from gankit.errors import ConfigError, DataError
+from gankit.gan.stabilisers.matching import feature_matching_loss
 from gankit.nets import build_net
 from gankit.roles import Classifier, Critic, Generative
-from gankit.runtime import Runtime
+from gankit.runtime import Runtime, optimizer_step
 from gankit.schedules import FactorSchedule, decay_after
-from gankit.stabilisers.matching import feature_matching_loss
 from gankit.tasks.base import (
     Streams,
     StreamSpec,
     Task,
     TaskInfo,
     make_optimizer,
-    optimizer_step,
     requires_grad,
 )
 from gankit.tasks.gan_model import GANModel, update_ema
@@ -303,7 +301,7 @@ class SsganTask(Task):
             loss_g = torch.zeros((), device=ce.device)
         else:
             x_unl = self._images(next(batches["unlabelled"]))
-            z = rank_rows(self.model.noise, len(x_unl))
+            z = self.rt.rank_rows(self.model.noise, len(x_unl))
             with self.rt.autocast():
                 fake = self.g(z)
                 lab_logits = self.d(x_lab).float()

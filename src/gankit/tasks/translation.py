@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from gankit.config import Config, DataConfig
 from gankit.data.images import IMAGE_EXTENSIONS
 from gankit.errors import ConfigError, DataError
-from gankit.objectives import OBJECTIVES, Objective
+from gankit.gan.objectives import LOSS_DEFAULTS, OBJECTIVES, Objective
 from gankit.roles import Translator
 from gankit.schedules import FactorSchedule, check_decay_start, decay_after
 from gankit.tasks.base import StreamSpec, Task
@@ -45,7 +45,7 @@ class DomainOptions:
 
 def check_loss(name: str, key: str) -> Objective:
     """The shared objective called ``name``, or a one-line ConfigError naming ``key``."""
-    usable = [k for k, o in OBJECTIVES.items() if not (o.gp_weight or o.clip or o.relativistic)]
+    usable = [k for k, o in OBJECTIVES.items() if k not in LOSS_DEFAULTS and not o.relativistic]
     if name not in usable:
         close = difflib.get_close_matches(name, usable, n=1)
         hint = f"did you mean {close[0]}? " if close else ""

@@ -23,9 +23,8 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from gankit.errors import ConfigError
-from gankit.objectives import OBJECTIVES
-from gankit.schedules import check_decay_start, decay_after
-from gankit.stabilisers import (
+from gankit.gan.objectives import OBJECTIVES
+from gankit.gan.stabilisers import (
     MinibatchDiscrimination,
     MinibatchStdDev,
     VirtualBatchNorm,
@@ -36,6 +35,7 @@ from gankit.stabilisers import (
     penultimate,
     unrolled_parameters,
 )
+from gankit.schedules import check_decay_start, decay_after
 from gankit.toy.mixtures import Mixture, ModeScore, mixture, score
 
 
@@ -73,8 +73,8 @@ class ToyOptions:
 
     def check(self) -> None:
         mixture(self.data)
-        if self.loss not in OBJECTIVES or OBJECTIVES[self.loss].gp_weight:
-            choices = [k for k, o in OBJECTIVES.items() if not o.gp_weight]
+        if self.loss not in OBJECTIVES:
+            choices = list(OBJECTIVES)
             close = difflib.get_close_matches(self.loss, choices, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             raise ConfigError(f"--loss {self.loss!r}: {hint}choose one of {', '.join(choices)}")

@@ -12,11 +12,11 @@ They act on tensors and modules and know nothing of tasks: the 2-D lab (:mod:`ga
 the image GAN switch them on from the config.
 """
 
-from gankit.stabilisers.matching import feature_matching_loss, penultimate
-from gankit.stabilisers.minibatch import MinibatchDiscrimination, MinibatchStdDev
-from gankit.stabilisers.noise import instance_noise, instance_noise_std
-from gankit.stabilisers.unrolled import unrolled_parameters
-from gankit.stabilisers.vbn import VirtualBatchNorm, VirtualBatchNormNet
+from gankit.gan.stabilisers.matching import feature_matching_loss, penultimate
+from gankit.gan.stabilisers.minibatch import MinibatchDiscrimination, MinibatchStdDev
+from gankit.gan.stabilisers.noise import instance_noise, instance_noise_std
+from gankit.gan.stabilisers.unrolled import unrolled_parameters
+from gankit.gan.stabilisers.vbn import VirtualBatchNorm, VirtualBatchNormNet
 
 __all__ = [
     "MinibatchDiscrimination",

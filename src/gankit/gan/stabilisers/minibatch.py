@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gankit.stabilisers.matching import last_layer, penultimate
+from gankit.gan.stabilisers.matching import last_layer, penultimate
 
 
 class MinibatchDiscrimination(nn.Module):

@@ -2,9 +2,11 @@
 
 Each objective gives the discriminator's loss from its outputs on real and generated images and the
 generator's loss from the outputs on generated images (a *relativistic* objective's generator
-loss also reads the outputs on real images). Penalties (weight clipping, gradient penalty, the
-zero-centred R1/R2) are declared by the objective or the config and applied by the GAN task.
-Adding an objective is one entry in ``OBJECTIVES``.
+loss also reads the outputs on real images). Losses are only losses: weight clipping, the gradient
+penalty and R1/R2 are objects of :mod:`gankit.gan.penalties`. A ``gan.loss`` name may bring the
+penalties its paper trains with (:data:`LOSS_DEFAULTS`: ``wgan`` clips at 0.01, ``wgan-gp`` is
+the ``wgan`` loss with a gradient penalty of 10). Adding an objective is one entry in
+``OBJECTIVES``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -78,34 +79,16 @@ def rpgan_g_loss(fake: Tensor, real: Tensor) -> Tensor:
     return F.softplus(real - fake).mean()
 
 
-def zero_centred_penalty(critic: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
-    """E‖∇ₓD(x)‖² at the given images: R1 on real images, R2 on generated ones (Mescheder et
-    al. 2018). The caller scales it by γ/2 (and by the interval when applied lazily). Run it
-    outside autocast and ``torch.compile``: it needs a double backward."""
-    x = x.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x).float().sum(), x, create_graph=True)
-    return grad.flatten(1).pow(2).sum(1).mean()
-
-
-def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor:
-    """E[(‖∇D(x̂)‖₂ - 1)²] at x̂ = εx + (1-ε)G(z), one ε ~ U[0, 1] per sample (Gulrajani et al. 2017, alg. 1)."""
-    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
-    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
-    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
-
-
 @dataclass(frozen=True)
 class Objective:
-    """A GAN game: losses plus the penalties it needs by default."""
+    """A GAN objective: D's and G's losses, nothing else (penalties are
+    :mod:`gankit.gan.penalties`)."""
 
     d_loss: Callable[..., Tensor]
     g_loss: Callable[..., Tensor]
     """``g_loss(fake)``, or ``g_loss(fake, real)`` when ``relativistic``."""
     probability: bool = False
     """True when sigmoid(logit) is D's probability that an image is real (for logging D(x))."""
-    clip: float | None = None
-    gp_weight: float = 0.0
     relativistic: bool = False
     """True when the losses compare D's outputs on real and fake images pair by pair: G's loss
     needs D(real) and label smoothing does not apply."""
@@ -115,8 +98,24 @@ OBJECTIVES: dict[str, Objective] = {
     "minimax": Objective(bce_d_loss, minimax_g_loss, probability=True),
     "non-saturating": Objective(bce_d_loss, non_saturating_g_loss, probability=True),
     "lsgan": Objective(lsgan_d_loss, lsgan_g_loss),
-    "wgan": Objective(wasserstein_d_loss, wasserstein_g_loss, clip=0.01),
-    "wgan-gp": Objective(wasserstein_d_loss, wasserstein_g_loss, gp_weight=10.0),
+    "wgan": Objective(wasserstein_d_loss, wasserstein_g_loss),
     "hinge": Objective(hinge_d_loss, hinge_g_loss),
     "rpgan": Objective(rpgan_d_loss, rpgan_g_loss, relativistic=True),
 }
+
+
+LOSS_DEFAULTS: dict[str, tuple[str, dict[str, float]]] = {
+    "wgan": ("wgan", {"clip": 0.01}),  # Arjovsky et al. 2017, algorithm 1: c = 0.01
+    "wgan-gp": ("wgan", {"gp": 10.0}),  # Gulrajani et al. 2017, algorithm 1: lambda = 10
+}
+"""``gan.loss`` names that bring penalties: name -> (objective, {penalty: default weight}). An
+explicit ``gan.clip`` / ``gan.gp_weight`` overrides the default."""
+
+LOSSES: tuple[str, ...] = (*OBJECTIVES, *(k for k in LOSS_DEFAULTS if k not in OBJECTIVES))
+"""Every name ``gan.loss`` accepts."""
+
+
+def resolve_loss(name: str) -> tuple[Objective, dict[str, float]]:
+    """The objective behind a ``gan.loss`` name and the penalty weights it brings by default."""
+    base, defaults = LOSS_DEFAULTS.get(name, (name, {}))
+    return OBJECTIVES[base], dict(defaults)
