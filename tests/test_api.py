@@ -128,7 +128,7 @@ def test_bad_inputs_are_one_line(run, tmp_path, capsys):
     clf.mkdir()
     save_config(build_config("classifier-mnist"), clf / "config.yaml")  # a classifier's run
     for args, fragment in (
-        (["export", str(clf)], "is a classifier run: it has no generator"),
+        (["export", str(clf)], "is a classifier run: gankit export writes the generator of a GAN"),
         (["export", str(run.path), "--format", "pickle"], "choose one of safetensors, onnx"),
         (["export", str(run.path), "--out", str(tmp_path / "g.onnx")], "ending in .safetensors"),
         (["export", str(tmp_path)], "not a gankit run directory"),

@@ -173,8 +173,11 @@ def test_class_names_and_refusals(tmp_path, capsys):
     with pytest.raises(ConfigError, match="unconditional"):
         class_index(SemiSupervised(), "dog")
 
-    class Named:
+    class Named:  # a ConditionalGenerative
         label_classes = ("cat", "dog")
+
+        def default_labels(self, n):
+            return torch.arange(n) % 2
 
     assert class_index(Named(), "dog") == 1 and class_index(Named(), "0") == 0
     # a source without labels
@@ -219,6 +222,7 @@ class _Pixels:
     test the per-class bookkeeping)."""
 
     feature_id = "pixels4"
+    split = False
 
     def __call__(self, images):
         return F.adaptive_avg_pool2d(images.float() / 255, 4).flatten(1)

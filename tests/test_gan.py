@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from gankit.tasks.gan import ema_with_warmup, update_ema
+from gankit.gan.model import ema_with_warmup, update_ema
 
 
 def test_update_ema_equals_averaged_model_update():

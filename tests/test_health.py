@@ -11,7 +11,7 @@ from gankit.errors import ConfigError, TrainingError
 from gankit.health import HealthMonitor, preview_diversity, read_rows
 from gankit.loop import train
 from gankit.rundir import MetricsWriter
-from gankit.tasks.gan import gan_advice
+from gankit.tasks.gan_options import gan_advice
 
 from conftest import TINY
 
@@ -145,7 +145,8 @@ def test_nan_is_recorded_before_the_loop_stops(tmp_path, monkeypatch):
     monkeypatch.setattr(GANTask, "step", poisoned)
     with pytest.raises(TrainingError):
         train(build_config("dcgan-mnist", [*TINY, "train.steps=5"]), tmp_path / "run")
-    events = [r for r in read_rows(tmp_path / "run" / "metrics.jsonl") if "event" in r]
+    rows = read_rows(tmp_path / "run" / "metrics.jsonl")
+    events = [r for r in rows if "event" in r and r["event"] != "start"]
     assert [(e["step"], e["event"]) for e in events] == [(3, "non_finite")]
     assert "loss_d became inf at step 3" in events[0]["message"]
 

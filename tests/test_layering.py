@@ -102,3 +102,24 @@ def test_core_modules_stay_below_what_they_must_not_know(module, forbidden):
             todo.append(n)
     bad = sorted(n for n in seen if n.startswith(forbidden))
     assert not bad, f"{module} reaches {bad}"
+
+
+_TASK_MODULES = ("gankit.tasks.",)
+
+
+@pytest.mark.parametrize("module", ["gankit.loop", "gankit.report", "gankit.export"])
+def test_the_loop_report_and_export_import_no_task(module):
+    """They work for any task: the protocol (tasks.base) and the roles, never a task module."""
+    direct = import_graph()[module]
+    bad = sorted(n for n in direct if n.startswith(_TASK_MODULES) and n != "gankit.tasks.base")
+    assert not bad, f"{module} imports {bad}"
+
+
+def test_tasks_do_not_import_the_distributed_module():
+    """Tasks ask the runtime (rank_rows, mean_over_ranks, optimizer_step); only the engine knows
+    about ranks."""
+    graph = import_graph()
+    bad = sorted(
+        m for m in graph if m.startswith("gankit.tasks") and "gankit.distributed" in graph[m]
+    )
+    assert not bad, f"{bad} import gankit.distributed"

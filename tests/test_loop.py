@@ -296,7 +296,8 @@ def test_init_from_loads_the_weights_and_starts_fresh(tmp_path, capsys):
     ]
     assert moved  # one step of fine-tuning moved the weights from the source's
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert rows[0]["event"] == "init_from" and rows[0]["from_step"] == 3
+    assert [r.get("event") for r in rows[:2]] == ["start", "init_from"]
+    assert rows[1]["from_step"] == 3
     capsys.readouterr()
     code = main(
         [

@@ -6,9 +6,9 @@ import yaml
 
 from gankit.cli import main
 from gankit.errors import CheckpointError, ConfigError
+from gankit.gan.model import GANModel
 from gankit.roles import Classifier, Critic, Generative
 from gankit.runs import load_role, load_run
-from gankit.tasks.gan import GANModel
 
 from conftest import TINY
 

@@ -137,6 +137,7 @@ class _FittedFeatures:
     def __init__(self, inner: FeatureExtractor, fit: Callable[[Tensor], Tensor], tag: str) -> None:
         self.inner, self._fit = inner, fit
         self.feature_id = f"{inner.feature_id}:{tag}"
+        self.split = inner.split
 
     def __call__(self, images: Tensor) -> Tensor:
         check_images(images)

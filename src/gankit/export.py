@@ -26,7 +26,7 @@ from gankit.config import apply_values, to_dict
 from gankit.errors import CheckpointError, ConfigError
 from gankit.nets import build_net, entry
 from gankit.outputs import output_file
-from gankit.roles import Generative
+from gankit.roles import Exportable
 
 FORMATS = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt"}
 EXPORT_VERSION = 1
@@ -42,17 +42,10 @@ def export_run(
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r} is unknown: choose one of {', '.join(FORMATS)}")
     out = output_file(out, "--out", (FORMATS[fmt],))
-    loaded = load_role(run, Generative)
+    loaded = load_role(run, Exportable)
     model, cfg = loaded.model, loaded.cfg
-    gan = getattr(cfg, "gan", None)
-    if gan is not None and gan.vbn:
-        raise ConfigError(
-            f"gankit export writes generators without virtual batch norm; {run} was trained with "
-            "gan.vbn (its reference batch runs with every sample): use gankit sample (or "
-            "gankit.load) for it"
-        )
     use_ema = resolve_ema(ema, model, run)
-    net = model.generator(use_ema).eval()
+    net, record = model.export_generator(use_ema)
     meta = {
         "gankit_export": EXPORT_VERSION,
         "kind": "generator",
@@ -60,8 +53,7 @@ def export_run(
         "arch": to_dict(cfg)["nets"]["G"],
         "image_size": cfg.data.image_size,
         "channels": cfg.data.channels,
-        "nz": model.nz,
-        "noise": model.noise_kind,
+        **record,
         "ema": use_ema,
         "run": str(run),
         "step": loaded.step,
@@ -69,9 +61,7 @@ def export_run(
     z = model.noise(2, generator=torch.Generator().manual_seed(0))
     inputs: tuple[torch.Tensor, ...] = (z,)
     names, axes = ["z"], {"z": {0: "n"}, "images": {0: "n"}}
-    if model.classes:
-        meta["classes"] = list(model.classes)
-        meta["embed_dim"] = net.embed.embedding_dim
+    if "classes" in record:
         inputs = (z, model.default_labels(2).cpu())
         names.append("labels")
         axes["labels"] = {0: "n"}
@@ -125,8 +115,8 @@ def load_export(path: str | Path, device: str | torch.device = "cpu"):
     """A :class:`~gankit.roles.Generative` from an exported safetensors file and its record."""
     from safetensors.torch import load_file
 
+    from gankit.gan.model import GANModel
     from gankit.nets.conditional import ConditionalGenerator
-    from gankit.tasks.gan import GANModel
 
     info = read_export_meta(path)
     arch = dict(info["arch"])

@@ -117,7 +117,7 @@ def _load_data(cfg: Config, task_cls: type[Task], run_dir: Path) -> dict[str, Im
     if per_class is not None and (per_class <= 0 or not any(s.labels for s in specs.values())):
         raise ConfigError(
             f"data.labels_per_class={per_class}: needs a positive count and a task that reads "
-            "labels (ssgan, classifier, or gan with gan.conditional); remove it otherwise"
+            f"labels (this {cfg.task} run's streams carry none); remove it otherwise"
         )
     for name, spec in specs.items():
         data = load_source(spec.data, progress=cfg.train.progress, with_labels=spec.labels)
@@ -394,6 +394,8 @@ def _train(
         runtime.set_rng_state(state["rng"])
         step = state["step"]
         best = distributed.from_main(lambda: read_best(run_dir) or state.get("best"))
+    else:  # what the report needs to know of the task, so that it names none
+        events.append({"event": "start", "task": task.name, **task.info.report_fields()})
     if init_from:
         events.append(_init_from(task, cfg, Path(init_from), runtime.device))
     # Every rank starts from rank 0's networks (built from one seed, they agree already).

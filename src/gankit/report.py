@@ -236,10 +236,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
     events = [r for r in rows if r.get("event") in EVENTS]
     history = [r for r in rows if r.get("event") in ("config_change", "init_from")]
     series = scalar_series(rows)
-    from gankit.gan.objectives import LOSSES, resolve_loss
-
-    loss = cfg.get("gan", {}).get("loss", "")
-    probability = cfg.get("task") == "gan" and loss in LOSSES and resolve_loss(loss)[0].probability
+    # the task said at the start whether D's outputs are probabilities (older runs: no bands)
+    probability = any(r.get("event") == "start" and r.get("probabilities") for r in rows)
 
     sections = [_section("summary", "Summary", _summary(run, cfg, rows, series))]
     charts = [line_chart(s, t, events, hl) for t, s, hl in chart_groups(series, probability)]
@@ -341,7 +339,7 @@ def _nets_summary(nets: dict) -> str | None:
 
 
 def _summary(run: Path, cfg: dict, rows: list[dict], series: dict) -> str:
-    data, gan = cfg.get("data", {}), cfg.get("gan", {})
+    data, section = cfg.get("data", {}), cfg.get(cfg.get("task"), {})
     times = [r["time"] for r in rows if isinstance(r.get("time"), int | float)]
     ckpts = sorted((run / "checkpoints").glob("step-*.pt"))
     info = {
@@ -350,7 +348,7 @@ def _summary(run: Path, cfg: dict, rows: list[dict], series: dict) -> str:
         "task": cfg.get("task"),
         "data": f"{data.get('source')} at {data.get('image_size')} px, {data.get('channels')} channel(s)",
         "networks": _nets_summary(cfg.get("nets")),
-        "loss": gan.get("loss") if cfg.get("task") == "gan" else None,
+        "loss": section.get("loss") if isinstance(section, dict) else None,
         "steps logged": f"{max((r.get('step', 0) for r in rows), default=0)} of {cfg.get('train', {}).get('steps')}",
         "wall time": f"{(times[-1] - times[0]) / 60:.1f} min (first to last log)"
         if times

@@ -1,16 +1,22 @@
-"""What the commands need from a trained run, whatever task trained it.
+"""Capabilities, declared: what a loaded run's model or a network can do.
 
 A run loaded by :func:`gankit.runs.load_run` hands back one model object that implements the roles
-of its task: ``gankit sample``, ``interpolate``, ``arithmetic`` and ``evaluate`` take a
-:class:`Generative`; ``--rank-by-d`` also needs a :class:`Critic`; ``evaluate-classifier`` and
-classifier features take a :class:`Classifier`; ``translate`` (image-to-image tasks) a
-:class:`Translator`. The checks are ``isinstance`` on these runtime-checkable protocols.
+its task declares (``Task.roles``): ``gankit sample``, ``interpolate``, ``arithmetic`` and
+``evaluate`` take a :class:`Generative`; ``--class`` a :class:`ConditionalGenerative`;
+``--rank-by-d`` a :class:`Critic`; ``export`` an :class:`Exportable`; ``evaluate-classifier`` and
+classifier features a :class:`Classifier`; ``translate`` (image-to-image tasks) a
+:class:`Translator`; W-space tools a :class:`MappedGenerator`. A command asks
+:func:`gankit.runs.load_role` for the one role it needs, which refuses other runs in one line.
+
+Networks declare what the tasks may use in the same way (a discriminator that reconstructs, one
+that exposes features, one initialised from data, a translator that pads to a multiple). Every
+check is ``isinstance`` on these runtime-checkable protocols, never a probe of attribute names.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -35,15 +41,49 @@ class Generative(Protocol):
         ...
 
 
+@runtime_checkable
+class ConditionalGenerative(Protocol):
+    """A generator that may draw a requested class: ``label_classes`` names them (labels index
+    them), or is None when this run's generator is unconditional."""
+
+    label_classes: tuple[str, ...] | None
+
+    def default_labels(self, n: int) -> Tensor:
+        """Labels 0, 1, ..., K-1, 0, ...: every class equally often."""
+        ...
+
+
 def label_classes(model: object) -> tuple[str, ...] | None:
     """The class names a class-conditional generator draws (labels index them); None otherwise.
 
-    A generator is conditional when its model sets ``label_classes``. This is not ``classes``:
-    a semi-supervised GAN's discriminator classifies (``classes``) while its generator takes no
-    labels.
+    Not ``classes``: a semi-supervised GAN's discriminator classifies (``classes``) while its
+    generator takes no labels (and is no :class:`ConditionalGenerative`).
     """
-    classes = getattr(model, "label_classes", None)
-    return tuple(classes) if classes else None
+    if isinstance(model, ConditionalGenerative) and model.label_classes:
+        return tuple(model.label_classes)
+    return None
+
+
+@runtime_checkable
+class Exportable(Protocol):
+    """A generator that ``gankit export`` can write as a file: z (and labels) → images."""
+
+    def export_generator(self, ema: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+        """The generator module in eval mode and its record: ``nz``, ``noise`` (normal or
+        uniform) and, for a conditional one, ``classes`` and ``embed_dim``. Raises a one-line
+        ConfigError when this generator cannot leave gankit (virtual batch norm)."""
+        ...
+
+
+@runtime_checkable
+class MappedGenerator(Protocol):
+    """A generator with a W space (StyleGAN2): z → ``mapping`` → w (one per layer, ``num_ws``)
+    → ``synthesis`` → image; ``w_avg`` is the tracked mean of w (truncation, projection)."""
+
+    mapping: nn.Module
+    synthesis: nn.Module
+    w_avg: Tensor
+    num_ws: int
 
 
 @runtime_checkable
@@ -82,3 +122,26 @@ class ReconstructingDiscriminator(Protocol):
     ``D(x, reconstruct=True)`` it returns its logits and the reconstruction loss of ``x``."""
 
     def reconstruction_loss(self, x: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class FeatureDiscriminator(Protocol):
+    """A discriminator whose last hidden features feature matching reads (SSGAN's nets)."""
+
+    def features(self, x: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class DataInitialised(Protocol):
+    """A network whose layers are initialised from a batch of data before training (Salimans &
+    Kingma 2016, data-dependent initialisation of weight-normalised layers)."""
+
+    def init_from_data(self, x: Tensor) -> None: ...
+
+
+@runtime_checkable
+class SizeMultiple(Protocol):
+    """A translator that needs height and width to be multiples of ``multiple`` (a U-Net:
+    2^downsamplings); ``gankit translate`` pads to it and crops back."""
+
+    multiple: int

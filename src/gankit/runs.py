@@ -27,6 +27,9 @@ _ROLE_WORDS = {
     "Critic": "it has no discriminator to rank with",
     "Classifier": "give a classifier run (task: classifier or ssgan)",
     "Translator": "it does not translate images",
+    "Exportable": "gankit export writes the generator of a GAN run (task gan); this one has "
+    "none it can write (translate with gankit translate; a classifier stays in its run)",
+    "ConditionalGenerative": "its generator takes no class labels",
 }
 
 

@@ -56,6 +56,8 @@ class FeatureExtractor(Protocol):
     """What metrics need from an extractor: an id for caching and a batched call."""
 
     feature_id: str
+    split: bool
+    """Whether a call under torchrun splits the batch over the ranks (all ranks must call)."""
 
     def __call__(self, images: Tensor) -> Tensor: ...
 
@@ -489,7 +491,7 @@ def reference_features(
     key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()[:20]
     folder = Path(cache).expanduser() if cache is not None else cache_dir() / "features"
     path = folder / f"{key}.npy"
-    split = getattr(extractor, "split", False) and distributed.active()
+    split = extractor.split and distributed.active()
     # Under torchrun every rank must take the same branch: rank 0 reads the cache for all.
     cached = (
         distributed.from_main(lambda: _read_cached(path, n)) if split else _read_cached(path, n)

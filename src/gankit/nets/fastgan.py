@@ -184,11 +184,9 @@ class FastGANDiscriminator(nn.Module):
     """image (N, channels, size, size) → one logit per image, shape (N,).
 
     ``reconstruction_loss(x_real)`` (or ``D(x_real, reconstruct=True)``) is the paper's
-    self-supervised auto-encoding term, to be added to D's loss on real images only;
-    ``has_reconstruction`` lets a training task detect it.
+    self-supervised auto-encoding term, to be added to D's loss on real images only (a
+    :class:`~gankit.roles.ReconstructingDiscriminator`).
     """
-
-    has_reconstruction = True
 
     def __init__(
         self, image_size: int = 256, ndf: int = 64, channels: int = 3, recon_size: int = 128

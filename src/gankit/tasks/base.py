@@ -77,6 +77,10 @@ class TaskInfo:
     diversity_row: str | None = None
     """The preview row whose diversity the collapse check watches."""
 
+    def report_fields(self) -> dict[str, object]:
+        """What ``gankit report`` reads of the task (written once into metrics.jsonl)."""
+        return {"probabilities": self.probabilities}
+
 
 GROUPS = ("nets", "ema", "optims", "scheds", "scalers", "buffers", "rngs")
 
@@ -311,6 +315,12 @@ class Task(ABC):
     def check_resume(cls, old: Config, new: Config) -> None:
         """Refuse, with a ConfigError, a change that ``structural`` patterns cannot express."""
         return None
+
+    @classmethod
+    def build_nets(cls, cfg: Config) -> dict[str, nn.Module]:
+        """The task's networks by part name (those of ``networks``), freshly initialised, on the
+        CPU; ``__init__`` and ``load_model`` both build them here."""
+        raise NotImplementedError(f"task {cls.name} builds no networks")
 
     @classmethod
     def load_model(cls, cfg: Config, parts: dict[str, Any], device: torch.device) -> Any:

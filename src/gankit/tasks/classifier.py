@@ -290,24 +290,25 @@ class ClassifierTask(Task):
         resolve_config(cfg, data["labelled"])
 
     @classmethod
-    def build_net(cls, cfg: Config) -> nn.Module:
+    def build_nets(cls, cfg: Config) -> dict[str, nn.Module]:
         d = cfg.data
-        return build_net(
+        net = build_net(
             "classifier", cfg.nets["net"], d.image_size, d.channels, num_classes=_num_classes(cfg)
         )
+        return {"net": net}
 
     @classmethod
     def load_model(
         cls, cfg: Config, parts: dict[str, Any], device: torch.device
     ) -> ClassifierModel:
-        net = cls.build_net(cfg)
+        net = cls.build_nets(cfg)["net"]
         net.load_state_dict(parts["nets"]["net"])
         return ClassifierModel(net.to(device).eval(), cfg, device)
 
     def __init__(self, cfg: Config, rt: Runtime, first: dict[str, Any]) -> None:
         super().__init__(cfg, rt, first)
         c = cfg.classifier
-        self.net = self.build_net(cfg)
+        self.net = self.build_nets(cfg)["net"]
         self.forward = rt.prepare(self.net)
         self.opt = torch.optim.SGD(
             self.net.parameters(),

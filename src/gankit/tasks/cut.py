@@ -105,12 +105,12 @@ class CutTask(TranslationTask):
         return domain_streams(cfg, cfg.cut, "cut")
 
     @classmethod
-    def build_nets(cls, cfg: Config) -> tuple[torch.nn.Module, torch.nn.Module]:
+    def build_nets(cls, cfg: Config) -> dict[str, torch.nn.Module]:
         size, ch = cfg.data.image_size, cfg.data.channels
-        return (
-            build_net("translator", cfg.nets["G"], size, ch),
-            build_net("patch_discriminator", cfg.nets["D"], size, ch),
-        )
+        return {
+            "G": build_net("translator", cfg.nets["G"], size, ch),
+            "D": build_net("patch_discriminator", cfg.nets["D"], size, ch),
+        }
 
     @classmethod
     def test_inputs(cls, cfg: Config, direction: str) -> Tensor:
@@ -124,7 +124,8 @@ class CutTask(TranslationTask):
     def __init__(self, cfg: Config, rt: Runtime, first: dict[str, Any]) -> None:
         super().__init__(cfg, rt, first)
         o = cfg.cut
-        self.G, self.D = self.build_nets(cfg)
+        nets = self.build_nets(cfg)
+        self.G, self.D = nets["G"], nets["D"]
         self.g, self.d = rt.prepare(self.G), rt.prepare(self.D)
         src, tgt = ("A", "B") if o.direction == "AtoB" else ("B", "A")
         self.src, self.tgt = src, tgt

@@ -22,10 +22,17 @@ from torch.optim.swa_utils import AveragedModel
 from gankit.config import Config, OptimConfig
 from gankit.errors import ConfigError
 from gankit.gan.game import Game, PhaseBatch
+from gankit.gan.model import (
+    VBN_REFERENCE,
+    GANModel,
+    build_gan_nets,
+    ema_with_warmup,
+    update_ema,
+)
 from gankit.gan.objectives import resolve_loss
 from gankit.gan.phases import Phase, compensate
 from gankit.gan.stabilisers.vbn import VirtualBatchNormNet
-from gankit.roles import Critic, Generative
+from gankit.roles import ConditionalGenerative, Critic, Exportable, Generative
 from gankit.runtime import Runtime, optimizer_step
 from gankit.schedules import FactorSchedule, decay_after
 from gankit.tasks.base import (
@@ -38,13 +45,6 @@ from gankit.tasks.base import (
     requires_grad,
 )
 from gankit.tasks.gan_build import build_penalties, build_phases, build_pipeline
-from gankit.tasks.gan_model import (
-    VBN_REFERENCE,
-    GANModel,
-    build_gan_nets,
-    ema_with_warmup,
-    update_ema,
-)
 from gankit.tasks.gan_options import GanOptions, critic_steps, gan_advice, validate_gan
 
 
@@ -67,7 +67,7 @@ class GANTask(Task):
         "gan.ada",
         "gan.freeze_d",
     )
-    roles = (Generative, Critic)
+    roles = (Generative, Critic, ConditionalGenerative, Exportable)
 
     # --- declarations -------------------------------------------------------------------------
 
@@ -116,12 +116,14 @@ class GANTask(Task):
             )
 
     @classmethod
-    def build_nets(cls, cfg: Config) -> tuple[nn.Module, nn.Module]:
-        return build_gan_nets(cfg)
+    def build_nets(cls, cfg: Config) -> dict[str, nn.Module]:
+        G, D = build_gan_nets(cfg)
+        return {"G": G, "D": D}
 
     @classmethod
     def load_model(cls, cfg: Config, parts: dict[str, Any], device: torch.device) -> GANModel:
-        G, D = cls.build_nets(cfg)
+        nets = cls.build_nets(cfg)
+        G, D = nets["G"], nets["D"]
         G.load_state_dict(parts["nets"]["G"])
         D.load_state_dict(parts["nets"]["D"])
         ema = None
@@ -150,7 +152,8 @@ class GANTask(Task):
     def __init__(self, cfg: Config, rt: Runtime, first: dict[str, Any]) -> None:
         super().__init__(cfg, rt, first)
         gan = cfg.gan
-        self.G, self.D = self.build_nets(cfg)
+        nets = self.build_nets(cfg)
+        self.G, self.D = nets["G"], nets["D"]
         self.frozen_d = freeze_first_layers(self.D, gan.freeze_d)
         self.objective, defaults = resolve_loss(gan.loss)
         self.phases = build_phases(gan, self.D, build_penalties(gan, defaults))

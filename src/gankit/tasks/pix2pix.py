@@ -118,11 +118,11 @@ class Pix2PixTask(TranslationTask):
         return pairs[:, :c] if direction == "AtoB" else pairs[:, c:]
 
     @classmethod
-    def build_nets(cls, cfg: Config) -> tuple[torch.nn.Module, torch.nn.Module]:
+    def build_nets(cls, cfg: Config) -> dict[str, torch.nn.Module]:
         size, ch = cfg.data.image_size, cfg.data.channels
         G = build_net("translator", cfg.nets["G"], size, ch)
         D = build_net("patch_discriminator", cfg.nets["D"], size, 2 * ch)  # conditional: (x, y)
-        return G, D
+        return {"G": G, "D": D}
 
     @classmethod
     def load_model(cls, cfg: Config, parts: dict[str, Any], device: torch.device) -> Any:
@@ -130,7 +130,8 @@ class Pix2PixTask(TranslationTask):
 
     def __init__(self, cfg: Config, rt: Runtime, first: dict[str, Any]) -> None:
         super().__init__(cfg, rt, first)
-        self.G, self.D = self.build_nets(cfg)
+        nets = self.build_nets(cfg)
+        self.G, self.D = nets["G"], nets["D"]
         self.g, self.d = rt.prepare(self.G), rt.prepare(self.D)
         self.opt_g = make_optimizer(self.G.parameters(), cfg.optim["G"])
         self.opt_d = make_optimizer(self.D.parameters(), cfg.optim["D"])

@@ -36,9 +36,16 @@ from gankit.config import Config, OptimConfig
 from gankit.data.sources import ImageData, load_source
 from gankit.data.stream import to_unit
 from gankit.errors import ConfigError, DataError
+from gankit.gan.model import GANModel, update_ema
 from gankit.gan.stabilisers.matching import feature_matching_loss
 from gankit.nets import build_net
-from gankit.roles import Classifier, Critic, Generative
+from gankit.roles import (
+    Classifier,
+    Critic,
+    DataInitialised,
+    FeatureDiscriminator,
+    Generative,
+)
 from gankit.runtime import Runtime, optimizer_step
 from gankit.schedules import FactorSchedule, decay_after
 from gankit.tasks.base import (
@@ -49,7 +56,6 @@ from gankit.tasks.base import (
     make_optimizer,
     requires_grad,
 )
-from gankit.tasks.gan_model import GANModel, update_ema
 
 log = logging.getLogger("gankit")
 
@@ -212,7 +218,7 @@ class SsganTask(Task):
             )
 
     @classmethod
-    def build_nets(cls, cfg: Config) -> tuple[nn.Module, nn.Module]:
+    def build_nets(cls, cfg: Config) -> dict[str, nn.Module]:
         if not cfg.ssgan.classes:
             raise ConfigError("ssgan.classes is unknown: let training read it from the data")
         d = cfg.data
@@ -224,13 +230,14 @@ class SsganTask(Task):
             d.channels,
             num_classes=len(cfg.ssgan.classes),
         )
-        if not hasattr(D, "features"):
+        if not isinstance(D, FeatureDiscriminator):
             raise ConfigError(f"nets.D.arch={cfg.nets['D'].arch} has no features() to match")
-        return G, D
+        return {"G": G, "D": D}
 
     @classmethod
     def load_model(cls, cfg: Config, parts: dict[str, Any], device: torch.device) -> SsganModel:
-        G, D = cls.build_nets(cfg)
+        nets = cls.build_nets(cfg)
+        G, D = nets["G"], nets["D"]
         G.load_state_dict(parts["nets"]["G"])
         D.load_state_dict(parts["nets"]["D"])
         if "D" in parts.get("ema", {}):  # classify with the averaged weights
@@ -242,8 +249,9 @@ class SsganTask(Task):
 
     def __init__(self, cfg: Config, rt: Runtime, first: dict[str, Any]) -> None:
         super().__init__(cfg, rt, first)
-        self.G, self.D = self.build_nets(cfg)
-        if hasattr(self.D, "init_from_data"):  # a resumed run then loads its own weights
+        nets = self.build_nets(cfg)
+        self.G, self.D = nets["G"], nets["D"]
+        if isinstance(self.D, DataInitialised):  # a resumed run then loads its own weights
             batch = first["labelled" if cfg.ssgan.supervised_only else "unlabelled"]
             self.D.init_from_data(self._images(batch).to(rt.device))
         self.g, self.d = rt.prepare(self.G), rt.prepare(self.D)

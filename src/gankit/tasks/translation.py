@@ -23,7 +23,7 @@ from gankit.config import Config, DataConfig
 from gankit.data.images import IMAGE_EXTENSIONS
 from gankit.errors import ConfigError, DataError
 from gankit.gan.objectives import LOSS_DEFAULTS, OBJECTIVES, Objective
-from gankit.roles import Translator
+from gankit.roles import SizeMultiple, Translator
 from gankit.schedules import FactorSchedule, check_decay_start, decay_after
 from gankit.tasks.base import StreamSpec, Task
 
@@ -229,7 +229,9 @@ class TranslatorModel:
         was = net.training
         net.eval()
         try:
-            padded, pad = pad_to(x.to(self.device).float(), getattr(net, "multiple", 1))
+            padded, pad = pad_to(
+                x.to(self.device).float(), net.multiple if isinstance(net, SizeMultiple) else 1
+            )
             if self._autocast is not None:
                 with self._autocast():
                     out = net(padded)
@@ -255,15 +257,11 @@ class TranslationTask(Task):
         check_decay_start(o.lr_decay_start, f"{cls.name}.lr_decay_start")
 
     @classmethod
-    def build_nets(cls, cfg: Config) -> Any:
-        raise NotImplementedError
-
-    @classmethod
     def load_one_sided(
         cls, cfg: Config, parts: dict[str, Any], device: torch.device, direction: str
     ) -> TranslatorModel:
         """The trained generator ``G`` alone, for a task that translates one way."""
-        G = cls.build_nets(cfg)[0]
+        G = cls.build_nets(cfg)["G"]
         G.load_state_dict(parts["nets"]["G"])
         G.to(device).eval()
         return TranslatorModel({direction: G}, cls.name, device, cfg.data.channels)

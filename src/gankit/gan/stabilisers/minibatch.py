@@ -76,7 +76,9 @@ class BatchAwareDiscriminator(nn.Module):
         super().__init__()
         self.base, self.layer = base, layer
         self._last = last_layer(base)
-        width = getattr(layer, "out_features", feature_dim + 1)
+        width = (
+            layer.out_features if isinstance(layer, MinibatchDiscrimination) else feature_dim + 1
+        )
         self.head = nn.Linear(width, 1)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -2,7 +2,8 @@
 
 :func:`build_gan_nets` turns ``nets.G``/``nets.D`` and the ``gan`` switches into modules;
 :class:`GANModel` wraps a generator (its EMA) and discriminator for sampling
-(:class:`~gankit.roles.Generative`, :class:`~gankit.roles.Critic`), shared with the task during
+(:class:`~gankit.roles.Generative`, :class:`~gankit.roles.Critic`,
+:class:`~gankit.roles.ConditionalGenerative`, :class:`~gankit.roles.Exportable`), shared with the task during
 training and rebuilt in fp32 from a checkpoint by ``GANTask.load_model``.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -26,6 +28,7 @@ from gankit.gan.stabilisers.minibatch import (
 from gankit.gan.stabilisers.vbn import VirtualBatchNormNet, convert_batchnorm
 from gankit.nets import build_net
 from gankit.nets.conditional import ConditionalGenerator, LabelDiscriminator, feature_dim
+from gankit.roles import ReconstructingDiscriminator
 
 VBN_REFERENCE = 64
 """Noise vectors in virtual batch norm's reference batch (gan.vbn)."""
@@ -74,7 +77,7 @@ def _check_wrappers(D: nn.Module, cfg: Config) -> nn.Module:
         )
         if on
     ]
-    if getattr(D, "has_reconstruction", False) and wrappers:
+    if isinstance(D, ReconstructingDiscriminator) and wrappers:
         raise ConfigError(
             f"{wrappers[0]} does not work with nets.D.arch={arch} (its reconstruction "
             f"decoders would be skipped): use another nets.D.arch or drop {wrappers[0].split('=')[0]}"
@@ -133,7 +136,7 @@ def update_ema(ema: AveragedModel, model: nn.Module, decay: float, n: int) -> No
 
 class GANModel:
     """A GAN's generator (and its EMA) and discriminator, for sampling: :class:`Generative`,
-    :class:`Critic`. During training it shares the task's modules; loaded from a run it holds
+    :class:`Critic`, :class:`ConditionalGenerative`, :class:`Exportable`. During training it shares the task's modules; loaded from a run it holds
     fp32 copies in eval mode."""
 
     def __init__(
@@ -174,8 +177,22 @@ class GANModel:
 
     @property
     def label_classes(self) -> tuple[str, ...] | None:
-        """The classes the generator draws (:func:`gankit.roles.label_classes`)."""
+        """The classes the generator draws (:class:`gankit.roles.ConditionalGenerative`)."""
         return self.classes
+
+    def export_generator(self, ema: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+        """The generator to export (:class:`gankit.roles.Exportable`) and its record."""
+        net = self.generator(ema)
+        if isinstance(net, VirtualBatchNormNet):
+            raise ConfigError(
+                "gankit export writes generators without virtual batch norm; this run was trained "
+                "with gan.vbn (its reference batch runs with every sample): use gankit sample "
+                "(or gankit.load) for it"
+            )
+        record: dict[str, Any] = {"nz": self.nz, "noise": self.noise_kind}
+        if isinstance(net, ConditionalGenerator):
+            record.update(classes=list(self.classes or ()), embed_dim=net.embed.embedding_dim)
+        return net.eval(), record
 
     @property
     def num_classes(self) -> int:
