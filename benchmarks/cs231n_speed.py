@@ -3,7 +3,7 @@
 Both train the course's vanilla GAN (the same nets from ``gankit.compat.cs231n``, Adam 1e-3
 (0.5, 0.999), batch 128) on full MNIST for the same number of iterations, in one process:
 
-- gankit: ``gankit.loop.train`` with the recipe (MNIST decoded once into a uint8 tensor).
+- gankit: ``gankit.engine.loop.train`` with the recipe (MNIST decoded once into a uint8 tensor).
 - course: ``run_a_gan``'s D step and G step, fed by ``torchvision.datasets.MNIST`` +
   ``transforms.ToTensor()`` + ``DataLoader(batch_size=128, shuffle=True)``.
 
@@ -28,8 +28,8 @@ from pathlib import Path
 import torch
 
 from gankit.compat import cs231n
-from gankit.configure import build_config
-from gankit.loop import train
+from gankit.engine.loop import train
+from gankit.registries import build_config
 
 BATCH = 128
 

@@ -11,7 +11,7 @@ For DCGAN-64 (the ``dcgan`` recipe: ngf = ndf = 64, 64×64 RGB) and the classifi
    logged values, the stop flag);
 3. for DCGAN-64, the **gradient synchronisation** on its own: one GAN step of the plain PyTorch
    DCGAN-example loop on two processes with (a) no synchronisation (compute only), (b) gankit's
-   flattened all-reduce per phase (:func:`gankit.distributed.average_gradients`), (c) one DDP
+   flattened all-reduce per phase (:func:`gankit.engine.distributed.average_gradients`), (c) one DDP
    wrapper per network (``broadcast_buffers=False``, D frozen in the G phase as stylegan2-ada).
 
     python benchmarks/ddp_scaling.py [--steps 16] [--dcgan-batch 32]
@@ -139,7 +139,7 @@ def worker_sync(out: Path, method: str, steps: int, batch: int) -> None:
     from torch import nn
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from gankit import distributed
+    from gankit.engine import distributed
     from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
     from gankit.nets.init import init_weights
 
@@ -207,8 +207,8 @@ def step_flops(recipe: str, overrides: list[str], batch: int) -> dict:
     backward of every network, on random inputs) and the bytes of its gradients."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from gankit.configure import build_config, task_class
-    from gankit.runtime import Runtime
+    from gankit.engine.runtime import Runtime
+    from gankit.registries import build_config, task_class
     from gankit.tasks.base import Streams
 
     cfg = build_config(recipe, [*overrides, f"train.batch_size={batch}", "train.device=cpu"])
@@ -244,7 +244,7 @@ def step_flops(recipe: str, overrides: list[str], batch: int) -> dict:
 def _params(run: Path) -> dict[str, int]:
     """Trained parameters per network of a finished run (its checkpoint, BatchNorm statistics
     excluded)."""
-    from gankit.checkpoint import latest_checkpoint, load_checkpoint
+    from gankit.engine.checkpoint import latest_checkpoint, load_checkpoint
 
     nets = load_checkpoint(latest_checkpoint(run))["parts"]["nets"]
     skip = ("running_mean", "running_var", "num_batches_tracked")

@@ -193,8 +193,8 @@ def main() -> None:
         x, _ = load_mnist(a.mnist, False)
         res = judge(net, x[: a.n] * 2 - 1)
     else:
-        from gankit.runs import load_run
-        from gankit.sampling import generate, rank_by_discriminator, resolve_ema
+        from gankit.inference.loading import load_run
+        from gankit.inference.sampling import generate, rank_by_discriminator, resolve_ema
 
         run = load_run(a.run, checkpoint=a.ckpt)
         task, step = run.model, run.step

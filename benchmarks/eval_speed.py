@@ -37,9 +37,9 @@ from fid_sanity import shared_inception  # a sibling script: benchmarks/ is on s
 
 from gankit.config import DataConfig
 from gankit.data.sources import load_source
-from gankit.evaluation import load_reference
-from gankit.metrics import compute_fid, compute_kid, compute_prdc
-from gankit.metrics.features import InceptionFeatures, find_inception, reference_features
+from gankit.evaluation.evaluate import load_reference
+from gankit.evaluation.metrics import compute_fid, compute_kid, compute_prdc
+from gankit.evaluation.metrics.features import InceptionFeatures, find_inception, reference_features
 
 
 def timed(fn):
@@ -88,7 +88,7 @@ def classifier_features(n: int) -> dict:
     """img/s of a MnistNet's penultimate features under torch and under ONNX Runtime."""
     import onnxruntime as ort
 
-    from gankit.metrics.features import ModuleFeatures
+    from gankit.evaluation.metrics.features import ModuleFeatures
     from gankit.nets.darknet import MnistNet
 
     net = MnistNet(10, 1, 28).eval()

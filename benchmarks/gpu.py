@@ -82,8 +82,8 @@ def _dcgan_overrides(args, sizes) -> list[str]:
 def dcgan64(args, sizes) -> dict:
     from train_speed import ours, reference_dcgan
 
-    from gankit.configure import build_config
     from gankit.data.sources import load_source
+    from gankit.registries import build_config
 
     base = _dcgan_overrides(args, sizes)
     images = load_source(build_config("dcgan", base).data, progress=False).images
@@ -123,10 +123,10 @@ def dcgan64_switches(args, sizes) -> dict:
 
 
 def darknet_cifar10(args, sizes) -> dict:
-    from gankit.configure import build_config
     from gankit.data.sources import load_source
     from gankit.data.stream import make_stream
-    from gankit.runtime import Runtime
+    from gankit.engine.runtime import Runtime
+    from gankit.registries import build_config
     from gankit.tasks.base import Streams
     from gankit.tasks.classifier import ClassifierTask
 
@@ -183,9 +183,13 @@ def fid(args, sizes) -> dict:
     from gankit.config import DataConfig
     from gankit.data.sources import load_source
     from gankit.errors import CheckpointError
-    from gankit.evaluation import load_reference
-    from gankit.metrics import compute_fid, compute_kid, compute_prdc
-    from gankit.metrics.features import InceptionFeatures, find_inception, reference_features
+    from gankit.evaluation.evaluate import load_reference
+    from gankit.evaluation.metrics import compute_fid, compute_kid, compute_prdc
+    from gankit.evaluation.metrics.features import (
+        InceptionFeatures,
+        find_inception,
+        reference_features,
+    )
 
     try:
         path = find_inception(args.inception or shared_inception(), download=False)

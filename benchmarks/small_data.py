@@ -51,16 +51,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 from digit_judge import CACHE  # noqa: E402
 from translation import SHARED, cifar_folder  # noqa: E402
 
-from gankit.checkpoint import list_checkpoints  # noqa: E402
 from gankit.config import DataConfig  # noqa: E402
 from gankit.data.images import scan_images  # noqa: E402
 from gankit.data.sources import load_source  # noqa: E402
 from gankit.drawing import font  # noqa: E402
-from gankit.evaluation import generate_samples, make_extractor  # noqa: E402
-from gankit.health import read_rows  # noqa: E402
-from gankit.metrics import compute_fid, compute_memorisation  # noqa: E402
-from gankit.metrics.features import reference_features  # noqa: E402
-from gankit.sampling import save_grid  # noqa: E402
+from gankit.engine.checkpoint import list_checkpoints  # noqa: E402
+from gankit.engine.health import read_rows  # noqa: E402
+from gankit.evaluation.evaluate import generate_samples, make_extractor  # noqa: E402
+from gankit.evaluation.metrics import compute_fid, compute_memorisation  # noqa: E402
+from gankit.evaluation.metrics.features import reference_features  # noqa: E402
+from gankit.inference.sampling import save_grid  # noqa: E402
 
 NO_AUG = "gan.augment=[]"
 ROWS: dict[str, tuple[str, list[str]]] = {
@@ -582,7 +582,7 @@ def main() -> None:
                 if error is None:
                     try:
                         row.update(cached_score(run, a.n, ref, out / "pairs" / f"{tag}.png"))
-                        from gankit.configure import load_config
+                        from gankit.registries import load_config
 
                         cfg = load_config(run / "config.yaml")
                         row.update(run_log(run, cfg.gan.loss, cfg.train.batch_size, a.minutes))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from gankit.toy.cli import summarise, write_pictures
+from gankit.cli.toy import summarise, write_pictures
 from gankit.toy.lab import ToyOptions, train_toy
 
 GUIDE: dict = {}

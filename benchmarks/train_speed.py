@@ -27,11 +27,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from gankit.configure import build_config
 from gankit.data.sources import load_source
-from gankit.loop import train
+from gankit.engine.loop import train
 from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nets.init import init_weights
+from gankit.registries import build_config
 
 
 def ours(overrides: list[str], steps: int, recipe: str) -> float:
@@ -168,7 +168,7 @@ def main() -> None:
 
 def per_image_loader_run(raw: torch.Tensor, steps: int, device: torch.device) -> float:
     """gankit's dcgan-mnist networks and step, fed by a per-image DataLoader; img/s after warm-up."""
-    from gankit.runtime import Runtime
+    from gankit.engine.runtime import Runtime
     from gankit.tasks.base import Streams
     from gankit.tasks.gan import GANTask
 

@@ -30,8 +30,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gankit.configure import build_config
-from gankit.runtime import Runtime
+from gankit.engine.runtime import Runtime
+from gankit.registries import build_config
 from gankit.tasks import TASKS
 from gankit.tasks.base import Streams
 

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gankit.checkpoint import latest_checkpoint, load_checkpoint
-from gankit.configure import build_config
-from gankit.loop import train
+from gankit.engine.checkpoint import latest_checkpoint, load_checkpoint
+from gankit.engine.loop import train
+from gankit.registries import build_config
 
 
 def main() -> None:

@@ -122,7 +122,7 @@ def test_bad_inputs_are_one_line(run, tmp_path, capsys):
     with pytest.raises(GankitError, match="not a gankit run directory"):
         gankit.load(tmp_path)
     from gankit.config import save_config
-    from gankit.configure import build_config
+    from gankit.registries import build_config
 
     clf = tmp_path / "clf"
     clf.mkdir()

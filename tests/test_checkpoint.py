@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from gankit.checkpoint import (
+from gankit.engine.checkpoint import (
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,

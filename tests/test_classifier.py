@@ -11,15 +11,15 @@ import pytest
 import torch
 from PIL import Image
 
-from gankit.checkpoint import latest_checkpoint, load_checkpoint
 from gankit.cli import main
 from gankit.config import DataConfig, recipe_names, to_dict
-from gankit.configure import build_config, from_dict
 from gankit.data.sources import load_source
 from gankit.data.stream import make_stream
+from gankit.engine.checkpoint import latest_checkpoint, load_checkpoint
+from gankit.engine.loop import train
+from gankit.engine.runtime import Runtime
 from gankit.errors import ConfigError, DataError
-from gankit.loop import train
-from gankit.runtime import Runtime
+from gankit.registries import build_config, from_dict
 from gankit.tasks.classifier import ClassifierTask
 
 from conftest import TINY, write_random_images
@@ -341,7 +341,7 @@ def test_classifier_recipe_smoke(name, tmp_path):
 
 def test_resume_with_a_new_peak_lr_and_length_follows_the_new_cycle(colours, tmp_path):
     """One-cycle resumed with other classifier.lr and train.steps continues on the new schedule."""
-    from gankit.schedules import one_cycle
+    from gankit.engine.schedules import one_cycle
 
     extra = (
         "nets.net.arch=mnistnet",

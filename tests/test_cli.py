@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gankit.checkpoint import latest_checkpoint, save_checkpoint
 from gankit.cli import main
+from gankit.engine.checkpoint import latest_checkpoint, save_checkpoint
 
 from conftest import TINY, write_random_images
 
@@ -241,7 +241,7 @@ def test_corrupt_images_are_skipped_counted_and_listed(tmp_path, capsys):
 
 
 def test_sample_rank_by_d_keeps_the_best_scored(trained_run, tmp_path, monkeypatch):
-    from gankit import sampling
+    from gankit.inference import sampling
 
     seen = {}
     original = sampling.rank_by_discriminator

@@ -7,11 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from gankit.checkpoint import latest_checkpoint, load_checkpoint
 from gankit.compat import cs231n
-from gankit.configure import build_config
+from gankit.engine.checkpoint import latest_checkpoint, load_checkpoint
+from gankit.engine.loop import train
 from gankit.errors import ConfigError
-from gankit.loop import train
 from gankit.nets import build_net, count_parameters
 from gankit.nets.mnist_dc import (
     MnistDCDiscriminator,
@@ -19,6 +18,7 @@ from gankit.nets.mnist_dc import (
     MnistDCGenerator,
     MnistDCGeneratorOptions,
 )
+from gankit.registries import build_config
 
 RECIPES = ["cs231n-gan", "cs231n-lsgan", "cs231n-dcgan"]
 

@@ -11,10 +11,10 @@ from PIL import Image
 
 from gankit.cli import main
 from gankit.errors import ConfigError
+from gankit.inference.loading import load_run
+from gankit.inference.sampling import class_index, generate, generate_from, seeded_noise
 from gankit.nets import build_net, entry
 from gankit.nets.conditional import ConditionalGenerator, LabelDiscriminator, feature_dim
-from gankit.runs import load_run
-from gankit.sampling import class_index, generate, generate_from, seeded_noise
 
 from conftest import TINY
 
@@ -151,7 +151,7 @@ def test_every_class_in_turn_runs_across_batches(cond_run):
 
 
 def test_a_conditional_interpolation_keeps_one_class_per_row(cond_run):
-    from gankit.latent import interpolate, interpolation_codes
+    from gankit.inference.latent import interpolate, interpolation_codes
 
     model = load_run(cond_run).model
     images = interpolate(model, rows=3, steps=4, seed=2)
@@ -229,7 +229,7 @@ class _Pixels:
 
 
 def test_per_class_scores_compare_each_class_with_its_own_real_images(cond_run, tmp_path):
-    from gankit.evaluation import format_per_class, per_class_scores
+    from gankit.evaluation.evaluate import format_per_class, per_class_scores
 
     scores = per_class_scores(cond_run, "builtin:mnist", _Pixels(), n=20, progress=False)
     assert list(scores) == [str(k) for k in range(10)]
@@ -242,7 +242,7 @@ def test_per_class_scores_compare_each_class_with_its_own_real_images(cond_run, 
 
 
 def test_per_class_refuses_an_unconditional_run(tmp_path):
-    from gankit.evaluation import per_class_scores
+    from gankit.evaluation.evaluate import per_class_scores
 
     out = tmp_path / "run"
     assert (

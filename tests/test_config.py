@@ -10,8 +10,8 @@ from gankit.config import (
     recipe_names,
     to_dict,
 )
-from gankit.configure import build_config, from_dict, load_config
 from gankit.errors import ConfigError
+from gankit.registries import build_config, from_dict, load_config
 
 
 def test_defaults_recipe_and_overrides_layer():

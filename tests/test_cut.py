@@ -8,12 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gankit.checkpoint import latest_checkpoint, load_checkpoint
 from gankit.cli import main
-from gankit.configure import build_config
+from gankit.engine.checkpoint import latest_checkpoint, load_checkpoint
+from gankit.engine.loop import train
 from gankit.errors import ConfigError
-from gankit.loop import train
 from gankit.nets.patchnce import PatchHeads, patch_nce_loss
+from gankit.registries import build_config
 
 from conftest import cut_back, write_domains
 

@@ -9,10 +9,10 @@ import shutil
 import pytest
 import torch
 
-from gankit.checkpoint import latest_checkpoint, load_checkpoint
 from gankit.cli import main
-from gankit.configure import build_config
-from gankit.loop import train
+from gankit.engine.checkpoint import latest_checkpoint, load_checkpoint
+from gankit.engine.loop import train
+from gankit.registries import build_config
 
 from conftest import TINY_CYCLEGAN, cut_back, write_domains
 

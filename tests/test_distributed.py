@@ -19,10 +19,10 @@ import torch
 from test_classifier import write_class_folders
 from torch import nn
 
-from gankit import distributed
-from gankit.checkpoint import list_checkpoints, load_checkpoint
 from gankit.config import DataConfig
 from gankit.data.stream import LoaderStream, MemoryStream
+from gankit.engine import distributed
+from gankit.engine.checkpoint import list_checkpoints, load_checkpoint
 from gankit.errors import ConfigError
 
 from conftest import TINY, TINY_CYCLEGAN, write_domains
@@ -260,9 +260,9 @@ def test_sigterm_on_another_rank_is_reported_as_sigterm_when_train_minutes_is_se
 EVAL_SCRIPT = """
 import sys, torch
 from torch import nn
-from gankit import distributed
-from gankit.metrics.features import ModuleFeatures, reference_features
-from gankit.metrics.fid import compute_fid
+from gankit.engine import distributed
+from gankit.evaluation.metrics.features import ModuleFeatures, reference_features
+from gankit.evaluation.metrics.fid import compute_fid
 
 distributed.start("gloo", "cpu", 60)
 torch.manual_seed(0)

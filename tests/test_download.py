@@ -287,7 +287,7 @@ def test_stale_temp_files_are_removed(server, tmp_path):
 
 SCRIPT = """
 import argparse, sys
-from gankit.data.prep.commands import add_data_commands
+from gankit.cli.data import add_data_commands
 p = argparse.ArgumentParser()
 add_data_commands(p.add_subparsers(dest="cmd", required=True))
 a = p.parse_args(sys.argv[1:])
@@ -340,7 +340,7 @@ def test_killed_run_resumes_without_refetching(server, tmp_path):
 def test_cli_exit_codes_and_option_errors(server, tmp_path, capsys):
     import argparse
 
-    from gankit.data.prep.commands import add_data_commands
+    from gankit.cli.data import add_data_commands
 
     parser = argparse.ArgumentParser()
     add_data_commands(parser.add_subparsers(dest="cmd", required=True))

@@ -16,16 +16,17 @@ import pytest
 import torch
 from PIL import Image
 
-from gankit import evaluation, evaluation_cli
-from gankit.checkpoint import best_checkpoint, load_checkpoint, read_best, save_checkpoint
+from gankit.cli import evaluate as evaluation_cli
 from gankit.cli import main
 from gankit.config import DataConfig, merge_dicts, to_dict
-from gankit.configure import build_config, from_dict, load_config
 from gankit.data.sources import load_source
+from gankit.engine.checkpoint import best_checkpoint, load_checkpoint, read_best, save_checkpoint
+from gankit.engine.loop import train
 from gankit.errors import CheckpointError, ConfigError
-from gankit.evaluation import TrainingEvaluator
-from gankit.loop import train
-from gankit.metrics import features
+from gankit.evaluation import evaluate as evaluation
+from gankit.evaluation.evaluate import TrainingEvaluator
+from gankit.evaluation.metrics import features
+from gankit.registries import build_config, from_dict, load_config
 
 from conftest import SHARED, TINY
 
@@ -330,7 +331,7 @@ def test_higher_is_better_metrics_and_eval_config_errors(clf):
 
 def test_translation_runs_are_scored_on_their_translated_test_images(tmp_path):
     """`gankit evaluate` on a cyclegan/cut run translates the source domain's test split."""
-    from gankit.evaluation import load_samples
+    from gankit.evaluation.evaluate import load_samples
 
     from conftest import TINY_CYCLEGAN, write_domains
 

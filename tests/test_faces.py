@@ -97,7 +97,7 @@ def test_bad_cascade_and_options(tmp_path):
 def test_faces_cli(tmp_path, capsys):
     import argparse
 
-    from gankit.data.prep.commands import add_data_commands
+    from gankit.cli.data import add_data_commands
 
     (tmp_path / "src").mkdir()
     Image.new("RGB", (64, 64), (200, 180, 160)).save(tmp_path / "src" / "flat.png")

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from gankit.errors import ConfigError
+from gankit.inference.roles import ReconstructingDiscriminator
 from gankit.nets import NETS, build_net, count_parameters
 from gankit.nets.fastgan import (
     FastGANDiscriminatorOptions,
@@ -16,7 +17,6 @@ from gankit.nets.fastgan import (
     check,
     sle_pairs,
 )
-from gankit.roles import ReconstructingDiscriminator
 
 
 def nets(size: int, channels: int, width: int = 8, nz: int = 16, **d_extra):

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankit.errors import CheckpointError, ConfigError, DataError
-from gankit.metrics import features
-from gankit.metrics.features import (
+from gankit.evaluation.metrics import features
+from gankit.evaluation.metrics.features import (
     INCEPTION_FILENAME,
     InceptionFeatures,
     ModuleFeatures,

@@ -9,8 +9,13 @@ import pytest
 import torch
 
 from gankit.errors import ConfigError, DataError
-from gankit.metrics import METRICS
-from gankit.metrics.fid import compute_fid, feature_stats, fid_from_features, frechet_distance
+from gankit.evaluation.metrics import METRICS
+from gankit.evaluation.metrics.fid import (
+    compute_fid,
+    feature_stats,
+    fid_from_features,
+    frechet_distance,
+)
 
 
 def two_feature_sets(n: int = 400, d: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -39,9 +39,9 @@ def _rows(run):
 
 
 def test_ada_p_is_logged_and_checkpointed(tmp_path):
-    from gankit.checkpoint import latest_checkpoint, load_checkpoint
-    from gankit.configure import build_config
-    from gankit.loop import train
+    from gankit.engine.checkpoint import latest_checkpoint, load_checkpoint
+    from gankit.engine.loop import train
+    from gankit.registries import build_config
 
     from conftest import TINY
 
@@ -57,8 +57,8 @@ def test_ada_p_is_logged_and_checkpointed(tmp_path):
 
 def test_r1_and_r2_are_applied_every_reg_every_steps(tmp_path, monkeypatch):
     import gankit.gan.penalties as gan_task
-    from gankit.configure import build_config
-    from gankit.loop import train
+    from gankit.engine.loop import train
+    from gankit.registries import build_config
 
     from conftest import TINY
 
@@ -84,9 +84,9 @@ def test_r1_and_r2_are_applied_every_reg_every_steps(tmp_path, monkeypatch):
 
 
 def test_rpgan_with_ada_and_penalties_trains_and_rejects_label_smoothing(tmp_path):
-    from gankit.configure import build_config
+    from gankit.engine.loop import train
     from gankit.errors import ConfigError
-    from gankit.loop import train
+    from gankit.registries import build_config
 
     from conftest import TINY
 
@@ -101,10 +101,10 @@ def test_rpgan_with_ada_and_penalties_trains_and_rejects_label_smoothing(tmp_pat
 
 
 def test_freeze_d_keeps_the_first_layers_of_an_initialised_discriminator(tmp_path):
-    from gankit.checkpoint import latest_checkpoint, load_checkpoint
-    from gankit.configure import build_config
+    from gankit.engine.checkpoint import latest_checkpoint, load_checkpoint
+    from gankit.engine.loop import train
     from gankit.errors import ConfigError
-    from gankit.loop import train
+    from gankit.registries import build_config
 
     from conftest import TINY
 
@@ -124,8 +124,8 @@ def test_freeze_d_keeps_the_first_layers_of_an_initialised_discriminator(tmp_pat
 
 
 def test_fastgan_nets_train_in_the_gan_task_with_their_reconstruction_loss(tmp_path):
-    from gankit.configure import build_config
-    from gankit.loop import train
+    from gankit.engine.loop import train
+    from gankit.registries import build_config
 
     from conftest import TINY
 

@@ -7,13 +7,13 @@ import json
 import pytest
 import torch
 
-from gankit.configure import build_config
+from gankit.engine.loop import train
+from gankit.engine.runtime import Runtime
 from gankit.errors import ConfigError
 from gankit.gan.penalties import PENALTIES, R1, GradientPenalty, Penalty, WeightClip
 from gankit.gan.phases import compensate
 from gankit.gan.pipeline import Ada, DiffAugment, InstanceNoise
-from gankit.loop import train
-from gankit.runtime import Runtime
+from gankit.registries import build_config
 from gankit.tasks.gan import GANTask
 from gankit.tasks.gan_build import build_phases
 
@@ -84,7 +84,7 @@ def test_separate_lazy_regularisation_is_its_own_d_update_every_k_steps(tmp_path
         build_config("dcgan-mnist", [*TINY, *over, "train.steps=8", "train.log_every=1"]),
         tmp_path / "r",
     )
-    from gankit.checkpoint import latest_checkpoint, load_checkpoint
+    from gankit.engine.checkpoint import latest_checkpoint, load_checkpoint
 
     state = load_checkpoint(latest_checkpoint(run))["parts"]["optims"]["D"]["state"]
     assert int(next(iter(state.values()))["step"]) == 8 + 2  # main updates + steps 0 and 4
@@ -97,7 +97,7 @@ def test_fused_lazy_regularisation_keeps_one_d_update_per_step(tmp_path):
     assert [p.name for p in task.phases.critic] == ["D"]
     assert task.opt_d.param_groups[0]["lr"] == task.cfg.optim["D"].lr
     run = train(build_config("dcgan-mnist", [*TINY, *over]), tmp_path / "r")
-    from gankit.checkpoint import latest_checkpoint, load_checkpoint
+    from gankit.engine.checkpoint import latest_checkpoint, load_checkpoint
 
     state = load_checkpoint(latest_checkpoint(run))["parts"]["optims"]["D"]["state"]
     assert int(next(iter(state.values()))["step"]) == 8

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from gankit.config import HealthConfig
-from gankit.configure import build_config
+from gankit.engine.health import HealthMonitor, preview_diversity, read_rows
+from gankit.engine.loop import train
+from gankit.engine.rundir import MetricsWriter
 from gankit.errors import ConfigError, TrainingError
-from gankit.health import HealthMonitor, preview_diversity, read_rows
-from gankit.loop import train
-from gankit.rundir import MetricsWriter
+from gankit.registries import build_config
 from gankit.tasks.gan_options import gan_advice
 
 from conftest import TINY

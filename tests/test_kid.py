@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from gankit.errors import DataError
-from gankit.metrics import METRICS
-from gankit.metrics.kid import compute_kid, mmd2_unbiased
+from gankit.evaluation.metrics import METRICS
+from gankit.evaluation.metrics.kid import compute_kid, mmd2_unbiased
 
 
 def sets(seed: int = 0, n: int = 400, d: int = 16, shift: float = 0.5):
@@ -66,7 +66,7 @@ def test_dimension_mismatch() -> None:
 
 
 def test_joint_kernel_gives_the_per_subset_values(monkeypatch) -> None:
-    from gankit.metrics import kid
+    from gankit.evaluation.metrics import kid
 
     rng = np.random.default_rng(3)
     real, fake = rng.normal(size=(300, 16)), rng.normal(0.2, 1.0, size=(250, 16))

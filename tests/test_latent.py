@@ -8,7 +8,7 @@ from PIL import Image
 
 from gankit.cli import main
 from gankit.errors import ConfigError
-from gankit.latent import arithmetic_codes, lerp, load_bank, parse_expression, slerp
+from gankit.inference.latent import arithmetic_codes, lerp, load_bank, parse_expression, slerp
 
 from conftest import TINY
 

@@ -87,9 +87,18 @@ def test_cycle_finder_finds_one():
             "gankit.config",
             ("gankit.tasks", "gankit.nets", "gankit.gan.objectives", "gankit.data.augment"),
         ),
-        ("gankit.sampling", ("gankit.tasks", "gankit.runs", "gankit.checkpoint")),
-        ("gankit.tasks.base", ("gankit.loop", "gankit.evaluation", "gankit.tasks.gan")),
-        ("gankit.tasks.gan", ("gankit.evaluation", "gankit.loop", "gankit.health")),
+        (
+            "gankit.inference.sampling",
+            ("gankit.tasks", "gankit.inference.loading", "gankit.engine.checkpoint"),
+        ),
+        (
+            "gankit.tasks.base",
+            ("gankit.engine.loop", "gankit.evaluation.evaluate", "gankit.tasks.gan"),
+        ),
+        (
+            "gankit.tasks.gan",
+            ("gankit.evaluation.evaluate", "gankit.engine.loop", "gankit.engine.health"),
+        ),
     ],
 )
 def test_core_modules_stay_below_what_they_must_not_know(module, forbidden):
@@ -107,7 +116,9 @@ def test_core_modules_stay_below_what_they_must_not_know(module, forbidden):
 _TASK_MODULES = ("gankit.tasks.",)
 
 
-@pytest.mark.parametrize("module", ["gankit.loop", "gankit.report", "gankit.export"])
+@pytest.mark.parametrize(
+    "module", ["gankit.engine.loop", "gankit.evaluation.report", "gankit.inference.export"]
+)
 def test_the_loop_report_and_export_import_no_task(module):
     """They work for any task: the protocol (tasks.base) and the roles, never a task module."""
     direct = import_graph()[module]
@@ -120,6 +131,6 @@ def test_tasks_do_not_import_the_distributed_module():
     about ranks."""
     graph = import_graph()
     bad = sorted(
-        m for m in graph if m.startswith("gankit.tasks") and "gankit.distributed" in graph[m]
+        m for m in graph if m.startswith("gankit.tasks") and "gankit.engine.distributed" in graph[m]
     )
-    assert not bad, f"{bad} import gankit.distributed"
+    assert not bad, f"{bad} import gankit.engine.distributed"

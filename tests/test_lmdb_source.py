@@ -114,7 +114,7 @@ def test_lsun_export_round_trip(tmp_path, entries):
 def test_lsun_export_cli(tmp_path, entries, capsys):
     import argparse
 
-    from gankit.data.prep.commands import add_data_commands
+    from gankit.cli.data import add_data_commands
 
     make_lmdb(tmp_path / "db", entries)
     parser = argparse.ArgumentParser()
@@ -129,9 +129,9 @@ def test_lsun_export_cli(tmp_path, entries, capsys):
 
 
 def test_trains_directly_from_lmdb(tmp_path, entries):
-    from gankit.checkpoint import latest_checkpoint, load_checkpoint
-    from gankit.configure import build_config
-    from gankit.loop import train
+    from gankit.engine.checkpoint import latest_checkpoint, load_checkpoint
+    from gankit.engine.loop import train
+    from gankit.registries import build_config
 
     from conftest import TINY
 

@@ -10,10 +10,10 @@ import time
 import pytest
 import torch
 
-from gankit.checkpoint import latest_checkpoint, load_checkpoint
-from gankit.configure import build_config
+from gankit.engine.checkpoint import latest_checkpoint, load_checkpoint
+from gankit.engine.loop import train
 from gankit.errors import ConfigError, TrainingError
-from gankit.loop import train
+from gankit.registries import build_config
 
 from conftest import TINY
 
@@ -316,7 +316,7 @@ def test_init_from_loads_the_weights_and_starts_fresh(tmp_path, capsys):
 
 def test_non_finite_check_needs_no_sync_per_step(tmp_path, monkeypatch):
     """The guard reads the device flag only at log/preview/checkpoint steps."""
-    from gankit import loop
+    from gankit.engine import loop
 
     reads = []
     original = loop._FiniteGuard.check

@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
+from gankit.engine.lr_find import LRFindResult, lr_find, plot_lr_find
 from gankit.errors import GankitError
-from gankit.lr_find import LRFindResult, lr_find, plot_lr_find
 
 
 def _bowl_step(curvature: float, w0: float = 3.0):

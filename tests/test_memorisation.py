@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from gankit.errors import ConfigError, DataError
-from gankit.metrics import METRICS
-from gankit.metrics.memorisation import compute_memorisation, copying_statistic
+from gankit.evaluation.metrics import METRICS
+from gankit.evaluation.metrics.memorisation import compute_memorisation, copying_statistic
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 MNIST_RAW = SHARED / "mnist" / "MNIST" / "raw"

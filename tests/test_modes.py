@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from gankit.errors import DataError
-from gankit.metrics import METRICS
-from gankit.metrics.modes import class_probabilities, compute_mode_coverage
+from gankit.evaluation.metrics import METRICS
+from gankit.evaluation.metrics.modes import class_probabilities, compute_mode_coverage
 
 
 def confident_probs(classes: np.ndarray, k: int = 10, seed: int = 0) -> np.ndarray:

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from gankit.cli import main
-from gankit.configure import build_config
+from gankit.engine.loop import train
 from gankit.errors import ConfigError, DataError
-from gankit.loop import train
+from gankit.registries import build_config
 
 from conftest import write_domains
 

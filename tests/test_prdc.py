@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from gankit.errors import DataError
-from gankit.metrics import METRICS
-from gankit.metrics.prdc import compute_prdc, kth_neighbour_distances, nearest_neighbours
+from gankit.evaluation.metrics import METRICS
+from gankit.evaluation.metrics.prdc import compute_prdc, kth_neighbour_distances, nearest_neighbours
 
 
 def gaussians(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

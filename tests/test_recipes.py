@@ -2,10 +2,10 @@
 
 import pytest
 
-from gankit.checkpoint import latest_checkpoint, load_checkpoint
 from gankit.config import recipe_names
-from gankit.configure import build_config
-from gankit.loop import train
+from gankit.engine.checkpoint import latest_checkpoint, load_checkpoint
+from gankit.engine.loop import train
+from gankit.registries import build_config
 
 from conftest import write_domains, write_random_images
 

@@ -11,7 +11,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from gankit.cli import main
-from gankit.report import build_report, line_chart, nice_ticks, spread
+from gankit.evaluation.report import build_report, line_chart, nice_ticks, spread
 
 from conftest import TINY
 

@@ -11,13 +11,10 @@ import pytest
 import torch
 
 from gankit.cli import main
-from gankit.configure import TASKS, build_config
+from gankit.engine.loop import train
 from gankit.gan.stabilisers.minibatch import MinibatchDiscrimination, MinibatchStdDev
-from gankit.loop import train
-from gankit.nets.fastgan import FastGANDiscriminator
-from gankit.nets.ssgan import SsganDiscriminator
-from gankit.nets.unet import UnetGenerator
-from gankit.roles import (
+from gankit.inference.loading import load_run
+from gankit.inference.roles import (
     ConditionalGenerative,
     DataInitialised,
     Exportable,
@@ -28,7 +25,10 @@ from gankit.roles import (
     SizeMultiple,
     label_classes,
 )
-from gankit.runs import load_run
+from gankit.nets.fastgan import FastGANDiscriminator
+from gankit.nets.ssgan import SsganDiscriminator
+from gankit.nets.unet import UnetGenerator
+from gankit.registries import TASKS, build_config
 
 from conftest import TINY, TINY_CYCLEGAN, write_domains
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from gankit.checkpoint import latest_checkpoint, load_checkpoint
 from gankit.cli import main
-from gankit.configure import build_config
+from gankit.engine.checkpoint import latest_checkpoint, load_checkpoint
+from gankit.engine.loop import train
+from gankit.engine.rundir import LOCK_NAME
 from gankit.errors import CheckpointError
-from gankit.loop import train
-from gankit.rundir import LOCK_NAME
+from gankit.registries import build_config
 
 from conftest import TINY, write_random_images
 
@@ -125,7 +125,7 @@ def test_resume_on_other_data_is_refused_and_changes_nothing(tmp_path, capsys):
 
 # 3: no room, and a checkpoint that cannot be written, are one line each.
 def test_full_disk_at_start_and_at_a_checkpoint(tmp_path, capsys, monkeypatch):
-    from gankit import rundir
+    from gankit.engine import rundir
 
     real = shutil.disk_usage
     monkeypatch.setattr(rundir.shutil, "disk_usage", lambda p: real(p)._replace(free=9 * 2**10))
@@ -257,7 +257,7 @@ def test_nan_at_the_first_step_says_no_checkpoint_yet(tmp_path, monkeypatch):
 
 
 def test_lock_is_exclusive_within_a_process_too(tmp_path):
-    from gankit.locks import LockedError, exclusive
+    from gankit.engine.locks import LockedError, exclusive
 
     with exclusive(tmp_path / "l", lambda h: f"held by {h.get('pid')}") as stale:
         assert stale == {}
@@ -270,7 +270,7 @@ def test_lock_is_exclusive_within_a_process_too(tmp_path):
 
 
 def test_write_failed_message_names_path_sizes_and_the_kept_one(tmp_path):
-    from gankit.rundir import write_failed
+    from gankit.engine.rundir import write_failed
 
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "step-000002.pt").write_bytes(b"x")

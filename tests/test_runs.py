@@ -7,8 +7,8 @@ import yaml
 from gankit.cli import main
 from gankit.errors import CheckpointError, ConfigError
 from gankit.gan.model import GANModel
-from gankit.roles import Classifier, Critic, Generative
-from gankit.runs import load_role, load_run
+from gankit.inference.loading import load_role, load_run
+from gankit.inference.roles import Classifier, Critic, Generative
 
 from conftest import TINY
 

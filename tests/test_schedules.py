@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
+from gankit.engine.schedules import OneCycleScheduler, cycle_breakpoints, linear_decay, one_cycle
 from gankit.errors import GankitError
-from gankit.schedules import OneCycleScheduler, cycle_breakpoints, linear_decay, one_cycle
 
 LR, DIV, PCT, MOM_MAX, MOM_MIN = 1.3, 20, 20, 0.95, 0.85
 

@@ -7,14 +7,14 @@ import json
 import pytest
 import torch
 
-from gankit.classify import evaluate_run
 from gankit.cli import main
-from gankit.configure import build_config
 from gankit.data.sources import ImageData, labelled_subset
+from gankit.engine.loop import train
 from gankit.errors import ConfigError, DataError
-from gankit.loop import train
+from gankit.evaluation.classifier import evaluate_run
+from gankit.inference.loading import load_run
 from gankit.nets.ssgan import SsganDiscriminator, WNLinear
-from gankit.runs import load_run
+from gankit.registries import build_config
 from gankit.tasks.ssgan import real_logit, ssgan_d_loss
 
 SMALL = [

@@ -216,7 +216,7 @@ def test_instance_noise_is_annealed_to_zero():
 )
 def test_the_image_gan_trains_with_each_stabiliser(switches, tmp_path):
     from gankit.cli import main
-    from gankit.runs import load_run
+    from gankit.inference.loading import load_run
 
     from conftest import TINY
 

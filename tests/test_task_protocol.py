@@ -15,13 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gankit.checkpoint import latest_checkpoint, load_checkpoint
 from gankit.config import OptimConfig
-from gankit.configure import build_config
+from gankit.engine.checkpoint import latest_checkpoint, load_checkpoint
+from gankit.engine.loop import train
+from gankit.engine.runtime import Runtime
 from gankit.errors import CheckpointError, ConfigError
-from gankit.loop import train
 from gankit.nets import build_net
-from gankit.runtime import Runtime
+from gankit.registries import build_config
 from gankit.tasks import TASKS
 from gankit.tasks.base import Parts, Streams, StreamSpec, Task, TaskInfo, make_optimizer
 

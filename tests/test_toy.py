@@ -132,7 +132,7 @@ def test_the_command_writes_pictures_and_scores(tmp_path, capsys):
 
 
 def test_the_summary_scores_the_last_snapshot_and_the_last_quarter():
-    from gankit.toy.cli import summarise
+    from gankit.cli.toy import summarise
     from gankit.toy.lab import Snapshot, ToyResult
     from gankit.toy.mixtures import ModeScore
 

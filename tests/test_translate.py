@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from gankit.cli import main
-from gankit.configure import build_config
-from gankit.loop import train
+from gankit.engine.loop import train
+from gankit.registries import build_config
 
 from conftest import TINY, TINY_CYCLEGAN, write_domains, write_random_images
 

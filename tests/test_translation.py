@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gankit.configure import build_config
 from gankit.errors import ConfigError, DataError
 from gankit.nets import NETS, build_net
-from gankit.tasks.translation import (
+from gankit.registries import build_config
+from gankit.tasks.image_to_image import (
     ImagePool,
     ReferenceLoss,
     TranslatorModel,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gankit.data.prep.commands import add_data_commands
+from gankit.cli.data import add_data_commands
 from gankit.data.prep.validate import format_report, inspect_file, validate_folder
 from gankit.errors import DataError
 

@@ -23,8 +23,8 @@ from PIL import Image
 from torch import Tensor
 
 from gankit.config import Config, flatten, load_recipe, recipe_names, to_dict
-from gankit.configure import DEFAULT_RECIPE
 from gankit.errors import ConfigError, DataError
+from gankit.registries import DEFAULT_RECIPE
 
 __all__ = ["Model", "Run", "Scores", "evaluate", "load", "recipes", "train"]
 
@@ -49,7 +49,7 @@ class Run:
 
     def metrics(self) -> list[dict]:
         """The rows of ``metrics.jsonl``: one per logged step, plus events."""
-        from gankit.health import read_rows
+        from gankit.engine.health import read_rows
 
         return read_rows(self.path / "metrics.jsonl")
 
@@ -74,8 +74,8 @@ def train(
     with the given changes (the recipe is then the run's own). The progress bar is tqdm's, which
     notebooks show as text.
     """
-    from gankit.configure import build_config, from_dict, load_config
-    from gankit.loop import train_run
+    from gankit.engine.loop import train_run
+    from gankit.registries import build_config, from_dict, load_config
 
     items = [*(overrides or []), *(f"{k}={json.dumps(v)}" for k, v in flatten(sections).items())]
     if resume is not None:
@@ -155,8 +155,8 @@ class Model:
         sample ``i``, or every class in turn without them (as ``gankit sample`` does); ``labels``
         may also be one int for ``n`` samples of that class (``gankit sample --class K``).
         """
-        from gankit.roles import Generative, label_classes
-        from gankit.sampling import generate, resolve_ema
+        from gankit.inference.roles import Generative, label_classes
+        from gankit.inference.sampling import generate, resolve_ema
 
         model = self._role(Generative, "has no generator: it cannot sample")
         if n < 1:
@@ -174,7 +174,7 @@ class Model:
 
     def translate(self, images: Tensor | Sequence[Image.Image], direction: str = "AtoB") -> Tensor:
         """Translate uint8 images (any height and width) with an image-to-image run."""
-        from gankit.roles import Translator
+        from gankit.inference.roles import Translator
 
         model = self._role(Translator, "does not translate images (no image-to-image task)")
         from gankit.data.stream import to_unit
@@ -183,7 +183,7 @@ class Model:
 
     def classify(self, images: Tensor | Sequence[Image.Image]) -> Tensor:
         """Class probabilities (N, K) of uint8 images with a classifier run."""
-        from gankit.roles import Classifier
+        from gankit.inference.roles import Classifier
 
         model = self._role(Classifier, "is not a classifier run")
         return model.predict(from_images(images)).softmax(1)
@@ -191,7 +191,7 @@ class Model:
     @property
     def classes(self) -> list[str]:
         """The class names of a classifier or of a class-conditional GAN (label order)."""
-        from gankit.roles import Classifier, label_classes
+        from gankit.inference.roles import Classifier, label_classes
 
         gan_classes = label_classes(self.inner)
         if gan_classes:
@@ -206,10 +206,10 @@ def load(path: str | Path, device: str = "cpu", ema: bool | None = None) -> Mode
     """
     path = Path(path)
     if path.suffix == ".safetensors" and path.is_file():
-        from gankit.export import load_export
+        from gankit.inference.export import load_export
 
         return Model(load_export(path, device), ema, str(path))
-    from gankit.runs import load_run
+    from gankit.inference.loading import load_run
 
     return Model(load_run(path, device=device).model, ema, str(path))
 
@@ -246,7 +246,7 @@ def evaluate(
     ``backend``, ``classifier``, ``ema``, ``seed``, ``device``, ``checkpoint``, ``ref_n``, ``fit``,
     ``root``); nothing is written.
     """
-    from gankit.evaluation import evaluate_source
+    from gankit.evaluation.evaluate import evaluate_source
 
     done = evaluate_source(samples, ref, n=n, metrics=list(metrics), **options)
     m = done.result.metrics

@@ -7,7 +7,7 @@ valid key, a value of the wrong type fails with the expected type.
 
 This module owns the core sections (data, train, health, eval, optimizers) and the machinery; it
 imports no task or network. The shape of ``nets.*`` and of the task sections comes from a
-:class:`Schema`, which :mod:`gankit.configure` implements over the registries
+:class:`Schema`, which :mod:`gankit.registries` implements over the registries
 (``gankit.tasks.TASKS``, ``gankit.nets.NETS``). The coercion is our own ~60 lines rather than
 pydantic or OmegaConf: it gives one-line errors with the closest key, reads tuples, literals and
 comma lists from the command line, and adds no dependency (see docs/design.md, 'Config').
@@ -99,7 +99,7 @@ class TrainConfig:
 
 @dataclass
 class HealthConfig:
-    """Training-health warnings during a run (``gankit.health``): D winning, collapse, NaN."""
+    """Training-health warnings during a run (``gankit.engine.health``): D winning, collapse, NaN."""
 
     enabled: bool = True
     d_win_steps: int = 5
@@ -114,7 +114,7 @@ class HealthConfig:
 
 @dataclass
 class EvalConfig:
-    """Scoring a GAN during training (``gankit.evaluation``); the best score keeps ``checkpoints/best.pt``."""
+    """Scoring a GAN during training (``gankit.evaluation.evaluate``); the best score keeps ``checkpoints/best.pt``."""
 
     every: int = 0
     """Steps between evaluations (and once at the end); 0 = never."""
@@ -239,7 +239,7 @@ class TaskSchema:
 
 
 class Schema(typing.Protocol):
-    """The registries, as config parsing sees them (implemented by :mod:`gankit.configure`)."""
+    """The registries, as config parsing sees them (implemented by :mod:`gankit.registries`)."""
 
     def task(self, name: str) -> TaskSchema: ...
     def net_options(self, kind: str, arch: str, key: str) -> type: ...
@@ -616,7 +616,7 @@ def check_optim(key: str, opt: OptimConfig) -> None:
 def validate(cfg: Config) -> None:
     """The core sections' impossible values fail here, at start-up, with the allowed choices.
 
-    Task sections and networks are checked where their registries live (:mod:`gankit.configure`).
+    Task sections and networks are checked where their registries live (:mod:`gankit.registries`).
     """
     t = cfg.train
     check_positive(

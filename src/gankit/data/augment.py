@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
-from gankit.distributed import rank_rows
+from gankit.engine.distributed import rank_rows
 from gankit.errors import ConfigError
 
 __all__ = [

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from gankit.config import DataConfig
 from gankit.data.sources import FolderImages, ImageData, LmdbDataset
-from gankit.distributed import per_rank, rank_rows, world
+from gankit.engine.distributed import per_rank, rank_rows, world
 from gankit.errors import DataError
 
 log = logging.getLogger("gankit")
@@ -38,7 +38,7 @@ def random_crop_flip(
     """Independent random crop (to ``size``) and horizontal flip per sample, as batched gathers.
 
     Under torchrun ``x`` is this rank's part of the global batch and the draws are its rows of the
-    global batch's draws (:func:`gankit.distributed.rank_rows`).
+    global batch's draws (:func:`gankit.engine.distributed.rank_rows`).
     """
     n, _, h, w = x.shape
     if crop and h > size:

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gankit.distributed import rank_rows
+from gankit.engine.distributed import rank_rows
 from gankit.errors import ConfigError
 
 __all__ = ["ADA_OPS", "AdaController", "ada_augment"]

@@ -12,9 +12,9 @@ import torch
 from torch import Tensor, nn
 
 from gankit.data.stream import to_unit
+from gankit.engine.runtime import Runtime
 from gankit.gan.objectives import Objective
 from gankit.gan.pipeline import Pipeline
-from gankit.runtime import Runtime
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 :func:`build_gan_nets` turns ``nets.G``/``nets.D`` and the ``gan`` switches into modules;
 :class:`GANModel` wraps a generator (its EMA) and discriminator for sampling
-(:class:`~gankit.roles.Generative`, :class:`~gankit.roles.Critic`,
-:class:`~gankit.roles.ConditionalGenerative`, :class:`~gankit.roles.Exportable`), shared with the task during
+(:class:`~gankit.inference.roles.Generative`, :class:`~gankit.inference.roles.Critic`,
+:class:`~gankit.inference.roles.ConditionalGenerative`, :class:`~gankit.inference.roles.Exportable`), shared with the task during
 training and rebuilt in fp32 from a checkpoint by ``GANTask.load_model``.
 """
 
@@ -26,9 +26,9 @@ from gankit.gan.stabilisers.minibatch import (
     MinibatchStdDev,
 )
 from gankit.gan.stabilisers.vbn import VirtualBatchNormNet, convert_batchnorm
+from gankit.inference.roles import ReconstructingDiscriminator
 from gankit.nets import build_net
 from gankit.nets.conditional import ConditionalGenerator, LabelDiscriminator, feature_dim
-from gankit.roles import ReconstructingDiscriminator
 
 VBN_REFERENCE = 64
 """Noise vectors in virtual batch norm's reference batch (gan.vbn)."""
@@ -177,11 +177,11 @@ class GANModel:
 
     @property
     def label_classes(self) -> tuple[str, ...] | None:
-        """The classes the generator draws (:class:`gankit.roles.ConditionalGenerative`)."""
+        """The classes the generator draws (:class:`gankit.inference.roles.ConditionalGenerative`)."""
         return self.classes
 
     def export_generator(self, ema: bool = True) -> tuple[nn.Module, dict[str, Any]]:
-        """The generator to export (:class:`gankit.roles.Exportable`) and its record."""
+        """The generator to export (:class:`gankit.inference.roles.Exportable`) and its record."""
         net = self.generator(ema)
         if isinstance(net, VirtualBatchNormNet):
             raise ConfigError(

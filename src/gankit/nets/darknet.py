@@ -8,7 +8,7 @@ second) and double the width, followed by 1x1-bottleneck residual layers. With
 
 ``MnistNet`` is a small MNIST CNN (two 3x3 conv blocks with pooling, two linear layers), enough for
 about 99 % test accuracy after one epoch. Both expose ``features(x)``: the penultimate activations,
-used by ``gankit.metrics`` as an embedding for FID-like statistics and mode counting.
+used by ``gankit.evaluation.metrics`` as an embedding for FID-like statistics and mode counting.
 """
 
 from __future__ import annotations

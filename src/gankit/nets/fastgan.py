@@ -185,7 +185,7 @@ class FastGANDiscriminator(nn.Module):
 
     ``reconstruction_loss(x_real)`` (or ``D(x_real, reconstruct=True)``) is the paper's
     self-supervised auto-encoding term, to be added to D's loss on real images only (a
-    :class:`~gankit.roles.ReconstructingDiscriminator`).
+    :class:`~gankit.inference.roles.ReconstructingDiscriminator`).
     """
 
     def __init__(

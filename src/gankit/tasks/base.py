@@ -1,7 +1,7 @@
 """The Task protocol: the page to read first.
 
 Every job is *data → task → loop → run directory*. A task owns its networks, optimizers and
-losses and knows how to do one training step; the loop (:mod:`gankit.loop`) drives any task and
+losses and knows how to do one training step; the loop (:mod:`gankit.engine.loop`) drives any task and
 knows nothing of GANs or classifiers. A task declares, as class attributes and classmethods:
 
 - ``name`` and ``Options``: the task's own config section (``cfg.<name>``, a dataclass);
@@ -10,7 +10,7 @@ knows nothing of GANs or classifiers. A task declares, as class attributes and c
 - ``streams(cfg)``: the named batch streams a step draws from (``real``; ``A`` and ``B``;
   ``labelled`` ...), each built by the data layer from its own :class:`StreamSpec`;
 - ``structural``: its config keys that a resumed run may not change (see ``config.STRUCTURAL``);
-- ``roles``: which of :mod:`gankit.roles` its loaded runs implement (``load_model``).
+- ``roles``: which of :mod:`gankit.inference.roles` its loaded runs implement (``load_model``).
 
 An instance is built with ``(cfg, runtime, first)`` — ``first`` holds the first batches of every
 stream (at least one batch and ``train.n_preview`` images) when ``needs_first_batch`` is set, for
@@ -25,7 +25,7 @@ parts that can only be sized from data and for fixed preview inputs — and then
 - ``info``: a :class:`TaskInfo` of progress keys, NaN advice and health hints;
 - ``previews()``: named rows of images for ``samples/step-*.png``;
 - ``evaluate()``: its own scores every ``info.eval_every`` steps (a classifier's test accuracy);
-- ``generative()``: a :class:`~gankit.roles.Generative` view, if it generates images, for
+- ``generative()``: a :class:`~gankit.inference.roles.Generative` view, if it generates images, for
   evaluation during training (``eval.every``).
 
 ``tests/test_task_protocol.py`` holds a complete toy task with three networks, two optimizers and
@@ -44,8 +44,8 @@ import torch
 from torch import Tensor, nn
 
 from gankit.config import Config, DataConfig, OptimConfig, TaskSchema
+from gankit.engine.runtime import Runtime
 from gankit.errors import CheckpointError, ConfigError
-from gankit.runtime import Runtime
 
 if TYPE_CHECKING:
     from gankit.data.sources import ImageData
@@ -71,7 +71,7 @@ class TaskInfo:
     probabilities: bool = False
     """Whether ``d_real``/``d_fake`` are probabilities (the D-winning health check)."""
     health_advice: dict[str, str] | None = None
-    """Config changes to suggest per health event (see :mod:`gankit.health`)."""
+    """Config changes to suggest per health event (see :mod:`gankit.engine.health`)."""
     eval_every: int = 0
     """Steps between the task's own ``evaluate()`` calls (0 = never)."""
     diversity_row: str | None = None
@@ -89,7 +89,7 @@ GROUPS = ("nets", "ema", "optims", "scheds", "scalers", "buffers", "rngs")
 class Parts:
     """Everything a task's state is made of, by name; saved and loaded generically.
 
-    ``scheds`` are position-only schedules (:mod:`gankit.schedules`): loading restores their step
+    ``scheds`` are position-only schedules (:mod:`gankit.engine.schedules`): loading restores their step
     and re-applies the learning rate they give with the optimizer's current base values.
     ``buffers`` are tensors restored in place (fixed noise, image pools, counters, ADA's p).
     """
@@ -345,5 +345,5 @@ class Task(ABC):
         return {}
 
     def generative(self) -> Any:
-        """A :class:`~gankit.roles.Generative` of the task's current networks, or None."""
+        """A :class:`~gankit.inference.roles.Generative` of the task's current networks, or None."""
         return None

@@ -30,11 +30,11 @@ from torch import Tensor, nn
 from gankit.config import Config
 from gankit.data.augment import CIFAR10_MEAN, CIFAR10_STD, normalize, pad_crop, random_flip
 from gankit.data.sources import ImageData, class_folder_files, load_source
+from gankit.engine.runtime import Runtime, optimizer_step
+from gankit.engine.schedules import OneCycleScheduler
 from gankit.errors import ConfigError, DataError
+from gankit.inference.roles import Classifier
 from gankit.nets import build_net
-from gankit.roles import Classifier
-from gankit.runtime import Runtime, optimizer_step
-from gankit.schedules import OneCycleScheduler
 from gankit.tasks.base import Streams, StreamSpec, Task, TaskInfo
 
 log = logging.getLogger("gankit")
@@ -199,7 +199,7 @@ def validate_classifier(cfg: Config) -> None:
 
 
 class ClassifierModel:
-    """A trained classifier for the commands (:class:`~gankit.roles.Classifier`): logits of uint8
+    """A trained classifier for the commands (:class:`~gankit.inference.roles.Classifier`): logits of uint8
     images, normalised as in training, batch by batch, in eval mode."""
 
     def __init__(
@@ -374,7 +374,7 @@ class ClassifierTask(Task):
         }
 
     def lr_find_step(self, batches: Iterator[tuple[Tensor, Tensor]], lr: float) -> float:
-        """One step at learning rate ``lr`` outside the schedule, for ``gankit.lr_find``."""
+        """One step at learning rate ``lr`` outside the schedule, for ``gankit.engine.lr_find``."""
         for g in self.opt.param_groups:
             g["lr"] = lr
         x, y = next(batches)

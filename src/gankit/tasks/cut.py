@@ -25,10 +25,10 @@ import torch
 from torch import Tensor
 
 from gankit.config import Config, OptimConfig
+from gankit.engine.runtime import Runtime, optimizer_step
 from gankit.errors import ConfigError
 from gankit.nets import build_net
 from gankit.nets.patchnce import PatchHeads, patch_nce_loss
-from gankit.runtime import Runtime, optimizer_step
 from gankit.tasks.base import (
     Streams,
     StreamSpec,
@@ -36,7 +36,7 @@ from gankit.tasks.base import (
     make_optimizer,
     requires_grad,
 )
-from gankit.tasks.translation import (
+from gankit.tasks.image_to_image import (
     DomainOptions,
     ReferenceLoss,
     TranslationTask,

@@ -20,6 +20,8 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
 from gankit.config import Config, OptimConfig
+from gankit.engine.runtime import Runtime, optimizer_step
+from gankit.engine.schedules import FactorSchedule, decay_after
 from gankit.errors import ConfigError
 from gankit.gan.game import Game, PhaseBatch
 from gankit.gan.model import (
@@ -32,9 +34,7 @@ from gankit.gan.model import (
 from gankit.gan.objectives import resolve_loss
 from gankit.gan.phases import Phase, compensate
 from gankit.gan.stabilisers.vbn import VirtualBatchNormNet
-from gankit.roles import ConditionalGenerative, Critic, Exportable, Generative
-from gankit.runtime import Runtime, optimizer_step
-from gankit.schedules import FactorSchedule, decay_after
+from gankit.inference.roles import ConditionalGenerative, Critic, Exportable, Generative
 from gankit.tasks.base import (
     Streams,
     StreamSpec,

@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from torch import nn
 
 from gankit.config import Config
+from gankit.engine.runtime import Runtime
 from gankit.errors import ConfigError
 from gankit.gan.ada import AdaController
 from gankit.gan.penalties import PENALTIES, Penalty
 from gankit.gan.phases import DMain, GMain, Phase, Regularise
 from gankit.gan.pipeline import Ada, DiffAugment, InstanceNoise, Pipeline, Transform
 from gankit.gan.stabilisers.matching import last_layer
+from gankit.inference.roles import ReconstructingDiscriminator
 from gankit.nets.conditional import LabelDiscriminator
-from gankit.roles import ReconstructingDiscriminator
-from gankit.runtime import Runtime
 from gankit.tasks.gan_options import GanOptions
 
 

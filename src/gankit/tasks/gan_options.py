@@ -9,10 +9,10 @@ from typing import Literal
 
 from gankit.config import Config
 from gankit.data.augment import DIFF_AUGMENTS
+from gankit.engine.schedules import check_decay_start
 from gankit.errors import ConfigError
 from gankit.gan.objectives import LOSSES, resolve_loss
 from gankit.gan.pipeline import TRANSFORMS
-from gankit.schedules import check_decay_start
 
 
 @dataclass

@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gankit.config import Config, OptimConfig
+from gankit.engine.runtime import Runtime, optimizer_step
 from gankit.errors import ConfigError, DataError
 from gankit.nets import build_net
-from gankit.runtime import Runtime, optimizer_step
 from gankit.tasks.base import (
     Streams,
     StreamSpec,
@@ -34,7 +34,7 @@ from gankit.tasks.base import (
     make_optimizer,
     requires_grad,
 )
-from gankit.tasks.translation import (
+from gankit.tasks.image_to_image import (
     ReferenceLoss,
     TranslationTask,
     test_data,

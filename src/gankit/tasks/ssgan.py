@@ -14,8 +14,8 @@ log(1 − D) = −softplus(logZ). One step
 Streams: ``labelled`` (``data.labels_per_class`` images of every class, with labels) and
 ``unlabelled`` (every image of the source). ``ssgan.supervised_only=true`` trains the same
 discriminator on the labelled stream alone: the baseline the semi-supervised run is measured
-against. A loaded run is both a :class:`~gankit.roles.Classifier` (``gankit evaluate-classifier``)
-and a :class:`~gankit.roles.Generative` (``gankit sample``).
+against. A loaded run is both a :class:`~gankit.inference.roles.Classifier` (``gankit evaluate-classifier``)
+and a :class:`~gankit.inference.roles.Generative` (``gankit sample``).
 """
 
 from __future__ import annotations
@@ -35,19 +35,19 @@ from torch.optim.swa_utils import AveragedModel
 from gankit.config import Config, OptimConfig
 from gankit.data.sources import ImageData, load_source
 from gankit.data.stream import to_unit
+from gankit.engine.runtime import Runtime, optimizer_step
+from gankit.engine.schedules import FactorSchedule, decay_after
 from gankit.errors import ConfigError, DataError
 from gankit.gan.model import GANModel, update_ema
 from gankit.gan.stabilisers.matching import feature_matching_loss
-from gankit.nets import build_net
-from gankit.roles import (
+from gankit.inference.roles import (
     Classifier,
     Critic,
     DataInitialised,
     FeatureDiscriminator,
     Generative,
 )
-from gankit.runtime import Runtime, optimizer_step
-from gankit.schedules import FactorSchedule, decay_after
+from gankit.nets import build_net
 from gankit.tasks.base import (
     Streams,
     StreamSpec,

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from gankit.engine.schedules import check_decay_start, decay_after
 from gankit.errors import ConfigError
 from gankit.gan.objectives import OBJECTIVES
 from gankit.gan.stabilisers import (
@@ -35,7 +36,6 @@ from gankit.gan.stabilisers import (
     penultimate,
     unrolled_parameters,
 )
-from gankit.schedules import check_decay_start, decay_after
 from gankit.toy.mixtures import Mixture, ModeScore, mixture, score
 
 

@@ -33,8 +33,8 @@ from urllib.parse import quote, unquote, urldefrag, urljoin, urlsplit
 from PIL import Image
 from tqdm import tqdm
 
+from gankit.engine.locks import describe, exclusive
 from gankit.errors import DataError
-from gankit.locks import describe, exclusive
 
 MANIFEST = "manifest.jsonl"
 TEMP_PREFIX, TEMP_SUFFIX = ".gankit-dl-", ".part"

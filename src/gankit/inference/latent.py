@@ -24,8 +24,8 @@ from torchvision.utils import make_grid
 
 from gankit.drawing import font as load_font
 from gankit.errors import ConfigError
-from gankit.roles import Generative, label_classes
-from gankit.sampling import generate_from, save_individual, seeded_noise
+from gankit.inference.roles import Generative, label_classes
+from gankit.inference.sampling import generate_from, save_individual, seeded_noise
 
 # --- interpolation -----------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import argparse
 
 def add_ema_option(parser: argparse.ArgumentParser) -> None:
     """``--ema/--no-ema`` for every command that samples a run; resolved by
-    :func:`gankit.sampling.resolve_ema` (default: the EMA generator when the run has one)."""
+    :func:`gankit.inference.sampling.resolve_ema` (default: the EMA generator when the run has one)."""
     parser.add_argument(
         "--ema",
         action=argparse.BooleanOptionalAction,

@@ -1,7 +1,7 @@
 """Sampling: image grids, individual files, seeded noise and ranking, over a Generative.
 
-Pure helpers: they take a :class:`~gankit.roles.Generative` (or :class:`~gankit.roles.Critic`)
-and know nothing of tasks or run directories (see :mod:`gankit.runs` for loading a run).
+Pure helpers: they take a :class:`~gankit.inference.roles.Generative` (or :class:`~gankit.inference.roles.Critic`)
+and know nothing of tasks or run directories (see :mod:`gankit.inference.loading` for loading a run).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 from torchvision.utils import save_image
 
 from gankit.errors import ConfigError
-from gankit.roles import Critic, Generative, label_classes
+from gankit.inference.roles import Critic, Generative, label_classes
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:

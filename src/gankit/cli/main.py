@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from gankit.cli_options import add_ema_option
+from gankit.cli.options import add_ema_option
 from gankit.errors import ConfigError, GankitError
 from gankit.outputs import IMAGE_SUFFIXES, output_dir, output_file
 
@@ -34,8 +34,8 @@ Train, sample and evaluate GANs.
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from gankit.configure import build_config, load_config
-    from gankit.loop import train_run
+    from gankit.engine.loop import train_run
+    from gankit.registries import build_config, load_config
 
     if args.resume:
         if args.init_from:
@@ -72,9 +72,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
-    from gankit.roles import Critic, Generative
-    from gankit.runs import load_role
-    from gankit.sampling import (
+    from gankit.inference.loading import load_role
+    from gankit.inference.roles import Critic, Generative
+    from gankit.inference.sampling import (
         class_index,
         generate,
         rank_by_discriminator,
@@ -101,7 +101,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
     noise = {"noise_std": args.noise_std, "truncation": args.truncation}
     if args.bank:
-        from gankit.latent import bank_images_dir, save_bank
+        from gankit.inference.latent import bank_images_dir, save_bank
 
         meta = {"run": str(args.run), "step": step}
         images = save_bank(task, args.n, args.bank, args.seed, args.ema, meta)
@@ -137,9 +137,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_translate(args: argparse.Namespace) -> int:
-    from gankit.roles import Translator
-    from gankit.runs import load_role
-    from gankit.translate import translate_files
+    from gankit.inference.loading import load_role
+    from gankit.inference.roles import Translator
+    from gankit.inference.translate_files import translate_files
 
     out = output_dir(args.out, "--out")
     run = load_role(args.run, Translator, device=args.device, checkpoint=args.checkpoint)
@@ -156,8 +156,8 @@ def _cmd_translate(args: argparse.Namespace) -> int:
 
 
 def _cmd_lr_find(args: argparse.Namespace) -> int:
-    from gankit.classify import run_lr_find
-    from gankit.configure import build_config
+    from gankit.evaluation.classifier import run_lr_find
+    from gankit.registries import build_config
 
     recipe, overrides = args.recipe, list(args.overrides)
     if "=" in recipe:
@@ -181,7 +181,7 @@ def _cmd_evaluate_classifier(args: argparse.Namespace) -> int:
     import json
     import math
 
-    from gankit.classify import evaluate_run, plot_confusion
+    from gankit.evaluation.classifier import evaluate_run, plot_confusion
 
     tta = {"auto": None, "on": True, "off": False}[args.tta]
     if args.out:
@@ -206,7 +206,7 @@ def _cmd_evaluate_classifier(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from gankit.export import FORMATS, export_run
+    from gankit.inference.export import FORMATS, export_run
 
     out = args.out or str(Path(args.run) / f"generator{FORMATS.get(args.format, '')}")
     path, side = export_run(args.run, args.format, out, ema=args.ema)
@@ -342,8 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Tools that turn messy collections into training folders.",
     )
     data_sub = p.add_subparsers(dest="data_command", metavar="TOOL", required=True)
+    from gankit.cli.data import add_data_commands
     from gankit.data.prep.cifar_folders import add_cifar_folders_command
-    from gankit.data.prep.commands import add_data_commands
 
     add_data_commands(data_sub)
     add_cifar_folders_command(data_sub)
@@ -401,15 +401,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_ema_option(p)
     p.set_defaults(func=_cmd_export)
 
-    from gankit.evaluation_cli import add_evaluate_command
+    from gankit.cli.evaluate import add_evaluate_command
 
     add_evaluate_command(sub)
 
-    from gankit.viz_cli import add_viz_commands
+    from gankit.cli.view import add_viz_commands
 
     add_viz_commands(sub)
 
-    from gankit.toy.cli import add_toy_command
+    from gankit.cli.toy import add_toy_command
 
     add_toy_command(sub)
 

@@ -28,7 +28,7 @@ from numpy.typing import ArrayLike
 from torch import Tensor
 
 from gankit.errors import DataError
-from gankit.metrics.fid import as_features
+from gankit.evaluation.metrics.fid import as_features
 
 DEFAULT_MAX_ELEMENTS = 1 << 24
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from gankit.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from gankit.engine.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from gankit.engine.locks import describe
 from gankit.errors import CheckpointError, ConfigError
-from gankit.locks import describe
 
 log = logging.getLogger("gankit")
 
@@ -138,7 +138,7 @@ def record_events(run_dir: Path, metrics: MetricsWriter, step: int, events: list
 
 
 LOCK_NAME = ".gankit.lock"
-"""Held by the training process for its whole life (see :mod:`gankit.locks`)."""
+"""Held by the training process for its whole life (see :mod:`gankit.engine.locks`)."""
 _ORPHAN = re.compile(r"^\..+\.pt\..+\.tmp$")  # save_checkpoint's temporary files
 
 

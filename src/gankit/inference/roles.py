@@ -1,12 +1,12 @@
 """Capabilities, declared: what a loaded run's model or a network can do.
 
-A run loaded by :func:`gankit.runs.load_run` hands back one model object that implements the roles
+A run loaded by :func:`gankit.inference.loading.load_run` hands back one model object that implements the roles
 its task declares (``Task.roles``): ``gankit sample``, ``interpolate``, ``arithmetic`` and
 ``evaluate`` take a :class:`Generative`; ``--class`` a :class:`ConditionalGenerative`;
 ``--rank-by-d`` a :class:`Critic`; ``export`` an :class:`Exportable`; ``evaluate-classifier`` and
 classifier features a :class:`Classifier`; ``translate`` (image-to-image tasks) a
 :class:`Translator`; W-space tools a :class:`MappedGenerator`. A command asks
-:func:`gankit.runs.load_role` for the one role it needs, which refuses other runs in one line.
+:func:`gankit.inference.loading.load_role` for the one role it needs, which refuses other runs in one line.
 
 Networks declare what the tasks may use in the same way (a discriminator that reconstructs, one
 that exposes features, one initialised from data, a translator that pads to a multiple). Every

@@ -19,8 +19,8 @@ from pathlib import Path
 import yaml
 from PIL import Image
 
+from gankit.engine.health import EVENTS, read_rows
 from gankit.errors import CheckpointError
-from gankit.health import EVENTS, read_rows
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 EVENT_COLOURS = {"d_winning": "#d62728", "collapse": "#9467bd", "non_finite": "#000000"}

@@ -3,7 +3,7 @@
 Inputs are files or folders (searched recursively; the folder's layout is kept under ``--out``).
 Images of the same size are translated in batches; each keeps its height and width exactly (the
 model pads to what its network needs and crops back, see
-:class:`gankit.tasks.translation.TranslatorModel`). Outputs keep the input's name and format.
+:class:`gankit.tasks.image_to_image.TranslatorModel`). Outputs keep the input's name and format.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tqdm import tqdm
 from gankit.data.images import IMAGE_EXTENSIONS, load_image, scan_images, to_array
 from gankit.data.stream import to_unit
 from gankit.errors import ConfigError, DataError
-from gankit.roles import Translator
+from gankit.inference.roles import Translator
 
 
 def plan(inputs: list[str | Path], out: Path) -> list[tuple[Path, Path]]:
@@ -70,7 +70,7 @@ def translate_files(
     progress: bool = True,
 ) -> list[Path]:
     """Translate every image under ``inputs`` into ``out``; returns the files written."""
-    from gankit.evaluation import to_uint8
+    from gankit.evaluation.evaluate import to_uint8
 
     if batch_size <= 0:
         raise ConfigError(f"--batch-size {batch_size} must be positive")

@@ -42,7 +42,7 @@ from scipy.stats import mannwhitneyu
 from torch import Tensor
 
 from gankit.errors import ConfigError, DataError
-from gankit.metrics.prdc import DEFAULT_MAX_ELEMENTS, nearest_neighbours, to_tensor
+from gankit.evaluation.metrics.prdc import DEFAULT_MAX_ELEMENTS, nearest_neighbours, to_tensor
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""``gankit evaluate``: its arguments and what it prints and writes (the work is in gankit.evaluation)."""
+"""``gankit evaluate``: its arguments and what it prints and writes (the work is in gankit.evaluation.evaluate)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gankit.cli_options import add_ema_option
+from gankit.cli.options import add_ema_option
 from gankit.outputs import output_dir
 
 if TYPE_CHECKING:
     import torch
 
-    from gankit.evaluation import Evaluation, ReferenceSet
+    from gankit.evaluation.evaluate import Evaluation, ReferenceSet
 
-# The same as gankit.evaluation's (tests check): importing it here would load scipy for `--help`.
+# The same as gankit.evaluation.evaluate's (tests check): importing it here would load scipy for `--help`.
 METRIC_CHOICES = ("fid", "kid", "prdc", "modes", "memorisation", "copying")
 DEFAULT_METRICS = ("fid", "kid", "prdc", "modes", "memorisation")
 
@@ -115,7 +115,7 @@ def save_pairs_grid(
     """A PNG of the closest (sample, reference image) pairs side by side, four pairs a row."""
     import torch
 
-    from gankit.sampling import save_grid
+    from gankit.inference.sampling import save_grid
 
     if not evaluation.closest_pairs:
         return None
@@ -179,7 +179,7 @@ def _output_paths(args: argparse.Namespace, path: Path, step: int | None, is_run
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """``gankit evaluate``; under torchrun every rank computes, rank 0 alone prints and writes."""
-    from gankit import distributed
+    from gankit.engine import distributed
 
     device = args.device
     w = distributed.start("auto", distributed.device_type(device), 600.0)
@@ -193,7 +193,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace, device: str, main: bool) -> int:
-    from gankit.evaluation import evaluate_source
+    from gankit.evaluation.evaluate import evaluate_source
 
     path = Path(args.run)
     done = evaluate_source(
@@ -219,7 +219,7 @@ def _evaluate(args: argparse.Namespace, device: str, main: bool) -> int:
     like, root = done.like, done.root
     per_class = None
     if args.per_class is not None:
-        from gankit.evaluation import make_extractor, per_class_scores
+        from gankit.evaluation.evaluate import make_extractor, per_class_scores
 
         feats = extractor or make_extractor(
             args.features, inception=args.inception, device=device, backend=args.backend
@@ -275,7 +275,7 @@ def _evaluate(args: argparse.Namespace, device: str, main: bool) -> int:
         print(f"features: {extractor.feature_id}")
     print(format_table(result))
     if per_class:
-        from gankit.evaluation import format_per_class
+        from gankit.evaluation.evaluate import format_per_class
 
         print(f"per class ({args.per_class} samples each):")
         print(format_per_class(per_class))

@@ -4,7 +4,7 @@ Tasks never ask whether they run on a GPU, in bf16 or compiled: they call ``runt
 for the callable to train with and run forward passes inside ``runtime.autocast()``. Under
 torchrun the runtime also knows its rank, puts each rank on its own GPU and (``train.sync_bn``)
 makes BatchNorm global; gradient averaging lives in :func:`optimizer_step` and per-sample
-randomness of a global batch in :meth:`Runtime.rank_rows` (see :mod:`gankit.distributed`), so
+randomness of a global batch in :meth:`Runtime.rank_rows` (see :mod:`gankit.engine.distributed`), so
 tasks never know they are distributed and never import that module.
 """
 
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from gankit import distributed
 from gankit.config import TrainConfig
+from gankit.engine import distributed
 from gankit.errors import ConfigError
 
 _DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -144,7 +144,7 @@ def optimizer_step(
     or several that share the loss, such as CUT's G and its projection heads).
 
     Under torchrun the gradients of exactly these optimizers' parameters are averaged over the
-    processes between the backward and the step (:func:`gankit.distributed.average_gradients`):
+    processes between the backward and the step (:func:`gankit.engine.distributed.average_gradients`):
     each phase of a GAN step synchronises its own network and nothing else.
     """
     opts = opt if isinstance(opt, list) else [opt]

@@ -22,9 +22,9 @@ from gankit.config import Config
 from gankit.data.sources import load_source
 from gankit.data.stream import make_stream
 from gankit.drawing import font as load_font
+from gankit.engine.lr_find import LRFindResult, lr_find, plot_lr_find
+from gankit.engine.runtime import Runtime
 from gankit.errors import ConfigError, DataError
-from gankit.lr_find import LRFindResult, lr_find, plot_lr_find
-from gankit.runtime import Runtime
 
 __all__ = [
     "ClassifierEvaluation",
@@ -105,8 +105,8 @@ def evaluate_run(
     The images are prepared as in training (the run's ``data.image_size``, ``channels``, ``fit``);
     ``tta_flip`` defaults to the run's ``classifier.tta_flip``.
     """
-    from gankit.roles import Classifier
-    from gankit.runs import load_role
+    from gankit.inference.loading import load_role
+    from gankit.inference.roles import Classifier
 
     if split not in ("train", "test"):
         raise ConfigError(f"--split {split!r}: use train or test")

@@ -18,7 +18,7 @@ import torch
 from numpy.typing import ArrayLike
 
 from gankit.errors import ConfigError, DataError
-from gankit.metrics.fid import as_features
+from gankit.evaluation.metrics.fid import as_features
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
 """``gankit report``, ``gankit interpolate`` and ``gankit arithmetic``: looking at a trained run.
 
-Thin glue between argparse and :mod:`gankit.report` / :mod:`gankit.latent`; registered by
+Thin glue between argparse and :mod:`gankit.evaluation.report` / :mod:`gankit.inference.latent`; registered by
 :func:`add_viz_commands` from :mod:`gankit.cli`.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gankit.cli_options import add_ema_option
+from gankit.cli.options import add_ema_option
 from gankit.outputs import IMAGE_SUFFIXES, output_file
 
 
@@ -19,9 +19,9 @@ def _gan_run(args: argparse.Namespace):
         output_file(args.out, "--out", IMAGE_SUFFIXES)
     if getattr(args, "gif", None):
         output_file(args.gif, "--gif", (".gif",))
-    from gankit.roles import Generative
-    from gankit.runs import load_role
-    from gankit.sampling import resolve_ema
+    from gankit.inference.loading import load_role
+    from gankit.inference.roles import Generative
+    from gankit.inference.sampling import resolve_ema
 
     run = load_role(args.run, Generative, device=args.device)
     args.ema = resolve_ema(args.ema, run.model, args.run)
@@ -29,7 +29,7 @@ def _gan_run(args: argparse.Namespace):
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from gankit.report import build_report
+    from gankit.evaluation.report import build_report
 
     if args.out:
         output_file(args.out, "--out", (".html", ".htm"))
@@ -38,8 +38,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> int:
-    from gankit.latent import interpolate, save_gif
-    from gankit.sampling import save_grid
+    from gankit.inference.latent import interpolate, save_gif
+    from gankit.inference.sampling import save_grid
 
     _, task, step = _gan_run(args)
     images = interpolate(task, args.rows, args.steps, args.mode, args.seed, args.ema)
@@ -54,8 +54,8 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 def _cmd_arithmetic(args: argparse.Namespace) -> int:
-    from gankit.latent import arithmetic_grid, load_bank, parse_expression
-    from gankit.sampling import save_grid
+    from gankit.inference.latent import arithmetic_grid, load_bank, parse_expression
+    from gankit.inference.sampling import save_grid
 
     cfg, task, step = _gan_run(args)
     z = load_bank(args.bank, task.nz)

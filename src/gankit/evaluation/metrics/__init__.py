@@ -1,6 +1,6 @@
 """Evaluation metrics: one file per metric, one registry line each (as in stylegan2-ada's metrics/).
 
-Metrics work on feature matrices (N, D) from one extractor in :mod:`gankit.metrics.features`
+Metrics work on feature matrices (N, D) from one extractor in :mod:`gankit.evaluation.metrics.features`
 (the FID Inception, or a gankit classifier through ``ModuleFeatures``), except mode coverage,
 which takes class probabilities. Each registry function returns a dict of JSON-ready values.
 
@@ -24,7 +24,7 @@ copying         ``(generated, train, heldout,               ``c_t`` (Meehan et a
 ==============  ==========================================  =========================================
 
 For the per-sample distances and the closest (sample, training) pairs behind ``memorisation``
-call :func:`gankit.metrics.memorisation.compute_memorisation` directly.
+call :func:`gankit.evaluation.metrics.memorisation.compute_memorisation` directly.
 """
 
 from __future__ import annotations
@@ -32,11 +32,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gankit.metrics.fid import compute_fid, feature_stats, fid_from_features, frechet_distance
-from gankit.metrics.kid import compute_kid
-from gankit.metrics.memorisation import MemorisationResult, compute_memorisation, copying_statistic
-from gankit.metrics.modes import class_probabilities, compute_mode_coverage
-from gankit.metrics.prdc import compute_prdc
+from gankit.evaluation.metrics.fid import (
+    compute_fid,
+    feature_stats,
+    fid_from_features,
+    frechet_distance,
+)
+from gankit.evaluation.metrics.kid import compute_kid
+from gankit.evaluation.metrics.memorisation import (
+    MemorisationResult,
+    compute_memorisation,
+    copying_statistic,
+)
+from gankit.evaluation.metrics.modes import class_probabilities, compute_mode_coverage
+from gankit.evaluation.metrics.prdc import compute_prdc
 
 
 def memorisation_summary(

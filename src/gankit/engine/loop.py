@@ -36,8 +36,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from gankit import distributed
-from gankit.checkpoint import (
+from gankit.config import Config, changes, is_structural, save_config, to_dict
+from gankit.data.sources import ImageData, labelled_subset, load_source
+from gankit.data.stream import make_stream
+from gankit.engine import distributed
+from gankit.engine.checkpoint import (
     best_checkpoint,
     latest_checkpoint,
     load_checkpoint,
@@ -45,14 +48,9 @@ from gankit.checkpoint import (
     read_best,
     save_checkpoint,
 )
-from gankit.config import Config, changes, is_structural, save_config, to_dict
-from gankit.configure import from_dict, task_class
-from gankit.data.sources import ImageData, labelled_subset, load_source
-from gankit.data.stream import make_stream
-from gankit.errors import CheckpointError, ConfigError, DataError, TrainingError
-from gankit.health import HealthMonitor, read_rows
-from gankit.locks import exclusive
-from gankit.rundir import (
+from gankit.engine.health import HealthMonitor, read_rows
+from gankit.engine.locks import exclusive
+from gankit.engine.rundir import (
     LOCK_NAME,
     MetricsWriter,
     NullMetrics,
@@ -73,8 +71,10 @@ from gankit.rundir import (
     trim_history,
     write_failed,
 )
-from gankit.runtime import Runtime
-from gankit.sampling import save_preview
+from gankit.engine.runtime import Runtime
+from gankit.errors import CheckpointError, ConfigError, DataError, TrainingError
+from gankit.inference.sampling import save_preview
+from gankit.registries import from_dict, task_class
 from gankit.tasks.base import Streams, Task
 
 log = logging.getLogger("gankit")
@@ -211,7 +211,7 @@ def train_run(
 
     Under torchrun every process calls this: rank 0 sets up and writes the run directory and
     tells the others where it is; after a restart (``--max-restarts``) the job continues its own
-    run from the newest checkpoint (see :mod:`gankit.distributed`).
+    run from the newest checkpoint (see :mod:`gankit.engine.distributed`).
     """
     t = cfg.train
     w = distributed.start(t.dist_backend, distributed.device_type(t.device), t.dist_timeout)
@@ -343,7 +343,7 @@ def _train(
 ) -> TrainOutcome:
     """Phases 2-4 of :func:`train_run`, in a run directory that is locked and logged to (under
     torchrun: by rank 0; the other ranks run the same phases and write nothing)."""
-    torch.manual_seed(cfg.seed)  # the same on every rank: see gankit.distributed
+    torch.manual_seed(cfg.seed)  # the same on every rank: see gankit.engine.distributed
     runtime = Runtime.from_config(cfg.train)
     main = runtime.rank == 0
     task_cls = task_class(cfg.task)
@@ -508,7 +508,7 @@ class _Loop:
         self.best: dict | None = None
         self.evaluator, self.gen = None, task.generative()
         if cfg.eval.every and self.gen is not None:
-            from gankit.evaluation import TrainingEvaluator
+            from gankit.evaluation.evaluate import TrainingEvaluator
 
             # Reading a folder reference seeds DataLoader workers from the global RNG; the
             # training RNG must not move, or a resumed run would differ from a straight one.
@@ -612,7 +612,7 @@ class _Loop:
 
     def evaluate_generative(self, step: int) -> None:
         """``eval.every``: score the task's Generative; a better score keeps ``best.pt``."""
-        from gankit.sampling import generate
+        from gankit.inference.sampling import generate
 
         self.checked()
         ev, seed, ema = self.evaluator, self.cfg.seed + 3, self.cfg.eval.ema

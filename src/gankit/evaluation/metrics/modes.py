@@ -28,7 +28,7 @@ from numpy.typing import ArrayLike
 from torch import Tensor, nn
 
 from gankit.errors import ConfigError, DataError
-from gankit.metrics.features import check_images
+from gankit.evaluation.metrics.features import check_images
 
 
 def class_probabilities(

@@ -23,8 +23,8 @@ from gankit.config import (
     validate,
 )
 from gankit.errors import ConfigError
+from gankit.inference.roles import Generative
 from gankit.nets import NETS, entry
-from gankit.roles import Generative
 from gankit.tasks import TASKS
 from gankit.tasks.base import Task
 

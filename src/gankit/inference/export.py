@@ -24,9 +24,9 @@ import torch
 
 from gankit.config import apply_values, to_dict
 from gankit.errors import CheckpointError, ConfigError
+from gankit.inference.roles import Exportable
 from gankit.nets import build_net, entry
 from gankit.outputs import output_file
-from gankit.roles import Exportable
 
 FORMATS = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt"}
 EXPORT_VERSION = 1
@@ -36,8 +36,8 @@ def export_run(
     run: str | Path, fmt: str, out: str | Path, *, ema: bool | None = None
 ) -> tuple[Path, Path]:
     """Write the generator of ``run`` as ``fmt`` to ``out`` and its architecture to ``out.json``."""
-    from gankit.runs import load_role
-    from gankit.sampling import resolve_ema
+    from gankit.inference.loading import load_role
+    from gankit.inference.sampling import resolve_ema
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r} is unknown: choose one of {', '.join(FORMATS)}")
@@ -112,7 +112,7 @@ def read_export_meta(path: str | Path) -> dict[str, Any]:
 
 
 def load_export(path: str | Path, device: str | torch.device = "cpu"):
-    """A :class:`~gankit.roles.Generative` from an exported safetensors file and its record."""
+    """A :class:`~gankit.inference.roles.Generative` from an exported safetensors file and its record."""
     from safetensors.torch import load_file
 
     from gankit.gan.model import GANModel

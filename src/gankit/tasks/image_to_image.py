@@ -21,10 +21,10 @@ from torch import Tensor, nn
 
 from gankit.config import Config, DataConfig
 from gankit.data.images import IMAGE_EXTENSIONS
+from gankit.engine.schedules import FactorSchedule, check_decay_start, decay_after
 from gankit.errors import ConfigError, DataError
 from gankit.gan.objectives import LOSS_DEFAULTS, OBJECTIVES, Objective
-from gankit.roles import SizeMultiple, Translator
-from gankit.schedules import FactorSchedule, check_decay_start, decay_after
+from gankit.inference.roles import SizeMultiple, Translator
 from gankit.tasks.base import StreamSpec, Task
 
 DIRECTIONS = ("AtoB", "BtoA")
@@ -193,7 +193,7 @@ def crop_back(x: Tensor, pad: tuple[int, int, int, int]) -> Tensor:
 
 
 class TranslatorModel:
-    """A run's generators by direction, as a :class:`~gankit.roles.Translator`.
+    """A run's generators by direction, as a :class:`~gankit.inference.roles.Translator`.
 
     ``translate`` takes images of any height and width: it pads them to what the network needs
     (a multiple of 4 for the ResNet generators, of 2^downs for the U-Nets), translates, and crops
@@ -243,7 +243,7 @@ class TranslatorModel:
 
 
 class TranslationTask(Task):
-    """The base of the image-to-image tasks: the :class:`~gankit.roles.Translator` role, fixed
+    """The base of the image-to-image tasks: the :class:`~gankit.inference.roles.Translator` role, fixed
     preview inputs from the first batches, the checks of ``<name>.loss`` and
     ``<name>.lr_decay_start``, and the constant-then-linear learning-rate decay."""
 

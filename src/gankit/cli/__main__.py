@@ -1,0 +1,7 @@
+"""``python -m gankit.cli``."""
+
+import sys
+
+from gankit.cli.main import main
+
+sys.exit(main())
