@@ -16,7 +16,6 @@ comma lists from the command line, and adds no dependency (see docs/design.md, '
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import fnmatch
 import os
 import types
@@ -28,7 +27,7 @@ from typing import Any, Literal
 
 import yaml
 
-from gankit.errors import ConfigError
+from gankit.errors import ConfigError, did_you_mean
 
 
 @dataclass
@@ -321,8 +320,7 @@ def _merge(obj: Any, updates: dict, prefix: str = "") -> None:
     for key, value in updates.items():
         full = f"{prefix}{key}"
         if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
-            hint = f"; did you mean {prefix}{close[0]}?" if close else ""
+            hint = _close(str(key), names, prefix)
             raise ConfigError(f"unknown config key {full!r}{hint} (valid: {', '.join(names)})")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
@@ -405,8 +403,7 @@ def load_recipe(name_or_path: str) -> dict:
         res = resources.files("gankit") / "recipes" / f"{name_or_path}.yaml"
         if not res.is_file():
             names = recipe_names()
-            close = difflib.get_close_matches(name_or_path, names, n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
+            hint = did_you_mean(name_or_path, names)
             raise ConfigError(
                 f"unknown recipe {name_or_path!r}: {hint}run `gankit recipes` to list them, "
                 "or pass a path to a .yaml file"
@@ -437,8 +434,9 @@ def _moved(data: dict) -> None:
 
 
 def _close(key: str, names: list[str], prefix: str = "") -> str:
-    close = difflib.get_close_matches(key, names, n=1, cutoff=0.5)
-    return f"; did you mean {prefix}{close[0]}?" if close else ""
+    """``"; did you mean PREFIX.KEY?"`` after an unknown key's name, or ``""``."""
+    hint = did_you_mean(key, names, prefix, cutoff=0.5).strip()
+    return f"; {hint}" if hint else ""
 
 
 def _named(data: Any, key: str) -> dict:

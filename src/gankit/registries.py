@@ -8,7 +8,6 @@ checks that need them. Everything that builds a config from text goes through he
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
 from gankit.config import (
@@ -22,7 +21,7 @@ from gankit.config import (
     read_config_file,
     validate,
 )
-from gankit.errors import ConfigError
+from gankit.errors import ConfigError, did_you_mean
 from gankit.inference.roles import Generative
 from gankit.nets import NETS, entry
 from gankit.tasks import TASKS
@@ -34,8 +33,7 @@ __all__ = ["build_config", "from_dict", "load_config", "task_class"]
 def task_class(name: str) -> type[Task]:
     """The task registered as ``name``, or a ConfigError listing the tasks."""
     if name not in TASKS:
-        close = difflib.get_close_matches(name, list(TASKS), n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
+        hint = did_you_mean(name, TASKS)
         raise ConfigError(f"task={name!r} is unknown: {hint}choose one of {', '.join(TASKS)}")
     return TASKS[name]
 

@@ -44,7 +44,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from gankit.errors import ConfigError
+from gankit.errors import ConfigError, first_line
 
 T = TypeVar("T")
 
@@ -163,7 +163,7 @@ def start(backend: str = "auto", device_type: str = "cpu", timeout_s: float = 30
             backend, store=store, rank=w.rank, world_size=w.size, timeout=timeout
         )
     except (RuntimeError, ValueError) as e:
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise ConfigError(
             f"could not start the {backend} process group of {w.size} processes within "
             f"{timeout_s:.0f} s ({first}): check that every rank started"

@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from gankit import seeds
 from gankit.config import Config, changes, is_structural, save_config, to_dict
 from gankit.data.sources import ImageData, labelled_subset, load_source
 from gankit.data.stream import make_stream
@@ -146,7 +147,7 @@ def _make_streams(
 ) -> Streams:
     streams = {}
     for i, (name, spec) in enumerate(task_cls.streams(cfg).items()):
-        seed = cfg.seed + 1000 * i  # the first stream keeps the run's seed
+        seed = cfg.seed + seeds.STREAM * i  # the first stream keeps the run's seed
         streams[name] = make_stream(
             datas[name], spec.data, cfg.train.batch_size, runtime.device, seed, spec.labels
         )
@@ -615,7 +616,7 @@ class _Loop:
         from gankit.inference.sampling import generate
 
         self.checked()
-        ev, seed, ema = self.evaluator, self.cfg.seed + 3, self.cfg.eval.ema
+        ev, seed, ema = self.evaluator, self.cfg.seed + seeds.EVALUATION, self.cfg.eval.ema
         assert ev is not None
 
         def score() -> dict[str, float]:

@@ -22,7 +22,7 @@ import torch
 
 from gankit.engine.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from gankit.engine.locks import describe
-from gankit.errors import CheckpointError, ConfigError
+from gankit.errors import CheckpointError, ConfigError, first_line
 
 log = logging.getLogger("gankit")
 
@@ -304,7 +304,8 @@ def check_room(folder: Path, state: dict) -> None:
 def write_failed(path: Path, state: dict, error: BaseException) -> CheckpointError:
     """The one-line error for a checkpoint that could not be written (the previous one is kept)."""
     free = shutil.disk_usage(path.parent).free if path.parent.exists() else 0
-    reason = getattr(error, "strerror", None) or str(error).strip().splitlines()[0][:120]
+    oserror = isinstance(error, OSError) and error.strerror
+    reason = error.strerror if oserror else first_line(error, 120)
     prev = latest_or_none(path.parent)
     kept = f"; {prev.name} is kept" if prev else ""
     return CheckpointError(

@@ -31,6 +31,7 @@ __all__ = [
     "check_decay_start",
     "cycle_breakpoints",
     "decay_after",
+    "decaying",
     "linear_decay",
     "one_cycle",
 ]
@@ -120,6 +121,18 @@ def decay_after(step: int, total: int, start: float | None) -> float:
     """``linear_decay`` from the fraction ``start`` of ``total`` steps (None: always 1): the
     multiplier behind the tasks' ``lr_decay_start`` options."""
     return 1.0 if start is None else linear_decay(step, total, int(start * total))
+
+
+def decaying(
+    optims: dict[str, Optimizer], total: int, start: float | None
+) -> dict[str, FactorSchedule]:
+    """One :class:`FactorSchedule` per optimizer: its lr constant until the fraction ``start`` of
+    ``total`` steps, then linear to 0 (:func:`decay_after`); None keeps it constant. The
+    schedules behind every task's ``lr_decay_start`` option."""
+    return {
+        k: FactorSchedule(o, lambda step: decay_after(step, total, start))
+        for k, o in optims.items()
+    }
 
 
 def check_decay_start(value: float | None, key: str) -> None:

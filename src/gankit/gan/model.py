@@ -29,6 +29,7 @@ from gankit.gan.stabilisers.vbn import VirtualBatchNormNet, convert_batchnorm
 from gankit.inference.roles import ReconstructingDiscriminator
 from gankit.nets import build_net
 from gankit.nets.conditional import ConditionalGenerator, LabelDiscriminator, feature_dim
+from gankit.nets.eval_mode import eval_mode
 
 VBN_REFERENCE = 64
 """Noise vectors in virtual batch norm's reference batch (gan.vbn)."""
@@ -225,13 +226,8 @@ class GANModel:
         elif labels is not None:
             raise ConfigError("this GAN is unconditional: it takes no labels")
         net = self.generator(ema)
-        was_training = net.training
-        net.eval()
-        try:
-            with self._autocast():
-                out = net(*args)
-        finally:
-            net.train(was_training)
+        with eval_mode(net), self._autocast():
+            out = net(*args)
         return out.float()
 
     @torch.no_grad()
@@ -246,10 +242,6 @@ class GANModel:
                 f"this GAN's discriminator (gan.conditional={self.conditional}) scores an image "
                 "only together with its label: ranking by D needs an unconditional or acgan run"
             )
-        was_training = self.D.training
-        self.D.eval()
-        try:
+        with eval_mode(self.D):
             out = self.D(images.to(self.device))
             return (out[0] if isinstance(out, tuple) else out).float().cpu()
-        finally:
-            self.D.train(was_training)

@@ -17,7 +17,7 @@ from typing import Any
 from gankit.config import Config
 from gankit.engine.checkpoint import latest_checkpoint, load_checkpoint
 from gankit.engine.runtime import resolve_device
-from gankit.errors import CheckpointError, ConfigError
+from gankit.errors import CheckpointError, ConfigError, first_line
 from gankit.registries import load_config, task_class
 
 __all__ = ["LoadedRun", "load_role", "load_run"]
@@ -84,7 +84,7 @@ def _load(run_dir: Path, cfg: Config, device: str, checkpoint: str | Path | None
     try:
         model = task_class(cfg.task).load_model(cfg, state["parts"], dev)
     except (KeyError, RuntimeError, ValueError) as e:
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
+        first = first_line(e)
         raise CheckpointError(
             f"{ckpt} does not match {run_dir / 'config.yaml'} ({type(e).__name__}: {first})"
         ) from None

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gankit.gan.stabilisers.matching import last_layer, penultimate
+from gankit.nets.eval_mode import eval_mode
 
 Conditioning = Literal["concat", "projection", "acgan"]
 
@@ -76,10 +77,6 @@ class LabelDiscriminator(nn.Module):
 @torch.no_grad()
 def feature_dim(base: nn.Module, channels: int, size: int) -> int:
     """The flattened input size of ``base``'s last layer, by one forward pass of two zero images."""
-    was = base.training
-    base.eval()
-    try:
+    with eval_mode(base):
         _, feats = penultimate(base, torch.zeros(2, channels, size, size))
-    finally:
-        base.train(was)
     return feats[0].numel()

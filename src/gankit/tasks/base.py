@@ -45,7 +45,7 @@ from torch import Tensor, nn
 
 from gankit.config import Config, DataConfig, OptimConfig, TaskSchema
 from gankit.engine.runtime import Runtime
-from gankit.errors import CheckpointError, ConfigError
+from gankit.errors import CheckpointError, ConfigError, first_line
 
 if TYPE_CHECKING:
     from gankit.data.sources import ImageData
@@ -126,7 +126,7 @@ class Parts:
                 try:
                     _load_part(group, obj, theirs[name])
                 except (KeyError, RuntimeError, ValueError, TypeError) as e:
-                    first = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
+                    first = first_line(e)
                     raise CheckpointError(
                         f"checkpoint part {group}.{name} does not match this model "
                         f"({type(e).__name__}: {first})"

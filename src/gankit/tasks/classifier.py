@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gankit import seeds
 from gankit.config import Config
 from gankit.data.augment import CIFAR10_MEAN, CIFAR10_STD, normalize, pad_crop, random_flip
 from gankit.data.sources import ImageData, class_folder_files, load_source
@@ -35,6 +36,7 @@ from gankit.engine.schedules import OneCycleScheduler
 from gankit.errors import ConfigError, DataError
 from gankit.inference.roles import Classifier
 from gankit.nets import build_net
+from gankit.nets.eval_mode import eval_mode
 from gankit.tasks.base import Streams, StreamSpec, Task, TaskInfo
 
 log = logging.getLogger("gankit")
@@ -237,10 +239,8 @@ class ClassifierModel:
         """
         c = self.cfg.classifier
         tta = c.tta_flip if tta_flip is None else tta_flip
-        was_training = self.net.training
-        self.net.eval()
         out = []
-        try:
+        with eval_mode(self.net):
             for chunk in images.split(c.eval_batch_size):
                 x = self.inputs(chunk)
                 with self._autocast():
@@ -248,8 +248,6 @@ class ClassifierModel:
                     if tta:
                         logits = (logits + self.forward(x.flip(-1)).float()) / 2
                 out.append(logits.cpu())
-        finally:
-            self.net.train(was_training)
         return torch.cat(out)
 
 
@@ -324,7 +322,7 @@ class ClassifierTask(Task):
         except ConfigError as e:
             raise ConfigError(f"train.steps={cfg.train.steps} is too short: {e}") from None
         self.scaler = rt.grad_scaler()
-        self.gen = torch.Generator().manual_seed(cfg.seed + 2)  # augmentation only
+        self.gen = seeds.generator(cfg.seed, seeds.AUGMENT)  # augmentation only
         self.model = ClassifierModel(
             self.net, cfg, rt.device, self.forward, rt.autocast, rt.memory_format
         )

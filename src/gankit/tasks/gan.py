@@ -19,9 +19,10 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
+from gankit import seeds
 from gankit.config import Config, OptimConfig
 from gankit.engine.runtime import Runtime, optimizer_step
-from gankit.engine.schedules import FactorSchedule, decay_after
+from gankit.engine.schedules import decaying
 from gankit.errors import ConfigError
 from gankit.gan.game import Game, PhaseBatch
 from gankit.gan.model import (
@@ -199,10 +200,10 @@ class GANTask(Task):
             classes=cfg.gan.classes if conditional != "none" else None,
             conditional=conditional,
         )
-        gen = torch.Generator().manual_seed(cfg.seed + 1)
+        gen = seeds.generator(cfg.seed, seeds.PREVIEW)
         model.fixed_z = model.noise(cfg.train.n_preview, generator=gen)
         if isinstance(self.G, VirtualBatchNormNet):  # the reference batch, fixed once
-            ref = torch.Generator().manual_seed(cfg.seed + 3)
+            ref = seeds.generator(cfg.seed, seeds.VBN_REFERENCE)
             self.G.reference.copy_(model.noise(VBN_REFERENCE, generator=ref))
         return model
 
@@ -215,9 +216,8 @@ class GANTask(Task):
         self.opt_d = make_optimizer(trainable_d, compensate(optim["D"], interval, "optim.D"))
         self.parts.nets = {"G": self.G, "D": self.D}
         self.parts.optims = {"G": self.opt_g, "D": self.opt_d}
-        self.parts.scheds = {
-            k: FactorSchedule(o, self._lr_factor) for k, o in self.parts.optims.items()
-        }
+        steps, start = self.cfg.train.steps, self.cfg.gan.lr_decay_start
+        self.parts.scheds = decaying(self.parts.optims, steps, start)
         self.parts.scalers = {"G": self.rt.grad_scaler(), "D": self.rt.grad_scaler()}
         self.parts.ema = {"G": self.ema} if self.ema is not None else {}
         self.parts.buffers = {
@@ -225,9 +225,6 @@ class GANTask(Task):
             "g_step": self.g_step,
             **self.game.augment.buffers,
         }
-
-    def _lr_factor(self, step: int) -> float:
-        return decay_after(step, self.cfg.train.steps, self.cfg.gan.lr_decay_start)
 
     def generative(self) -> GANModel:
         return self.model

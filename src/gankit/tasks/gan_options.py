@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -10,7 +9,7 @@ from typing import Literal
 from gankit.config import Config
 from gankit.data.augment import DIFF_AUGMENTS
 from gankit.engine.schedules import check_decay_start
-from gankit.errors import ConfigError
+from gankit.errors import ConfigError, did_you_mean
 from gankit.gan.objectives import LOSSES, resolve_loss
 from gankit.gan.pipeline import TRANSFORMS
 
@@ -152,8 +151,7 @@ def validate_gan(cfg: Config) -> None:
     """One-line ConfigErrors for impossible ``gan.*`` settings."""
     gan = cfg.gan
     if gan.loss not in LOSSES:
-        close = difflib.get_close_matches(gan.loss, list(LOSSES), n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
+        hint = did_you_mean(gan.loss, LOSSES)
         raise ConfigError(
             f"gan.loss={gan.loss!r} is unknown: {hint}choose one of {', '.join(LOSSES)}"
         )

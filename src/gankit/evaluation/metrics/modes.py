@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from gankit.errors import ConfigError, DataError
 from gankit.evaluation.metrics.features import check_images
+from gankit.nets.eval_mode import eval_mode
 
 
 def class_probabilities(
@@ -41,19 +42,11 @@ def class_probabilities(
 ) -> Tensor:
     """Softmax of ``classifier(preprocess(batch))`` for uint8 NCHW ``images``: (N, K) on the CPU."""
     check_images(images)
-    was_training = classifier.training
-    classifier.eval()
-    try:
-        with torch.inference_mode():
-            out = [
-                classifier(preprocess(images[i : i + batch_size].to(device)))
-                .float()
-                .softmax(1)
-                .cpu()
-                for i in range(0, len(images), batch_size)
-            ]
-    finally:
-        classifier.train(was_training)
+    with eval_mode(classifier), torch.inference_mode():
+        out = [
+            classifier(preprocess(images[i : i + batch_size].to(device))).float().softmax(1).cpu()
+            for i in range(0, len(images), batch_size)
+        ]
     return torch.cat(out)
 
 

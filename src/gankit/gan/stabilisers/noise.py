@@ -10,12 +10,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from gankit.engine.schedules import linear_decay
+
 
 def instance_noise_std(std: float, step: int, total: int) -> float:
     """The linearly annealed noise level at ``step`` of ``total``: std → 0."""
     if total <= 0:
         return std
-    return std * max(0.0, 1.0 - step / total)
+    return std * linear_decay(step, total, 0)
 
 
 def instance_noise(x: Tensor, std: float, generator: torch.Generator | None = None) -> Tensor:
