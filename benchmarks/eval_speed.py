@@ -37,9 +37,10 @@ from fid_sanity import shared_inception  # a sibling script: benchmarks/ is on s
 
 from gankit.config import DataConfig
 from gankit.data.sources import load_source
-from gankit.evaluation.evaluate import load_reference
 from gankit.evaluation.metrics import compute_fid, compute_kid, compute_prdc
-from gankit.evaluation.metrics.features import InceptionFeatures, find_inception, reference_features
+from gankit.evaluation.metrics.inception import InceptionFeatures, find_inception
+from gankit.evaluation.metrics.reference_cache import reference_features
+from gankit.evaluation.reference import load_reference
 
 
 def timed(fn):

@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gankit.evaluation.metrics.features import InceptionFeatures, reference_features
 from gankit.evaluation.metrics.fid import FID_METHODS, fid_from_features
+from gankit.evaluation.metrics.inception import InceptionFeatures
+from gankit.evaluation.metrics.reference_cache import reference_features
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 REFERENCE = {

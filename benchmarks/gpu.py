@@ -183,13 +183,10 @@ def fid(args, sizes) -> dict:
     from gankit.config import DataConfig
     from gankit.data.sources import load_source
     from gankit.errors import CheckpointError
-    from gankit.evaluation.evaluate import load_reference
     from gankit.evaluation.metrics import compute_fid, compute_kid, compute_prdc
-    from gankit.evaluation.metrics.features import (
-        InceptionFeatures,
-        find_inception,
-        reference_features,
-    )
+    from gankit.evaluation.metrics.inception import InceptionFeatures, find_inception
+    from gankit.evaluation.metrics.reference_cache import reference_features
+    from gankit.evaluation.reference import load_reference
 
     try:
         path = find_inception(args.inception or shared_inception(), download=False)

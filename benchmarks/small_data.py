@@ -57,9 +57,10 @@ from gankit.data.sources import load_source  # noqa: E402
 from gankit.drawing import font  # noqa: E402
 from gankit.engine.checkpoint import list_checkpoints  # noqa: E402
 from gankit.engine.health import read_rows  # noqa: E402
-from gankit.evaluation.evaluate import generate_samples, make_extractor  # noqa: E402
+from gankit.evaluation.extractors import make_extractor  # noqa: E402
 from gankit.evaluation.metrics import compute_fid, compute_memorisation  # noqa: E402
-from gankit.evaluation.metrics.features import reference_features  # noqa: E402
+from gankit.evaluation.metrics.reference_cache import reference_features  # noqa: E402
+from gankit.evaluation.samples import generate_samples  # noqa: E402
 from gankit.inference.sampling import save_grid  # noqa: E402
 
 NO_AUG = "gan.augment=[]"

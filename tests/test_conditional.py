@@ -229,7 +229,7 @@ class _Pixels:
 
 
 def test_per_class_scores_compare_each_class_with_its_own_real_images(cond_run, tmp_path):
-    from gankit.evaluation.evaluate import format_per_class, per_class_scores
+    from gankit.evaluation.per_class import format_per_class, per_class_scores
 
     scores = per_class_scores(cond_run, "builtin:mnist", _Pixels(), n=20, progress=False)
     assert list(scores) == [str(k) for k in range(10)]
@@ -242,7 +242,7 @@ def test_per_class_scores_compare_each_class_with_its_own_real_images(cond_run, 
 
 
 def test_per_class_refuses_an_unconditional_run(tmp_path):
-    from gankit.evaluation.evaluate import per_class_scores
+    from gankit.evaluation.per_class import per_class_scores
 
     out = tmp_path / "run"
     assert (

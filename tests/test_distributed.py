@@ -261,7 +261,8 @@ EVAL_SCRIPT = """
 import sys, torch
 from torch import nn
 from gankit.engine import distributed
-from gankit.evaluation.metrics.features import ModuleFeatures, reference_features
+from gankit.evaluation.metrics.features import ModuleFeatures
+from gankit.evaluation.metrics.reference_cache import reference_features
 from gankit.evaluation.metrics.fid import compute_fid
 
 distributed.start("gloo", "cpu", 60)

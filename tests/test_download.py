@@ -16,17 +16,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from gankit.data.prep.download import (
-    MANIFEST,
-    TEMP_PREFIX,
-    TEMP_SUFFIX,
-    DownloadOptions,
-    download_urls,
-    find_image_urls,
-    read_manifest,
-    safe_name_from_url,
-    urls_from_page,
-)
+from gankit.data.prep.download import download_urls
+from gankit.data.prep.download_fetch import DownloadOptions
+from gankit.data.prep.download_manifest import MANIFEST, TEMP_PREFIX, TEMP_SUFFIX, read_manifest
+from gankit.data.prep.download_names import safe_name_from_url
+from gankit.data.prep.image_urls import find_image_urls, urls_from_page
 from gankit.errors import DataError
 
 N_IMAGES = 200

@@ -25,12 +25,13 @@ from gankit.engine.loop import train
 from gankit.errors import CheckpointError, ConfigError
 from gankit.evaluation import evaluate as evaluation
 from gankit.evaluation.evaluate import TrainingEvaluator
-from gankit.evaluation.metrics import features
+from gankit.evaluation.metrics import inception
+from gankit.evaluation.reference import load_reference
 from gankit.registries import build_config, from_dict, load_config
 
 from conftest import SHARED, TINY
 
-REAL_INCEPTION = SHARED / "inception" / features.INCEPTION_FILENAME
+REAL_INCEPTION = SHARED / "inception" / inception.INCEPTION_FILENAME
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +43,7 @@ def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     def offline(url, dest, *args, **kwargs):
         raise CheckpointError(f"cannot download {url} (offline in tests)")
 
-    monkeypatch.setattr(features, "download_file", offline)
+    monkeypatch.setattr(inception, "download_file", offline)
     return tmp_path / "cache"
 
 
@@ -221,13 +222,13 @@ def test_cli_constants_match_the_library():
 
 def test_reference_split_is_disjoint_and_fixed():
     like = DataConfig(image_size=28)
-    a = evaluation.load_reference("builtin:mnist", like, 300, progress=False)
-    b = evaluation.load_reference("builtin:mnist", like, 100, progress=False)
+    a = load_reference("builtin:mnist", like, 300, progress=False)
+    b = load_reference("builtin:mnist", like, 100, progress=False)
     assert len(a.images) == len(a.heldout) == 300 and a.size == 10_000
     assert torch.equal(a.images[:100], b.images)  # a prefix of one fixed order
     flat = lambda x: {bytes(img.numpy().tobytes()) for img in x}  # noqa: E731
     assert not flat(a.images) & flat(a.heldout)
-    small = evaluation.load_reference("builtin:mnist", like, 9_000, progress=False)
+    small = load_reference("builtin:mnist", like, 9_000, progress=False)
     assert len(small.heldout) == 2_000 and len(small.images) == 8_000  # at most 1/5 held out
 
 
@@ -331,7 +332,7 @@ def test_higher_is_better_metrics_and_eval_config_errors(clf):
 
 def test_translation_runs_are_scored_on_their_translated_test_images(tmp_path):
     """`gankit evaluate` on a cyclegan/cut run translates the source domain's test split."""
-    from gankit.evaluation.evaluate import load_samples
+    from gankit.evaluation.samples import load_samples
 
     from conftest import TINY_CYCLEGAN, write_domains
 

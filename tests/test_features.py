@@ -17,16 +17,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankit.errors import CheckpointError, ConfigError, DataError
-from gankit.evaluation.metrics import features
-from gankit.evaluation.metrics.features import (
+from gankit.evaluation.metrics import inception
+from gankit.evaluation.metrics.features import ModuleFeatures
+from gankit.evaluation.metrics.inception import (
     INCEPTION_FILENAME,
     InceptionFeatures,
-    ModuleFeatures,
     download_file,
     find_inception,
     inception_preprocess,
-    reference_features,
 )
+from gankit.evaluation.metrics.reference_cache import reference_features
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 REAL_INCEPTION = SHARED / "inception" / INCEPTION_FILENAME
@@ -135,7 +135,7 @@ def test_find_inception_downloads_into_the_cache(
 ) -> None:
     root, base = http_root
     _, sha = fake_weights(root)
-    monkeypatch.setattr(features, "INCEPTION_SHA256", sha)
+    monkeypatch.setattr(inception, "INCEPTION_SHA256", sha)
     path = find_inception(url=f"{base}/{INCEPTION_FILENAME}")
     assert (
         path == isolated_cache / INCEPTION_FILENAME
@@ -255,7 +255,7 @@ def _digits(n: int = 6) -> torch.Tensor:
 @pytest.mark.skipif(
     not REAL_INCEPTION.is_file(), reason=f"FID Inception not found at {REAL_INCEPTION}"
 )
-@pytest.mark.skipif(not features.onnx_runtime_available(), reason="onnxruntime is not installed")
+@pytest.mark.skipif(not inception.onnx_runtime_available(), reason="onnxruntime is not installed")
 def test_onnx_and_torch_backends_give_the_same_features(isolated_cache: Path) -> None:
     images = _digits(6)  # real MNIST digits (the built-in test set)
     onnx = InceptionFeatures(REAL_INCEPTION, batch_size=4, progress=False, backend="onnx")
@@ -265,24 +265,24 @@ def test_onnx_and_torch_backends_give_the_same_features(isolated_cache: Path) ->
     assert (a - b).abs().max().item() <= 1e-4
     assert onnx.feature_id == torch_.feature_id  # one cache for both: same network, same resize
     # The export is made once, next to a read-only network in the cache folder, keyed by checksum.
-    exported = features.inception_onnx(REAL_INCEPTION)
+    exported = inception.inception_onnx(REAL_INCEPTION)
     assert (
-        exported.parent == isolated_cache and features.file_digest(REAL_INCEPTION) in exported.name
+        exported.parent == isolated_cache and inception.file_digest(REAL_INCEPTION) in exported.name
     )
     stamp = exported.stat().st_mtime_ns
-    assert features.inception_onnx(REAL_INCEPTION).stat().st_mtime_ns == stamp
+    assert inception.inception_onnx(REAL_INCEPTION).stat().st_mtime_ns == stamp
 
 
 def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
-    monkeypatch.setattr(features, "onnx_runtime_available", lambda: True)
-    assert features.resolve_backend("auto", cpu) == "onnx"
-    assert features.resolve_backend("auto", gpu) == "torch"
+    monkeypatch.setattr(inception, "onnx_runtime_available", lambda: True)
+    assert inception.resolve_backend("auto", cpu) == "onnx"
+    assert inception.resolve_backend("auto", gpu) == "torch"
     with pytest.raises(ConfigError, match="runs on the CPU"):
-        features.resolve_backend("onnx", gpu)
-    monkeypatch.setattr(features, "onnx_runtime_available", lambda: False)
-    assert features.resolve_backend("auto", cpu) == "torch"  # the fallback without the runtime
+        inception.resolve_backend("onnx", gpu)
+    monkeypatch.setattr(inception, "onnx_runtime_available", lambda: False)
+    assert inception.resolve_backend("auto", cpu) == "torch"  # the fallback without the runtime
     with pytest.raises(ConfigError, match="pip install onnxruntime"):
-        features.resolve_backend("onnx", cpu)
+        inception.resolve_backend("onnx", cpu)
     with pytest.raises(ConfigError, match="choose one of auto, torch, onnx"):
-        features.resolve_backend("tf", cpu)
+        inception.resolve_backend("tf", cpu)

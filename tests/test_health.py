@@ -8,7 +8,7 @@ import torch
 from gankit.config import HealthConfig
 from gankit.engine.health import HealthMonitor, preview_diversity, read_rows
 from gankit.engine.loop import train
-from gankit.engine.rundir import MetricsWriter
+from gankit.engine.metrics_log import MetricsWriter
 from gankit.errors import ConfigError, TrainingError
 from gankit.registries import build_config
 from gankit.tasks.gan_options import gan_advice

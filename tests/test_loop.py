@@ -316,16 +316,16 @@ def test_init_from_loads_the_weights_and_starts_fresh(tmp_path, capsys):
 
 def test_non_finite_check_needs_no_sync_per_step(tmp_path, monkeypatch):
     """The guard reads the device flag only at log/preview/checkpoint steps."""
-    from gankit.engine import loop
+    from gankit.engine import guard
 
     reads = []
-    original = loop._FiniteGuard.check
+    original = guard.FiniteGuard.check
 
     def counting(self, *a, **k):
         reads.append(1)
         return original(self, *a, **k)
 
-    monkeypatch.setattr(loop._FiniteGuard, "check", counting)
+    monkeypatch.setattr(guard.FiniteGuard, "check", counting)
     train(
         cfg_for(
             "train.steps=20", "train.log_every=10", "train.sample_every=20", "train.ckpt_every=20"

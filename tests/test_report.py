@@ -11,7 +11,8 @@ import pytest
 from bs4 import BeautifulSoup
 
 from gankit.cli import main
-from gankit.evaluation.report import build_report, line_chart, nice_ticks, spread
+from gankit.evaluation.charts import line_chart, nice_ticks
+from gankit.evaluation.report import build_report, spread
 
 from conftest import TINY
 

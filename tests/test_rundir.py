@@ -125,14 +125,14 @@ def test_resume_on_other_data_is_refused_and_changes_nothing(tmp_path, capsys):
 
 # 3: no room, and a checkpoint that cannot be written, are one line each.
 def test_full_disk_at_start_and_at_a_checkpoint(tmp_path, capsys, monkeypatch):
-    from gankit.engine import rundir
+    from gankit.engine import checkpoint
 
     real = shutil.disk_usage
-    monkeypatch.setattr(rundir.shutil, "disk_usage", lambda p: real(p)._replace(free=9 * 2**10))
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda p: real(p)._replace(free=9 * 2**10))
     assert main(["train", "dcgan-mnist", *TINY, "train.steps=2", "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err.strip()
     assert "free, but two checkpoints of this model need about" in err and "\n" not in err
-    monkeypatch.setattr(rundir.shutil, "disk_usage", real)
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", real)
 
     calls = {"n": 0}
     save = torch.save
@@ -270,7 +270,7 @@ def test_lock_is_exclusive_within_a_process_too(tmp_path):
 
 
 def test_write_failed_message_names_path_sizes_and_the_kept_one(tmp_path):
-    from gankit.engine.rundir import write_failed
+    from gankit.engine.checkpoint import write_failed
 
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "step-000002.pt").write_bytes(b"x")

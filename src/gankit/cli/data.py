@@ -1,4 +1,4 @@
-"""The ``gankit data ...`` subcommands: download, faces, lsun-export, validate.
+"""The ``gankit data ...`` subcommands: download, faces, lsun-export, validate (and cifar-folders).
 
 Each command parses its options here and calls one library function; the heavy imports (OpenCV,
 lmdb, bs4) happen only when that command runs, so ``gankit --help`` stays fast.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gankit.data.prep.cifar_folders import add_cifar_folders_command
 from gankit.errors import DataError
 
 
@@ -55,15 +56,33 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def add_data_group(sub: argparse._SubParsersAction) -> None:
+    """Register ``gankit data`` with its tools (these and ``cifar-folders``) on ``sub``."""
+    p = sub.add_parser(
+        "data",
+        help="prepare datasets: download, faces, lsun-export, validate, cifar-folders",
+        description="Tools that turn messy collections into training folders.",
+    )
+    data_sub = p.add_subparsers(dest="data_command", metavar="TOOL", required=True)
+    add_data_commands(data_sub)
+    add_cifar_folders_command(data_sub)
+
+
 def add_data_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``download``, ``faces``, ``lsun-export`` and ``validate`` on ``subparsers``."""
-    fmt = _HelpFormatter
+    _add_download(subparsers)
+    _add_faces(subparsers)
+    _add_lsun_export(subparsers)
+    _add_validate(subparsers)
+
+
+def _add_download(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "download",
         help="download images from a URL list or a web page",
         description="Download images concurrently into DST with retries, resume and checks. "
         "Each URL gets a line in DST/manifest.jsonl; rerun the same command to resume.",
-        formatter_class=fmt,
+        formatter_class=_HelpFormatter,
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--urls", metavar="FILE", help="text file with one URL per line (# comments)")
@@ -92,12 +111,14 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=run_download)
 
+
+def _add_faces(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "faces",
         help="crop faces from pictures with an OpenCV cascade",
         description="Detect faces in every image under SRC and save square size×size PNG crops "
         "in DST (keeping sub-folders) plus DST/faces_report.json.",
-        formatter_class=fmt,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("src", metavar="SRC", help="folder of pictures (searched recursively)")
     p.add_argument("dst", metavar="DST", help="folder for the crops")
@@ -124,12 +145,14 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=run_faces)
 
+
+def _add_lsun_export(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "lsun-export",
         help="write the images of an LSUN lmdb as files",
         description="Write each entry of an LSUN-style lmdb to DST as an image file named by its "
         "key, with the original bytes (no re-encoding).",
-        formatter_class=fmt,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("lmdb", metavar="LMDB", help="lmdb folder (with data.mdb) or the data.mdb file")
     p.add_argument("dst", metavar="DST", help="output folder")
@@ -138,13 +161,15 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=run_lsun_export)
 
+
+def _add_validate(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "validate",
         help="find broken, odd and duplicate images in a folder",
         description="Decode every image under DIR and sort it into ok / zero-byte / unreadable / "
         "truncated / duplicate / tiny / animated / 16-bit / cmyk. Exit status 1 while problem "
         "files remain in DIR (neither fixed nor quarantined). Never deletes anything.",
-        formatter_class=fmt,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("dir", metavar="DIR", help="image folder (searched recursively)")
     p.add_argument(
@@ -164,9 +189,12 @@ def _interrupted(what: str) -> int:
 
 def run_download(args: argparse.Namespace) -> int:
     """``gankit data download``: exit 0 if every URL ended ok, 1 if some failed."""
-    from gankit.data.prep import download as dl
+    from gankit.data.prep.download import download_urls
+    from gankit.data.prep.download_fetch import DownloadOptions
+    from gankit.data.prep.download_manifest import MANIFEST
+    from gankit.data.prep.image_urls import read_url_list, urls_from_page
 
-    options = dl.DownloadOptions(
+    options = DownloadOptions(
         workers=args.workers,
         retries=args.retries,
         backoff=args.backoff,
@@ -181,15 +209,15 @@ def run_download(args: argparse.Namespace) -> int:
         raise DataError("--select only applies with --page URL")
     try:
         if args.page:
-            urls = dl.urls_from_page(args.page, args.select, args.attr, options)
+            urls = urls_from_page(args.page, args.select, args.attr, options)
         else:
-            urls = dl.read_url_list(args.urls)
-        result = dl.download_urls(urls, args.dst, options)
+            urls = read_url_list(args.urls)
+        result = download_urls(urls, args.dst, options)
     except KeyboardInterrupt:
         return _interrupted(f"complete files are kept in {args.dst}; rerun to resume")
     parts = ", ".join(f"{n} {status}" for status, n in sorted(result.counts.items()))
     print(f"{len(result.records)} URLs: {parts} ({result.skipped} were already complete)")
-    print(f"manifest: {result.dst / dl.MANIFEST}")
+    print(f"manifest: {result.dst / MANIFEST}")
     return 0 if result.counts["ok"] == len(result.records) else 1
 
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gankit.cli.options import add_ema_option
 from gankit.outputs import output_dir
@@ -14,7 +14,9 @@ from gankit.outputs import output_dir
 if TYPE_CHECKING:
     import torch
 
-    from gankit.evaluation.evaluate import Evaluation, ReferenceSet
+    from gankit.evaluation.evaluate import EvaluationRun
+    from gankit.evaluation.reference import ReferenceSet
+    from gankit.evaluation.scoring import Evaluation
 
 # The same as gankit.evaluation.evaluate's (tests check): importing it here would load scipy for `--help`.
 METRIC_CHOICES = ("fid", "kid", "prdc", "modes", "memorisation", "copying")
@@ -42,6 +44,16 @@ def add_evaluate_command(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("run", metavar="RUN_OR_FOLDER", help="GAN run directory or folder of images")
+    _add_reference_options(p)
+    _add_metric_options(p)
+    _add_sample_options(p)
+    p.add_argument("--out", help="output folder (default RUN/eval, or FOLDER-eval beside a folder)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    p.set_defaults(func=run_evaluate)
+
+
+def _add_reference_options(p: argparse.ArgumentParser) -> None:
+    """What to compare with: the real data and how many samples and reference images."""
     p.add_argument(
         "--ref",
         required=True,
@@ -62,6 +74,10 @@ def add_evaluate_command(sub: argparse._SubParsersAction) -> None:
         type=int,
         help="reference images (default --n; at most 4/5 of the reference data)",
     )
+
+
+def _add_metric_options(p: argparse.ArgumentParser) -> None:
+    """What to compute: the metrics, the feature network and the classifier that counts modes."""
     p.add_argument(
         "--metrics",
         default=",".join(DEFAULT_METRICS),
@@ -81,6 +97,10 @@ def add_evaluate_command(sub: argparse._SubParsersAction) -> None:
         "CPU, ~3x faster, same features; torch on a GPU)",
     )
     p.add_argument("--classifier", metavar="RUN", help="classifier run for the modes metric")
+
+
+def _add_sample_options(p: argparse.ArgumentParser) -> None:
+    """Which samples: generator copy, checkpoint, fit, seed, per-class and translation direction."""
     add_ema_option(p)
     p.add_argument(
         "--checkpoint", help="a checkpoint file of the run, or best (checkpoints/best.pt)"
@@ -104,9 +124,6 @@ def add_evaluate_command(sub: argparse._SubParsersAction) -> None:
         help="translation runs: AtoB or BtoA (default AtoB, or the run's one direction); the "
         "source domain's test images are translated and scored against --ref",
     )
-    p.add_argument("--out", help="output folder (default RUN/eval, or FOLDER-eval beside a folder)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
-    p.set_defaults(func=run_evaluate)
 
 
 def save_pairs_grid(
@@ -214,33 +231,53 @@ def _evaluate(args: argparse.Namespace, device: str, main: bool) -> int:
         root=args.root,
         direction=args.direction,
     )
-    samples, reference, result = done.samples, done.reference, done.result
-    extractor, classifier, checkpoint = done.extractor, done.classifier, done.checkpoint
-    like, root = done.like, done.root
-    per_class = None
-    if args.per_class is not None:
-        from gankit.evaluation.evaluate import make_extractor, per_class_scores
-
-        feats = extractor or make_extractor(
-            args.features, inception=args.inception, device=device, backend=args.backend
-        )
-        per_class = per_class_scores(
-            path,
-            args.ref,
-            feats,
-            n=args.per_class,
-            ema=args.ema,
-            seed=args.seed,
-            device=device,
-            checkpoint=checkpoint,
-            root=root,
-        )
+    per_class = _per_class(args, done, path, device) if args.per_class is not None else None
     if not main:
         return 0  # one writer
+    samples = done.samples
     json_path, png_path = _output_paths(args, path, samples.step, samples.is_run)
     output_dir(json_path.parent, "--out")
-    png = save_pairs_grid(result, samples.images, reference, png_path)
-    record = {
+    png = save_pairs_grid(done.result, samples.images, done.reference, png_path)
+    record = _record(args, done, per_class, png)
+    json_path.write_text(json.dumps(record, indent=1) + "\n")
+    _print_summary(args, done, per_class)
+    print(f"wrote {json_path}" + (f" and {png}" if png else ""))
+    return 0
+
+
+def _per_class(
+    args: argparse.Namespace, done: EvaluationRun, path: Path, device: str
+) -> dict[str, dict[str, float]]:
+    """``--per-class N``: per-class scores with the run's extractor (or one made for them)."""
+    from gankit.evaluation.extractors import make_extractor
+    from gankit.evaluation.per_class import per_class_scores
+
+    feats = done.extractor or make_extractor(
+        args.features, inception=args.inception, device=device, backend=args.backend
+    )
+    return per_class_scores(
+        path,
+        args.ref,
+        feats,
+        n=args.per_class,
+        ema=args.ema,
+        seed=args.seed,
+        device=device,
+        checkpoint=done.checkpoint,
+        root=done.root,
+    )
+
+
+def _record(
+    args: argparse.Namespace,
+    done: EvaluationRun,
+    per_class: dict[str, dict[str, float]] | None,
+    png: Path | None,
+) -> dict[str, Any]:
+    """What ``evaluation-*.json`` holds: what was compared, how, and the scores."""
+    samples, reference, result, like = done.samples, done.reference, done.result, done.like
+    extractor, classifier, checkpoint = done.extractor, done.classifier, done.checkpoint
+    return {
         "samples": samples.origin,
         "step": samples.step,
         "checkpoint": str(checkpoint) if checkpoint else None,
@@ -251,7 +288,7 @@ def _evaluate(args: argparse.Namespace, device: str, main: bool) -> int:
         "channels": like.channels,
         "fit": like.fit,
         "ref": args.ref,
-        "ref_root": root,
+        "ref_root": done.root,
         "ref_images": len(reference.images),
         "heldout_images": len(reference.heldout),
         "ref_source_images": reference.size,
@@ -264,20 +301,23 @@ def _evaluate(args: argparse.Namespace, device: str, main: bool) -> int:
         "per_class": per_class,
         "memorisation_grid": str(png) if png else None,
     }
-    json_path.write_text(json.dumps(record, indent=1) + "\n")
 
+
+def _print_summary(
+    args: argparse.Namespace, done: EvaluationRun, per_class: dict[str, dict[str, float]] | None
+) -> None:
+    """What was compared, the features, the table of scores and the per-class rows."""
+    samples, reference = done.samples, done.reference
     step = f", step {samples.step}" if samples.step is not None else ""
     print(
         f"{samples.origin}{step}{' (EMA)' if samples.ema else ''}: {len(samples.images)} samples vs "
         f"{args.ref} ({len(reference.images)} reference, {len(reference.heldout)} held out)"
     )
-    if extractor:
-        print(f"features: {extractor.feature_id}")
-    print(format_table(result))
+    if done.extractor:
+        print(f"features: {done.extractor.feature_id}")
+    print(format_table(done.result))
     if per_class:
-        from gankit.evaluation.evaluate import format_per_class
+        from gankit.evaluation.per_class import format_per_class
 
         print(f"per class ({args.per_class} samples each):")
         print(format_per_class(per_class))
-    print(f"wrote {json_path}" + (f" and {png}" if png else ""))
-    return 0

@@ -8,14 +8,19 @@ cannot run code.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import torch
 
-from gankit.errors import CheckpointError
+from gankit.errors import CheckpointError, first_line
+
+log = logging.getLogger("gankit")
 
 FORMAT = 2
 """2: named parts (gankit 0.2); 1: one task_state dict (gankit 0.1), no longer read."""
@@ -111,3 +116,117 @@ def read_best(run_dir: str | Path) -> dict | None:
         return None
     best = load_checkpoint(path).get("best")
     return best if isinstance(best, dict) else None
+
+
+_ORPHAN = re.compile(r"^\..+\.pt\..+\.tmp$")  # save_checkpoint's temporary files
+
+
+def remove_orphans(folder: Path) -> int:
+    """Delete the temporary files of checkpoint writes that a killed process left behind."""
+    n = 0
+    if folder.is_dir():
+        for p in folder.iterdir():
+            if _ORPHAN.match(p.name):
+                p.unlink(missing_ok=True)
+                n += 1
+    return n
+
+
+def latest_or_none(folder: Path) -> Path | None:
+    found = list_checkpoints(folder)
+    return found[-1] if found else None
+
+
+def choose_checkpoint(run_dir: Path, name: str | None) -> Path:
+    """``--checkpoint``: a file name in ``checkpoints/``, a step number or a path; default newest."""
+    if name is None:
+        return latest_checkpoint(run_dir)
+    folder = run_dir / "checkpoints"
+    candidates = [Path(name), folder / name]
+    if name.isdigit():
+        candidates.append(folder / f"step-{int(name):06d}.pt")
+    for c in candidates:
+        if c.is_file() and c.name != "best.pt":
+            return c
+    have = ", ".join(p.name for p in list_checkpoints(folder)) or "none"
+    raise CheckpointError(f"--checkpoint {name}: no such checkpoint in {folder} (have: {have})")
+
+
+def read_resume_checkpoint(run_dir: Path, ckpt: Path, device: torch.device) -> dict:
+    """Load the checkpoint to resume from; a broken one names the one before it."""
+    try:
+        return load_checkpoint(ckpt, device)
+    except CheckpointError as e:
+        earlier = [p for p in list_checkpoints(run_dir / "checkpoints") if p.name < ckpt.name]
+        if not earlier:
+            raise
+        raise CheckpointError(
+            f"{e}: resume from the one before it with "
+            f"gankit train --resume {run_dir} --checkpoint {earlier[-1].name}"
+        ) from None
+
+
+def supersede_later(folder: Path, ckpt: Path) -> None:
+    """Move step checkpoints newer than ``ckpt`` aside, so that the resumed run's are the newest."""
+    later = [p for p in list_checkpoints(folder) if p.name > ckpt.name]
+    if not later:
+        return
+    dest = folder / f"superseded-{time.strftime('%Y%m%d-%H%M%S')}"
+    dest.mkdir(exist_ok=True)
+    for p in later:
+        os.replace(p, dest / p.name)
+    log.info("moved %d later checkpoint(s) to %s", len(later), dest)
+
+
+def state_bytes(obj) -> int:
+    """Bytes of the tensors in a (nested) checkpoint state: about the size of its file."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(state_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(state_bytes(v) for v in obj)
+    return 0
+
+
+def _mb(n: float) -> str:
+    return f"{n / 2**20:.1f} MB"
+
+
+def check_room(folder: Path, state: dict) -> None:
+    """Start-up check: ``folder`` is writable and has room for two checkpoints of ``state``."""
+    need = 2 * state_bytes(state) + 2**20
+    try:
+        probe_write(folder)
+    except OSError as e:
+        raise CheckpointError(
+            f"{folder} is not writable ({e.strerror or e}): fix its permissions or train into "
+            "another --out"
+        ) from None
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise CheckpointError(
+            f"{folder}: {_mb(free)} free, but two checkpoints of this model need about "
+            f"{_mb(need)}: free some space or train into another --out"
+        )
+
+
+def write_failed(path: Path, state: dict, error: BaseException) -> CheckpointError:
+    """The one-line error for a checkpoint that could not be written (the previous one is kept)."""
+    free = shutil.disk_usage(path.parent).free if path.parent.exists() else 0
+    oserror = isinstance(error, OSError) and error.strerror
+    reason = error.strerror if oserror else first_line(error, 120)
+    prev = latest_or_none(path.parent)
+    kept = f"; {prev.name} is kept" if prev else ""
+    return CheckpointError(
+        f"could not write {path} ({reason}): about {_mb(state_bytes(state))} needed, "
+        f"{_mb(free)} free{kept}; free space or fix permissions, then gankit train --resume "
+        f"{path.parent.parent}"
+    )
+
+
+def probe_write(folder: Path) -> None:
+    """Create and remove an empty file: raises OSError where writing is not possible."""
+    probe = folder / f".write-test-{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from gankit.drawing import font as load_font
 from gankit.errors import ConfigError
@@ -123,6 +123,95 @@ def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     return [first + k * step for k in range(int((hi - first) / step + 1e-9) + 1)]
 
 
+# Maps a point (lr, loss) of the curve to pixel coordinates (x, y) of the plot.
+_ToPixel = Callable[[float, float], tuple[float, float]]
+
+
+def _loss_range(ys: list[float]) -> tuple[float, float]:
+    """(bottom, top) of the loss axis for the losses ``ys`` in sweep order, padded by 5 %."""
+    # Cap the y range a little above the first loss so that the divergence spike does not flatten
+    # the useful part of the curve; points above the cap are drawn on the top edge.
+    y_lo = min(ys)
+    cap = ys[0] + 0.5 * (ys[0] - y_lo)
+    y_hi = min(max(ys), cap) if cap > y_lo else max(ys)
+    if y_hi <= y_lo:
+        y_hi = y_lo + 1.0
+    pad = 0.05 * (y_hi - y_lo)
+    return y_lo - pad, y_hi + pad
+
+
+def _draw_axes(
+    draw: ImageDraw.ImageDraw,
+    px: _ToPixel,
+    frame: tuple[int, int, int, int],
+    x_range: tuple[float, float],
+    y_range: tuple[float, float],
+    small: ImageFont.ImageFont | ImageFont.FreeTypeFont,
+) -> None:
+    """The plot frame, grid lines, decade ticks ``1e-k`` on the lr axis and round loss ticks."""
+    x0, y0, x1, y1 = frame
+    x_lo, x_hi = x_range
+    draw.rectangle((x0, y0, x1, y1), outline="black")
+    for k in range(math.ceil(x_lo - 1e-9), math.floor(x_hi + 1e-9) + 1):
+        x, _ = px(10.0**k, y_range[0])
+        draw.line((x, y1, x, y0), fill=(225, 225, 225))
+        draw.line((x, y1, x, y1 + 6), fill="black")
+        draw.text((x, y1 + 10), f"1e{k}", fill="black", font=small, anchor="mt")
+    for t in _nice_ticks(*y_range):
+        _, y = px(10.0**x_lo, t)
+        draw.line((x0, y, x1, y), fill=(225, 225, 225))
+        draw.line((x0 - 6, y, x0, y), fill="black")
+        draw.text((x0 - 10, y), f"{t:.3g}", fill="black", font=small, anchor="rm")
+    draw.rectangle((x0, y0, x1, y1), outline="black")
+
+
+def _draw_markers(
+    draw: ImageDraw.ImageDraw,
+    px: _ToPixel,
+    result: LRFindResult,
+    pts: list[tuple[float, float]],
+    x1: int,
+    small: ImageFont.ImageFont | ImageFont.FreeTypeFont,
+) -> None:
+    """A red ring at the suggestion and a green one at the minimum, labelled left of ``x1``."""
+    for lr, colour, label in (
+        (result.suggestion, (214, 39, 40), "steepest"),
+        (result.min_lr, (44, 160, 44), "minimum"),
+    ):
+        v = dict(pts).get(lr)
+        if v is None:
+            continue
+        x, y = px(lr, v)
+        draw.ellipse((x - 6, y - 6, x + 6, y + 6), outline=colour, width=3)
+        text = f"{label} {lr:.2g}"
+        # Put the label on whichever side of the marker keeps it inside the plot.
+        fits_right = x + 9 + draw.textlength(text, font=small) <= x1
+        tx, anchor = (x + 9, "ls") if fits_right else (x - 9, "rs")
+        draw.text((tx, y - 9), text, fill=colour, font=small, anchor=anchor)
+
+
+def _draw_titles(
+    draw: ImageDraw.ImageDraw,
+    result: LRFindResult,
+    frame: tuple[int, int, int, int],
+    size: tuple[int, int],
+    font: ImageFont.ImageFont | ImageFont.FreeTypeFont,
+) -> None:
+    """The axis names and the title with the two suggestions."""
+    x0, y0, x1, y1 = frame
+    width, height = size
+    draw.text(
+        ((x0 + x1) / 2, height - 22),
+        "learning rate (log scale)",
+        fill="black",
+        font=font,
+        anchor="mm",
+    )
+    draw.text((12, (y0 + y1) / 2), "loss", fill="black", font=font, anchor="lm")
+    title = f"LR range test: steepest {result.suggestion:.2g}, minimum {result.min_lr:.2g}"
+    draw.text((width / 2, 22), title, fill="black", font=font, anchor="mm")
+
+
 def plot_lr_find(
     result: LRFindResult, path: str | Path, size: tuple[int, int] = (800, 500)
 ) -> Path:
@@ -142,62 +231,18 @@ def plot_lr_find(
     font, small = load_font(16), load_font(14)
 
     x_lo, x_hi = math.log10(pts[0][0]), math.log10(pts[-1][0])
-    ys = [v for _, v in pts]
-    # Cap the y range a little above the first loss so that the divergence spike does not flatten
-    # the useful part of the curve; points above the cap are drawn on the top edge.
-    y_lo = min(ys)
-    cap = ys[0] + 0.5 * (ys[0] - y_lo)
-    y_hi = min(max(ys), cap) if cap > y_lo else max(ys)
-    if y_hi <= y_lo:
-        y_hi = y_lo + 1.0
-    pad = 0.05 * (y_hi - y_lo)
-    y_lo, y_hi = y_lo - pad, y_hi + pad
+    y_lo, y_hi = _loss_range([v for _, v in pts])
 
     def px(lr: float, v: float) -> tuple[float, float]:
         fx = (math.log10(lr) - x_lo) / (x_hi - x_lo)
         fy = (min(v, y_hi) - y_lo) / (y_hi - y_lo)
         return left + fx * (width - left - right), height - bottom - fy * (height - top - bottom)
 
-    x0, y0, x1, y1 = left, top, width - right, height - bottom
-    draw.rectangle((x0, y0, x1, y1), outline="black")
-    for k in range(math.ceil(x_lo - 1e-9), math.floor(x_hi + 1e-9) + 1):
-        x, _ = px(10.0**k, y_lo)
-        draw.line((x, y1, x, y0), fill=(225, 225, 225))
-        draw.line((x, y1, x, y1 + 6), fill="black")
-        draw.text((x, y1 + 10), f"1e{k}", fill="black", font=small, anchor="mt")
-    for t in _nice_ticks(y_lo, y_hi):
-        _, y = px(10.0**x_lo, t)
-        draw.line((x0, y, x1, y), fill=(225, 225, 225))
-        draw.line((x0 - 6, y, x0, y), fill="black")
-        draw.text((x0 - 10, y), f"{t:.3g}", fill="black", font=small, anchor="rm")
-    draw.rectangle((x0, y0, x1, y1), outline="black")
+    frame = (left, top, width - right, height - bottom)
+    _draw_axes(draw, px, frame, (x_lo, x_hi), (y_lo, y_hi), small)
     draw.line([px(lr, v) for lr, v in pts], fill=(31, 119, 180), width=2)
-
-    for lr, colour, label in (
-        (result.suggestion, (214, 39, 40), "steepest"),
-        (result.min_lr, (44, 160, 44), "minimum"),
-    ):
-        v = dict(pts).get(lr)
-        if v is None:
-            continue
-        x, y = px(lr, v)
-        draw.ellipse((x - 6, y - 6, x + 6, y + 6), outline=colour, width=3)
-        text = f"{label} {lr:.2g}"
-        # Put the label on whichever side of the marker keeps it inside the plot.
-        fits_right = x + 9 + draw.textlength(text, font=small) <= x1
-        tx, anchor = (x + 9, "ls") if fits_right else (x - 9, "rs")
-        draw.text((tx, y - 9), text, fill=colour, font=small, anchor=anchor)
-
-    draw.text(
-        ((x0 + x1) / 2, height - 22),
-        "learning rate (log scale)",
-        fill="black",
-        font=font,
-        anchor="mm",
-    )
-    draw.text((12, (y0 + y1) / 2), "loss", fill="black", font=font, anchor="lm")
-    title = f"LR range test: steepest {result.suggestion:.2g}, minimum {result.min_lr:.2g}"
-    draw.text((width / 2, 22), title, fill="black", font=font, anchor="mm")
+    _draw_markers(draw, px, result, pts, frame[2], small)
+    _draw_titles(draw, result, frame, size, font)
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path, format="PNG")
     return path

@@ -1,9 +1,10 @@
 """Run directory -> one self-contained ``report.html``.
 
-Everything comes from the files a run leaves behind: curves from ``metrics.jsonl`` (drawn here as
-inline SVG), preview grids from ``samples/step-*.png`` and memorisation pairs from
-``eval/memorisation-*.png`` (embedded as base64 PNG), health events from the ``event`` rows of
-``metrics.jsonl``, the newest ``eval/evaluation-step-*.json`` and the resolved ``config.yaml``.
+Everything comes from the files a run leaves behind: curves from ``metrics.jsonl`` (drawn as
+inline SVG by :mod:`gankit.evaluation.charts`), preview grids from ``samples/step-*.png`` and
+memorisation pairs from ``eval/memorisation-*.png`` (embedded as base64 PNG), health events from
+the ``event`` rows of ``metrics.jsonl``, the newest ``eval/evaluation-step-*.json`` and the
+resolved ``config.yaml``.
 The page loads nothing from anywhere and runs no script, so it can be mailed or archived as is.
 """
 
@@ -21,103 +22,10 @@ from PIL import Image
 
 from gankit.engine.health import EVENTS, read_rows
 from gankit.errors import CheckpointError
+from gankit.evaluation.charts import line_chart
 
-COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
-EVENT_COLOURS = {"d_winning": "#d62728", "collapse": "#9467bd", "non_finite": "#000000"}
 LABELS = {"d_real": "D(x)", "d_fake": "D(G(z))", "loss_d": "loss D", "loss_g": "loss G"}
 NOT_PLOTTED = {"step", "time"}
-
-# --- inline SVG line charts ----------------------------------------------------------------------
-
-
-def nice_ticks(lo: float, hi: float, n: int = 5, integer: bool = False) -> list[float]:
-    """About ``n`` round tick values covering [lo, hi] (1, 2, 2.5 or 5 times a power of 10)."""
-    if not hi > lo:
-        lo, hi = lo - 0.5, hi + 0.5
-    raw = (hi - lo) / max(n - 1, 1)
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    if integer:  # step numbers: whole ticks only
-        step = 1 if step < 1 else (5 if step == 2.5 else step)
-    first = math.floor(lo / step) * step
-    ticks, t = [], first
-    while t <= hi + step * 1e-9:
-        ticks.append(round(t, 12))
-        t += step
-    if ticks[-1] < hi:
-        ticks.append(round(t, 12))
-    return ticks
-
-
-def line_chart(
-    series: dict[str, list[tuple[float, float]]],
-    title: str,
-    events: list[dict] | None = None,
-    hlines: tuple[float, ...] = (),
-    width: int = 540,
-    height: int = 250,
-) -> str:
-    """An SVG line chart of ``{label: [(step, value), ...]}`` with vertical event markers."""
-    left, right, top, bottom = 58, 14, 44, 40
-    pts = [p for s in series.values() for p in s]
-    xs = [x for x, _ in pts] + [e["step"] for e in events or []]
-    x0, x1 = min(xs), max(xs)
-    x1 = x1 if x1 > x0 else x0 + 1
-    yt = nice_ticks(min(y for _, y in pts), max(y for _, y in pts))
-    y0, y1 = yt[0], yt[-1]
-    w, h = width - left - right, height - top - bottom
-
-    def px(x: float) -> float:
-        return left + (x - x0) / (x1 - x0) * w
-
-    def py(y: float) -> float:
-        return top + (1 - (y - y0) / (y1 - y0)) * h
-
-    out = [
-        f'<svg class="chart" role="img" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}"><title>{escape(title)}</title>',
-        f'<text x="{left}" y="18" class="ct">{escape(title)}</text>',
-    ]
-    for y in yt:
-        out.append(
-            f'<line x1="{left}" x2="{left + w}" y1="{py(y):.1f}" y2="{py(y):.1f}" class="grid"/>'
-            f'<text x="{left - 6}" y="{py(y) + 4:.1f}" class="yt">{y:.4g}</text>'
-        )
-    for x in nice_ticks(x0, x1, integer=True):
-        if x0 <= x <= x1:
-            out.append(f'<text x="{px(x):.1f}" y="{top + h + 16}" class="xt">{x:.6g}</text>')
-    out.append(f'<text x="{left + w / 2}" y="{height - 4}" class="xt">step</text>')
-    for y in hlines:
-        if y0 <= y <= y1:
-            out.append(
-                f'<line x1="{left}" x2="{left + w}" y1="{py(y):.1f}" y2="{py(y):.1f}" class="hl"/>'
-            )
-    for e in events or []:
-        colour = EVENT_COLOURS.get(e["event"], "#000")
-        out.append(
-            f'<line x1="{px(e["step"]):.1f}" x2="{px(e["step"]):.1f}" y1="{top}" y2="{top + h}" '
-            f'stroke="{colour}" class="ev"><title>{escape(e["event"])} at step {e["step"]}</title></line>'
-        )
-    lx = left
-    for i, (label, s) in enumerate(series.items()):
-        colour = COLOURS[i % len(COLOURS)]
-        coords = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in s)
-        out.append(
-            f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="1.5"/>'
-        )
-        if len(s) <= 30:
-            out.extend(
-                f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="2.5" fill="{colour}"/>' for x, y in s
-            )
-        out.append(
-            f'<rect x="{lx}" y="{top - 17}" width="10" height="10" fill="{colour}"/>'
-            f'<text x="{lx + 14}" y="{top - 8}" class="lg">{escape(label)}</text>'
-        )
-        lx += 22 + 7 * len(label)
-    out.append(
-        f'<rect x="{left}" y="{top}" width="{w}" height="{h}" fill="none" stroke="#888"/></svg>'
-    )
-    return "".join(out)
 
 
 # --- reading the run directory -----------------------------------------------------------------
@@ -238,52 +146,29 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
     series = scalar_series(rows)
     # the task said at the start whether D's outputs are probabilities (older runs: no bands)
     probability = any(r.get("event") == "start" and r.get("probabilities") for r in rows)
-
-    sections = [_section("summary", "Summary", _summary(run, cfg, rows, series))]
-    charts = [line_chart(s, t, events, hl) for t, s, hl in chart_groups(series, probability)]
-    body = f'<div class="charts">{"".join(charts)}</div>' if charts else _muted("no metrics yet")
-    if events:
-        body += '<p class="muted">Dashed vertical lines mark health events (see below).</p>'
-    sections.append(_section("curves", "Curves", body))
-
-    grids = spread(_step_files(run / "samples", r"step-(\d+)\.png"), max_grids)
-    body = "".join(_png(p, f"step {s}") for s, p in grids)
-    sections.append(
+    sections = [
+        _section("summary", "Summary", _summary(run, cfg, rows, series)),
+        _section("curves", "Curves", _curves(series, events, probability)),
         _section(
             "samples",
             "Preview samples over time (fixed noise or fixed inputs)",
-            f'<div class="gallery">{body}</div>' if grids else _muted("no preview grids"),
-        )
-    )
-    sections.append(_section("health", "Health events", _health(events, cfg)))
-    sections.append(_section("changes", "Config changes on resume", _changes(history)))
+            _previews(run, max_grids),
+        ),
+        _section("health", "Health events", _health(events, cfg)),
+        _section("changes", "Config changes on resume", _changes(history)),
+        _section("evaluation", "Evaluation", _evaluations(run)),
+        _section("memorisation", "Memorisation: nearest training images", _memorisation(run)),
+        _section("config", "Resolved config.yaml", f"<pre>{escape(config_text)}</pre>"),
+    ]
+    page = _page(f"gankit report: {run.resolve().name}", sections, events, history)
+    out = Path(out) if out else run / "report.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out
 
-    evals = _step_files(run / "eval", r"evaluation-step-(\d+)\.json")
-    found = [(f"step {evals[-1][0]} ({evals[-1][1].name})", evals[-1][1])] if evals else []
-    if (run / "evaluation.json").is_file():
-        found.append(("evaluation.json", run / "evaluation.json"))
-    body = "".join(
-        f"<h3>{escape(name)}</h3>{_value_table(json.loads(p.read_text()))}" for name, p in found
-    )
-    sections.append(
-        _section(
-            "evaluation",
-            "Evaluation",
-            body or _muted("no evaluation yet: gankit evaluate RUN --ref DATA writes one"),
-        )
-    )
 
-    mem = _step_files(run / "eval", r"memorisation-step-(\d+)\.png")
-    body = (
-        '<p class="muted">Each generated sample next to its nearest training images.</p>'
-        + _png(mem[-1][1], f"step {mem[-1][0]}", max_width=1100)
-        if mem
-        else _muted("no memorisation pairs yet: gankit evaluate RUN --ref DATA draws them")
-    )
-    sections.append(_section("memorisation", "Memorisation: nearest training images", body))
-    sections.append(_section("config", "Resolved config.yaml", f"<pre>{escape(config_text)}</pre>"))
-
-    title = f"gankit report: {run.resolve().name}"
+def _page(title: str, sections: list[str], events: list[dict], history: list[dict]) -> str:
+    """The whole HTML document: title, a navigation bar (with counts) and the sections."""
     nav = "".join(
         f'<a href="#{sid}">{name}</a>'
         for sid, name in [
@@ -297,15 +182,49 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
             ("config", "config"),
         ]
     )
-    page = (
+    return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
         f"<h1>{escape(title)}</h1><nav>{nav}</nav>{''.join(sections)}</body></html>\n"
     )
-    out = Path(out) if out else run / "report.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
-    return out
+
+
+def _curves(series: dict, events: list[dict], probability: bool) -> str:
+    """One chart per group of series, health events marked on every one."""
+    charts = [line_chart(s, t, events, hl) for t, s, hl in chart_groups(series, probability)]
+    body = f'<div class="charts">{"".join(charts)}</div>' if charts else _muted("no metrics yet")
+    if events:
+        body += '<p class="muted">Dashed vertical lines mark health events (see below).</p>'
+    return body
+
+
+def _previews(run: Path, max_grids: int) -> str:
+    """Up to ``max_grids`` preview grids, spread evenly over the run."""
+    grids = spread(_step_files(run / "samples", r"step-(\d+)\.png"), max_grids)
+    body = "".join(_png(p, f"step {s}") for s, p in grids)
+    return f'<div class="gallery">{body}</div>' if grids else _muted("no preview grids")
+
+
+def _evaluations(run: Path) -> str:
+    """The newest ``eval/evaluation-step-*.json`` and ``evaluation.json``, as tables."""
+    evals = _step_files(run / "eval", r"evaluation-step-(\d+)\.json")
+    found = [(f"step {evals[-1][0]} ({evals[-1][1].name})", evals[-1][1])] if evals else []
+    if (run / "evaluation.json").is_file():
+        found.append(("evaluation.json", run / "evaluation.json"))
+    body = "".join(
+        f"<h3>{escape(name)}</h3>{_value_table(json.loads(p.read_text()))}" for name, p in found
+    )
+    return body or _muted("no evaluation yet: gankit evaluate RUN --ref DATA writes one")
+
+
+def _memorisation(run: Path) -> str:
+    """The newest memorisation pairs image."""
+    mem = _step_files(run / "eval", r"memorisation-step-(\d+)\.png")
+    if not mem:
+        return _muted("no memorisation pairs yet: gankit evaluate RUN --ref DATA draws them")
+    return '<p class="muted">Each generated sample next to its nearest training images.</p>' + _png(
+        mem[-1][1], f"step {mem[-1][0]}", max_width=1100
+    )
 
 
 def _muted(text: str) -> str:

@@ -70,7 +70,7 @@ def translate_files(
     progress: bool = True,
 ) -> list[Path]:
     """Translate every image under ``inputs`` into ``out``; returns the files written."""
-    from gankit.evaluation.evaluate import to_uint8
+    from gankit.evaluation.samples import to_uint8
 
     if batch_size <= 0:
         raise ConfigError(f"--batch-size {batch_size} must be positive")

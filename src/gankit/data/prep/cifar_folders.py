@@ -68,6 +68,22 @@ def sort_cifar_folders(
     if not src.is_dir():
         raise DataError(f"cifar-folders: source {src} is a file; pass the folder that holds it")
 
+    jobs = _find_files(src, dst, report)
+    counts, used = _sort_files(jobs, rename, move, report)
+    for old in sorted(set(rename) - used):
+        report(src, f"--rename {old}={rename[old]} matched no file; check the class name")
+    if not counts:
+        raise DataError(
+            f"cifar-folders: no file named {_EXPECTED} in {src} or its sub-folders; "
+            "pass the folder that holds the images"
+        )
+    return dict(sorted(counts.items()))
+
+
+def _find_files(
+    src: Path, dst: Path, report: Callable[[Path, str], None]
+) -> list[tuple[Path, Path]]:
+    """(file, destination split folder) for the files in ``src`` and its immediate sub-folders."""
     dst_resolved = dst.resolve()
     jobs: list[tuple[Path, Path]] = []  # (file, destination split folder)
     for entry in sorted(src.iterdir()):
@@ -83,7 +99,19 @@ def sort_cifar_folders(
                     report(sub, "folders two levels below the source are not searched")
         elif entry.is_file():
             jobs.append((entry, dst))
+    return jobs
 
+
+def _sort_files(
+    jobs: list[tuple[Path, Path]],
+    rename: dict[str, str],
+    move: bool,
+    report: Callable[[Path, str], None],
+) -> tuple[Counter[str], set[str]]:
+    """Copy or move each matching file to ``<split folder>/<class>/``.
+
+    Returns the files per (renamed) class and the ``rename`` keys that matched a file.
+    """
     counts: Counter[str] = Counter()
     used: set[str] = set()
     for file, split_dir in jobs:
@@ -104,15 +132,7 @@ def sort_cifar_folders(
         else:
             shutil.copy2(file, target / file.name)
         counts[cls] += 1
-
-    for old in sorted(set(rename) - used):
-        report(src, f"--rename {old}={rename[old]} matched no file; check the class name")
-    if not counts:
-        raise DataError(
-            f"cifar-folders: no file named {_EXPECTED} in {src} or its sub-folders; "
-            "pass the folder that holds the images"
-        )
-    return dict(sorted(counts.items()))
+    return counts, used
 
 
 def parse_rename(pairs: list[str] | None) -> dict[str, str]:

@@ -126,6 +126,48 @@ def square_box(
     return left, top, left + side, top + side
 
 
+def _source_images(src: Path, dst: Path) -> list[Path]:
+    """The images under ``src`` to crop, less any under ``dst``."""
+    dst_resolved = dst.resolve()
+    # Skip our own output when DST lies inside SRC, so reruns do not crop crops.
+    return [
+        f
+        for f in scan_images(src, label="faces: SRC", hint="give the folder of pictures to crop")
+        if dst_resolved not in f.resolve().parents
+    ]
+
+
+def _save_crops(
+    img: Image.Image,
+    faces: list[tuple[int, int, int, int]],
+    source: Path,
+    out_dir: Path,
+    size: int,
+    margin: float,
+    used: set[Path],
+) -> list[tuple[Path, tuple[int, int, int, int]]]:
+    """Save a ``size``×``size`` crop of ``img`` per face as ``out_dir/<stem>_<k>.png``.
+
+    ``used`` holds the paths written so far (this one's are added); returns (path, box) per crop.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # a.jpg and a.png in one folder must not write the same a_0.png
+    stem = (
+        source.stem
+        if out_dir / f"{source.stem}_0.png" not in used
+        else f"{source.stem}_{source.suffix[1:]}"
+    )
+    saved = []
+    for k, face in enumerate(faces):
+        box = square_box(face, margin, img.width, img.height)
+        crop = img.crop(box).resize((size, size), Image.Resampling.LANCZOS)
+        out = out_dir / f"{stem}_{k}.png"
+        used.add(out)
+        crop.save(out)
+        saved.append((out, box))
+    return saved
+
+
 def crop_faces(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -148,13 +190,7 @@ def crop_faces(
             "--min-neighbors >= 0"
         )
     src, dst = Path(src), Path(dst)
-    dst_resolved = dst.resolve()
-    # Skip our own output when DST lies inside SRC, so reruns do not crop crops.
-    files = [
-        f
-        for f in scan_images(src, label="faces: SRC", hint="give the folder of pictures to crop")
-        if dst_resolved not in f.resolve().parents
-    ]
+    files = _source_images(src, dst)
     classifier = load_cascade(cascade)
     dst.mkdir(parents=True, exist_ok=True)
     report = FaceReport()
@@ -176,16 +212,7 @@ def crop_faces(
             report.one += 1
         else:
             report.many += 1
-        out_dir = dst / rel.parent
-        out_dir.mkdir(parents=True, exist_ok=True)
-        # a.jpg and a.png in one folder must not write the same a_0.png
-        stem = f.stem if out_dir / f"{f.stem}_0.png" not in used else f"{f.stem}_{f.suffix[1:]}"
-        for k, face in enumerate(faces):
-            box = square_box(face, margin, img.width, img.height)
-            crop = img.crop(box).resize((size, size), Image.Resampling.LANCZOS)
-            out = out_dir / f"{stem}_{k}.png"
-            used.add(out)
-            crop.save(out)
+        for out, box in _save_crops(img, faces, f, dst / rel.parent, size, margin, used):
             report.crops.append(Crop(str(rel), str(out.relative_to(dst)), box))
     (dst / REPORT_NAME).write_text(json.dumps(asdict(report), indent=1) + "\n", encoding="utf-8")
     return report
