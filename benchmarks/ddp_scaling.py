@@ -37,6 +37,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from gankit.tasks.classifier import ClassifierOptions
+
 HERE = Path(__file__).resolve()
 
 
@@ -228,7 +230,7 @@ def step_flops(recipe: str, overrides: list[str], batch: int) -> dict:
 
     specs = task_cls.streams(cfg)
     if cfg.task == "classifier":
-        cfg.classifier.classes = [str(i) for i in range(10)]
+        cfg.section(ClassifierOptions).classes = [str(i) for i in range(10)]
     streams = Streams({k: stream(v) for k, v in specs.items()})
     first = {k: images(v, max(batch, cfg.train.n_preview)) for k, v in specs.items()}
     task = task_cls(cfg, rt, first)

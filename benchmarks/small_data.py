@@ -61,6 +61,7 @@ from gankit.evaluation.extractors import make_extractor  # noqa: E402
 from gankit.evaluation.metrics import compute_fid, compute_memorisation  # noqa: E402
 from gankit.evaluation.metrics.reference_cache import reference_features  # noqa: E402
 from gankit.evaluation.samples import generate_samples  # noqa: E402
+from gankit.gan.options import GanOptions
 from gankit.inference.sampling import save_grid  # noqa: E402
 
 NO_AUG = "gan.augment=[]"
@@ -586,7 +587,11 @@ def main() -> None:
                         from gankit.registries import load_config
 
                         cfg = load_config(run / "config.yaml")
-                        row.update(run_log(run, cfg.gan.loss, cfg.train.batch_size, a.minutes))
+                        row.update(
+                            run_log(
+                                run, cfg.section(GanOptions).loss, cfg.train.batch_size, a.minutes
+                            )
+                        )
                     except Exception as e:  # noqa: BLE001 - one broken run must not stop the rest
                         text = str(e).strip().splitlines()
                         error = f"scoring failed: {type(e).__name__}: {text[0] if text else ''}"

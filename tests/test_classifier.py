@@ -20,7 +20,7 @@ from gankit.engine.loop import train
 from gankit.engine.runtime import Runtime
 from gankit.errors import ConfigError, DataError
 from gankit.registries import build_config, from_dict
-from gankit.tasks.classifier import ClassifierTask
+from gankit.tasks.classifier import ClassifierOptions, ClassifierTask
 
 from conftest import TINY, write_random_images
 
@@ -177,8 +177,11 @@ def test_task_learns_and_evaluates_each_epoch(colours, tmp_path):
     assert test_rows[-1]["test_acc"] > 0.9
     assert not any((run / "samples").iterdir())  # a classifier has no previews
     saved = build_config(str(run / "config.yaml"))
-    assert saved.classifier.classes == CLASSES and saved.classifier.num_classes == 3
-    assert saved.classifier.mean is not None and saved.train.steps == 36
+    assert (
+        saved.section(ClassifierOptions).classes == CLASSES
+        and saved.section(ClassifierOptions).num_classes == 3
+    )
+    assert saved.section(ClassifierOptions).mean is not None and saved.train.steps == 36
     state = load_checkpoint(latest_checkpoint(run))
     assert state["task"] == "classifier" and state["config"]["classifier"]["classes"] == list(
         CLASSES
@@ -333,7 +336,10 @@ def test_classifier_recipe_smoke(name, tmp_path):
             "train.device=cpu",
         ],
     )
-    assert cfg.classifier == base.classifier and cfg.data.image_size == base.data.image_size
+    assert (
+        cfg.section(ClassifierOptions) == base.section(ClassifierOptions)
+        and cfg.data.image_size == base.data.image_size
+    )
     run = train(cfg, tmp_path / "run")
     assert load_checkpoint(latest_checkpoint(run))["step"] == 3
     assert any("test_acc" in r for r in rows(run))
@@ -355,7 +361,7 @@ def test_resume_with_a_new_peak_lr_and_length_follows_the_new_cycle(colours, tmp
     cfg = build_config(str(run / "config.yaml"), ["train.steps=20", "classifier.lr=0.1"])
     train(cfg, run, resume=True)
     lrs = {r["step"]: r["lr"] for r in rows(run) if "lr" in r}
-    c = cfg.classifier
+    c = cfg.section(ClassifierOptions)
     for step in (6, 12, 20):  # the lr a step used is the schedule's value before it
         want = one_cycle(step - 1, 20, 0.1, c.div, c.pct, c.mom_max, c.mom_min)[0]
         assert lrs[step] == pytest.approx(want, rel=1e-6), step

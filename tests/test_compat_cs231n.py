@@ -11,6 +11,7 @@ from gankit.compat import cs231n
 from gankit.engine.checkpoint import latest_checkpoint, load_checkpoint
 from gankit.engine.loop import train
 from gankit.errors import ConfigError
+from gankit.gan.options import GanOptions
 from gankit.nets import build_net, count_parameters
 from gankit.nets.mnist_dc import (
     MnistDCDiscriminator,
@@ -252,9 +253,13 @@ def test_bce_loss(logits):
 def test_recipes_are_the_course_settings(name, arch, loss, epochs):
     cfg = build_config(name)
     assert (cfg.nets["G"].arch, cfg.nets["D"].arch) == (arch, arch)
-    assert (cfg.gan.loss, cfg.train.epochs) == (loss, epochs)
+    assert (cfg.section(GanOptions).loss, cfg.train.epochs) == (loss, epochs)
     assert (cfg.data.image_size, cfg.data.channels, cfg.data.limit) == (28, 1, 50_000)
-    assert (cfg.nets["G"].nz, cfg.gan.noise, cfg.train.batch_size) == (96, "uniform", 128)
+    assert (cfg.nets["G"].nz, cfg.section(GanOptions).noise, cfg.train.batch_size) == (
+        96,
+        "uniform",
+        128,
+    )
     for opt in cfg.optim.values():
         assert (opt.name, opt.lr, opt.betas) == ("adam", 1e-3, (0.5, 0.999))
     assert cfg.description and "\n" not in cfg.description

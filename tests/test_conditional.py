@@ -11,6 +11,7 @@ from PIL import Image
 
 from gankit.cli import main
 from gankit.errors import ConfigError
+from gankit.gan.options import GanOptions
 from gankit.inference.loading import load_run
 from gankit.inference.sampling import class_index, generate, generate_from, seeded_noise
 from gankit.nets import build_net, entry
@@ -90,7 +91,7 @@ def test_a_conditional_run_previews_one_row_per_class_and_samples_one_class(
     loaded = load_run(cond_run)
     model = loaded.model
     assert model.classes == tuple(str(k) for k in range(10))
-    assert loaded.cfg.gan.classes == model.classes
+    assert loaded.cfg.section(GanOptions).classes == model.classes
     preview = sorted((cond_run / "samples").glob("step-*.png"))[-1]
     w, h = Image.open(preview).size
     assert h == 10 * (16 + 2) + 2 and w == 2 * (16 + 2) + 2  # 10 rows of 20 // 10 = 2 images

@@ -11,7 +11,9 @@ from gankit.config import (
     to_dict,
 )
 from gankit.errors import ConfigError
+from gankit.gan.options import GanOptions
 from gankit.registries import build_config, from_dict, load_config
+from gankit.tasks.classifier import ClassifierOptions
 
 
 def test_defaults_recipe_and_overrides_layer():
@@ -20,11 +22,11 @@ def test_defaults_recipe_and_overrides_layer():
         ["train.steps=7", "gan.loss=hinge", "optim.D.lr=1e-3", "optim.G.betas=[0.0, 0.9]"],
     )
     assert cfg.recipe == "dcgan-mnist"
-    assert cfg.train.steps == 7 and cfg.gan.loss == "hinge"
+    assert cfg.train.steps == 7 and cfg.section(GanOptions).loss == "hinge"
     assert cfg.optim["D"].lr == 1e-3 and cfg.optim["G"].betas == (0.0, 0.9)
     assert cfg.data.source == "builtin:mnist" and cfg.data.image_size == 28  # from the recipe
     assert cfg.train.batch_size == 128 and cfg.nets["G"].arch == "mnist-dc"  # from the recipe
-    assert cfg.gan.d_steps == 1  # a dataclass default the recipe leaves alone
+    assert cfg.section(GanOptions).d_steps == 1  # a dataclass default the recipe leaves alone
 
 
 def test_default_recipe_is_dcgan_mnist():
@@ -91,11 +93,15 @@ def test_parse_overrides_nested_and_yaml_values():
 
 
 def test_list_fields_from_yaml_or_comma_string():
-    assert build_config("dcgan-mnist", ["gan.augment=translation,cutout"]).gan.augment == [
+    assert build_config("dcgan-mnist", ["gan.augment=translation,cutout"]).section(
+        GanOptions
+    ).augment == [
         "translation",
         "cutout",
     ]
-    assert build_config("dcgan-mnist", ["gan.augment=[flip]"]).gan.augment == ["flip"]
+    assert build_config("dcgan-mnist", ["gan.augment=[flip]"]).section(GanOptions).augment == [
+        "flip"
+    ]
     with pytest.raises(ConfigError, match="choose from color, translation"):
         build_config("dcgan-mnist", ["gan.augment=rotate"])
 
@@ -107,23 +113,21 @@ def test_every_moved_key_fails_with_its_new_name():
         assert f"use {new}" in str(e.value) and "\n" not in str(e.value)
 
 
-def test_task_sections_read_as_attributes_and_round_trip_through_yaml(tmp_path):
+def test_task_sections_read_typed_and_round_trip_through_yaml(tmp_path):
     from gankit.config import save_config
 
     cfg = build_config("darknet-cifar10-cpu")
-    assert cfg.classifier is cfg.options["classifier"] and cfg.nets["net"].num_blocks == (
-        1,
-        1,
-        2,
-        1,
-    )
+    assert cfg.section(ClassifierOptions) is cfg.options["classifier"]
+    assert cfg.nets["net"].num_blocks == (1, 1, 2, 1)
     assert "gan" not in to_dict(cfg) and list(to_dict(cfg))[:7] == [
         "recipe", "description", "task", "seed", "data", "nets", "classifier"
     ]  # fmt: skip
     save_config(cfg, tmp_path / "config.yaml")
     assert load_config(tmp_path / "config.yaml") == cfg
-    with pytest.raises(AttributeError, match="no section 'gan'"):
-        _ = cfg.gan
+    with pytest.raises(ConfigError, match="a classifier run's config has no GanOptions section"):
+        cfg.section(GanOptions)
+    with pytest.raises(AttributeError):  # no untyped attribute access to a task section
+        _ = cfg.classifier
 
 
 def test_broken_run_config_is_one_line(tmp_path):

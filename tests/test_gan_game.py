@@ -10,6 +10,7 @@ import torch
 from gankit.engine.loop import train
 from gankit.engine.runtime import Runtime
 from gankit.errors import ConfigError
+from gankit.gan.options import GanOptions
 from gankit.gan.penalties import PENALTIES, R1, GradientPenalty, Penalty, WeightClip
 from gankit.gan.phases import compensate
 from gankit.gan.pipeline import Ada, DiffAugment, InstanceNoise
@@ -123,18 +124,52 @@ def test_a_generator_penalty_plugs_in_as_a_greg_phase(monkeypatch):
     """Adding a penalty is a class and a registry line; a G penalty gets the Greg phase."""
     monkeypatch.setitem(PENALTIES, "out_norm", _OutputNorm)
     cfg = build_config("dcgan-mnist", [*TINY, "gan.lazy_reg=separate"])
-    phases = build_phases(cfg.gan, torch.nn.Linear(1, 1), [_OutputNorm(1.0, every=2)])
+    phases = build_phases(
+        cfg.section(GanOptions), torch.nn.Linear(1, 1), [_OutputNorm(1.0, every=2)]
+    )
     assert [p.name for p in phases.generator] == ["G", "Greg"]
     assert [p.name for p in phases.critic] == ["D"]
-    fused = build_phases(build_config("dcgan-mnist", TINY).gan, torch.nn.Linear(1, 1), [])
+    fused = build_phases(
+        build_config("dcgan-mnist", TINY).section(GanOptions), torch.nn.Linear(1, 1), []
+    )
     assert [p.name for p in fused.generator] == ["G"]
 
     from gankit.tasks.base import Streams
 
     task = _task(["gan.lazy_reg=separate"])
-    task.phases = build_phases(task.cfg.gan, task.D, [_OutputNorm(1.0, every=2)])
+    task.phases = build_phases(task.cfg.section(GanOptions), task.D, [_OutputNorm(1.0, every=2)])
     real = iter(lambda: torch.rand(4, 1, 16, 16) * 2 - 1, None)
     outs = [task.step(Streams({"real": real})) for _ in range(3)]
     assert ["out_norm" in o for o in outs] == [True, False, True]
     g_state = next(iter(task.opt_g.state.values()))
     assert int(g_state["step"]) == 3 + 2  # G's main updates and the two Greg updates
+
+
+def test_the_worked_example_penalty_is_listed_by_name_and_trained(tmp_path):
+    """docs/design.md, "Add a penalty": ZeroCentredGP is one class and one registry line."""
+    from gankit.gan.penalties import ZeroCentredGP
+
+    task = _task(["gan.penalties=zero-gp:10,r1:2:4"])
+    pens = task.phases.penalties
+    assert [(type(p), p.weight, p.every) for p in pens] == [(ZeroCentredGP, 10.0, 1), (R1, 2.0, 4)]
+    over = ["gan.penalties=zero-gp:10", "nets.D.norm=none", "train.steps=3", "train.log_every=1"]
+    run = train(build_config("dcgan-mnist", [*TINY, *over]), tmp_path / "r")
+    assert all(r["zero_gp"] >= 0 for r in _rows(run))
+    with pytest.raises(ConfigError, match="'zero_gp' is unknown: did you mean zero-gp"):
+        _task(["gan.penalties=zero_gp:1"])
+    with pytest.raises(ConfigError, match="must be NAME:WEIGHT or NAME:WEIGHT:EVERY"):
+        _task(["gan.penalties=r1:-1"])
+
+
+def test_the_zero_centred_gp_is_the_squared_gradient_norm_at_interpolates():
+    from gankit.gan.game import PhaseBatch
+    from gankit.gan.penalties import ZeroCentredGP
+
+    class Linear:  # D(x) = <w, x>: the gradient is w everywhere, so the penalty is |w|^2
+        w = torch.arange(4.0).view(1, 1, 2, 2)
+
+        def discriminate(self, x, y, compiled=True):
+            return (x * self.w).flatten(1).sum(1), None
+
+    batch = PhaseBatch(torch.rand(3, 1, 2, 2), None, torch.rand(3, 1, 2, 2), None, 0, True)
+    assert ZeroCentredGP(1.0)(Linear(), batch).item() == pytest.approx(0 + 1 + 4 + 9)

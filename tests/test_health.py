@@ -10,8 +10,8 @@ from gankit.engine.health import HealthMonitor, preview_diversity, read_rows
 from gankit.engine.loop import train
 from gankit.engine.metrics_log import MetricsWriter
 from gankit.errors import ConfigError, TrainingError
+from gankit.gan.options import gan_advice
 from gankit.registries import build_config
-from gankit.tasks.gan_options import gan_advice
 
 from conftest import TINY
 

@@ -5,6 +5,7 @@ import pytest
 from gankit.config import recipe_names
 from gankit.engine.checkpoint import latest_checkpoint, load_checkpoint
 from gankit.engine.loop import train
+from gankit.gan.options import GanOptions
 from gankit.registries import build_config
 
 from conftest import write_domains, write_random_images
@@ -22,7 +23,7 @@ def test_recipe_smoke(name, tmp_path):
         pytest.skip(f"{name} needs MNIST's labels: see test_ssgan.py (its own nets, few steps)")
     if base.task != "gan":
         pytest.skip(f"{name} is a {base.task} recipe: see test_translation_recipe_smoke")
-    if base.gan.conditional != "none":  # labels from class sub-folders
+    if base.section(GanOptions).conditional != "none":  # labels from class sub-folders
         for name_ in ("a", "b"):
             write_random_images(tmp_path / "imgs" / name_, n=2, size=24, mode="RGB")
     else:

@@ -15,7 +15,7 @@ from gankit.evaluation.classifier import evaluate_run
 from gankit.inference.loading import load_run
 from gankit.nets.ssgan import SsganDiscriminator, WNLinear
 from gankit.registries import build_config
-from gankit.tasks.ssgan import real_logit, ssgan_d_loss
+from gankit.tasks.ssgan import SsganOptions, real_logit, ssgan_d_loss
 
 SMALL = [
     "data.source=builtin:mnist",
@@ -110,7 +110,7 @@ def test_supervised_only_learns_its_labels(tmp_path):
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     ce = [r["ce"] for r in rows if "ce" in r]
     assert len(ce) == 40 and sum(ce[-5:]) / 5 < 0.5 * sum(ce[:5]) / 5
-    assert cfg.ssgan.classes == tuple(str(k) for k in range(10))
+    assert cfg.section(SsganOptions).classes == tuple(str(k) for k in range(10))
 
 
 def test_ssgan_trains_and_its_run_is_a_classifier_and_a_generator(tmp_path, capsys):

@@ -33,7 +33,7 @@ class ToyOptions:
     match_weight: float = 0.5
 
 
-class ToyTask(Task):
+class ToyTask(Task[ToyOptions]):
     """G makes images from noise; D tells them from ``real``; E matches them to ``other``.
 
     Optimizer ``G`` trains G and E together, optimizer ``D`` trains D. The buffer ``pool`` keeps
@@ -52,8 +52,8 @@ class ToyTask(Task):
 
     @classmethod
     def validate(cls, cfg) -> None:
-        if cfg.toy.match_weight < 0:
-            raise ConfigError(f"toy.match_weight={cfg.toy.match_weight} must be >= 0")
+        if cls.options(cfg).match_weight < 0:
+            raise ConfigError(f"toy.match_weight={cls.options(cfg).match_weight} must be >= 0")
 
     def __init__(self, cfg, rt: Runtime, first: dict[str, Any]) -> None:
         super().__init__(cfg, rt, first)
@@ -84,7 +84,7 @@ class ToyTask(Task):
         loss_d.backward()
         opt_d.step()
         match = (E(fake) - E(other - self.parts.buffers["centre"])).pow(2).mean()
-        loss_g = F.softplus(-D(fake)).mean() + self.cfg.toy.match_weight * match
+        loss_g = F.softplus(-D(fake)).mean() + self.options(self.cfg).match_weight * match
         opt_g.zero_grad()
         loss_g.backward()
         opt_g.step()
@@ -124,7 +124,11 @@ def toy(monkeypatch, tmp_path):
 
 def test_toy_config_has_its_sections_and_checks(toy):
     cfg = toy("toy.match_weight=2", "optim.D.lr=5e-4")
-    assert cfg.toy.match_weight == 2 and cfg.optim["D"].lr == 5e-4 and cfg.optim["G"].lr == 1e-3
+    assert (
+        cfg.section(ToyOptions).match_weight == 2
+        and cfg.optim["D"].lr == 5e-4
+        and cfg.optim["G"].lr == 1e-3
+    )
     assert sorted(cfg.nets) == ["D", "E", "G"] and cfg.nets["E"].hidden == 8
     with pytest.raises(ConfigError, match="toy.match_weight=-1"):
         toy("toy.match_weight=-1")

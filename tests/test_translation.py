@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from gankit.errors import ConfigError, DataError
 from gankit.nets import NETS, build_net
 from gankit.registries import build_config
+from gankit.tasks.cyclegan import CycleGanOptions
 from gankit.tasks.image_to_image import (
     ImagePool,
     ReferenceLoss,
@@ -88,17 +89,17 @@ def test_reference_loss_scale():
 def test_domains_default_to_the_reference_layout_and_errors_name_the_domain(tmp_path):
     root = write_domains(tmp_path / "d")
     cfg = build_config("cyclegan-mnistm", [f"data.root={root}"])
-    specs = domain_streams(cfg, cfg.cyclegan, "cyclegan")
+    specs = domain_streams(cfg, cfg.section(CycleGanOptions), "cyclegan")
     assert specs["A"].data.source == f"folder:{root / 'trainA'}"
     assert specs["B"].data.source == f"folder:{root / 'trainB'}"
     with pytest.raises(ConfigError, match="set data.root=DIR with DIR/trainA"):
-        domain_streams(build_config("cyclegan-mnistm"), cfg.cyclegan, "cyclegan")
+        domain_streams(build_config("cyclegan-mnistm"), cfg.section(CycleGanOptions), "cyclegan")
     (root / "trainB").rename(root / "other")
     with pytest.raises(DataError, match="domain B folder .*trainB does not exist"):
-        domain_streams(cfg, cfg.cyclegan, "cyclegan")
+        domain_streams(cfg, cfg.section(CycleGanOptions), "cyclegan")
     (root / "trainB").mkdir()
     with pytest.raises(DataError, match="domain B folder .*trainB holds no images"):
-        domain_streams(cfg, cfg.cyclegan, "cyclegan")
+        domain_streams(cfg, cfg.section(CycleGanOptions), "cyclegan")
     write_random_images(tmp_path / "elsewhere", n=2)
     cfg = build_config(
         "cyclegan-mnistm",
@@ -107,4 +108,6 @@ def test_domains_default_to_the_reference_layout_and_errors_name_the_domain(tmp_
             f"cyclegan.source_B=folder:{root / 'other'}",
         ],
     )
-    assert domain_streams(cfg, cfg.cyclegan, "cyclegan")["A"].data.source.endswith("elsewhere")
+    assert domain_streams(cfg, cfg.section(CycleGanOptions), "cyclegan")["A"].data.source.endswith(
+        "elsewhere"
+    )

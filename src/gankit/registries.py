@@ -21,6 +21,7 @@ from gankit.config import (
     read_config_file,
     validate,
 )
+from gankit.config.options import check_options
 from gankit.errors import ConfigError, did_you_mean
 from gankit.inference.roles import Generative
 from gankit.nets import NETS, entry
@@ -58,6 +59,8 @@ def check(cfg: Config) -> None:
     """Every check: the core sections, the task's section, each network, evaluation's needs."""
     validate(cfg)
     task = task_class(cfg.task)
+    if task.Options is not None:
+        check_options(task.options(cfg), task.name)
     task.validate(cfg)
     for name, (kind, _) in task.networks.items():
         opts = cfg.nets[name]

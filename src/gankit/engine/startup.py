@@ -43,12 +43,12 @@ def resume_changes(
 ) -> list[tuple[str, object, object]]:
     """The tunable ``(key, old, new)`` changes from a checkpoint's config to ``cfg``.
 
-    A structural change (see ``config.STRUCTURAL``, ``Task.structural``) is a ConfigError naming
+    A structural change (see ``config.STRUCTURAL``, ``Task.structural_keys``) is a ConfigError naming
     the key, and so is one the task refuses in ``check_resume``.
     """
     found = changes(old, to_dict(cfg))
     for key, was, now in found:
-        if is_structural(key, task_cls.structural):
+        if is_structural(key, task_cls.structural_keys()):
             raise ConfigError(
                 f"{key} cannot change when resuming ({was!r} -> {now!r}): it shapes the networks "
                 "or the data; start a new run (with --init-from RUN to keep the weights)"

@@ -25,6 +25,7 @@ from gankit.drawing import font as load_font
 from gankit.engine.lr_find import LRFindResult, lr_find, plot_lr_find
 from gankit.engine.runtime import Runtime
 from gankit.errors import ConfigError, DataError
+from gankit.tasks.classifier import ClassifierOptions
 
 __all__ = [
     "ClassifierEvaluation",
@@ -56,7 +57,7 @@ def run_lr_find(
         )
     torch.manual_seed(cfg.seed)
     runtime = Runtime.from_config(cfg.train)
-    cfg.classifier.eval_every = 0  # the sweep needs no held-out split
+    cfg.section(ClassifierOptions).eval_every = 0  # the sweep needs no held-out split
     data = load_source(cfg.data, progress=cfg.train.progress, with_labels=True)
     stream = make_stream(
         data, cfg.data, cfg.train.batch_size, runtime.device, cfg.seed, with_labels=True

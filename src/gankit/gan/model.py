@@ -20,6 +20,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from gankit.config import Config
 from gankit.errors import ConfigError
+from gankit.gan.options import GanOptions
 from gankit.gan.stabilisers.minibatch import (
     BatchAwareDiscriminator,
     MinibatchDiscrimination,
@@ -38,7 +39,7 @@ VBN_REFERENCE = 64
 def build_gan_nets(cfg: Config) -> tuple[nn.Module, nn.Module]:
     """G and D of ``cfg``: the registry's nets, made conditional (gan.conditional), batch-aware
     (gan.minibatch, gan.mbstd) or virtually batch-normalised (gan.vbn) as the config asks."""
-    size, ch, gan = cfg.data.image_size, cfg.data.channels, cfg.gan
+    size, ch, gan = cfg.data.image_size, cfg.data.channels, cfg.section(GanOptions)
     if gan.conditional == "none":
         G = build_net("generator", cfg.nets["G"], size, ch)
         if gan.vbn:
@@ -68,7 +69,7 @@ def build_gan_nets(cfg: Config) -> tuple[nn.Module, nn.Module]:
 def _check_wrappers(D: nn.Module, cfg: Config) -> nn.Module:
     """``D``, unless a wrapper (labels, minibatch layers) would drop its reconstruction: FastGAN's
     self-supervised decoders need the real pass to reach them."""
-    gan, arch = cfg.gan, cfg.nets["D"].arch
+    gan, arch = cfg.section(GanOptions), cfg.nets["D"].arch
     wrappers = [
         name
         for name, on in (
@@ -88,7 +89,7 @@ def _check_wrappers(D: nn.Module, cfg: Config) -> nn.Module:
 
 def _batch_aware(D: nn.Module, cfg: Config, channels: int) -> nn.Module:
     """``D`` with gan.minibatch or gan.mbstd before a new output layer (else ``D`` itself)."""
-    gan, size = cfg.gan, cfg.data.image_size
+    gan, size = cfg.section(GanOptions), cfg.data.image_size
     if not (gan.minibatch or gan.mbstd):
         return D
     dim = feature_dim(D, channels, size)

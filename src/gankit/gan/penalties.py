@@ -123,13 +123,32 @@ class WeightClip(Penalty):
             p.clamp_(-self.weight, self.weight)
 
 
+class ZeroCentredGP(Penalty):
+    """E‖∇D(x̂)‖² at interpolates x̂ = εx + (1−ε)G(z), ε ~ U[0, 1] per sample: the zero-centred
+    gradient penalty of Thanh-Tung et al. 2019 ("Improving Generalization and Stability of
+    Generative Adversarial Networks", eq. 9), which keeps D's gradient small between the real
+    and the generated distribution. ``gan.penalties=zero-gp:10``."""
+
+    name = "zero_gp"
+    each_update = True
+
+    def __call__(self, game: Game, batch: PhaseBatch) -> Tensor:
+        real, fake = batch.real.float(), batch.fake.detach().float()
+        eps = torch.rand(len(real), *([1] * (real.dim() - 1)), device=real.device)
+        x_hat = eps * real + (1 - eps) * fake
+        y = batch.y_real
+        return zero_centred_penalty(lambda x: game.discriminate(x, y, compiled=False)[0], x_hat)
+
+
 PENALTIES: dict[str, type[Penalty]] = {
     "r1": R1,
     "r2": R2,
     "gp": GradientPenalty,
     "clip": WeightClip,
+    "zero-gp": ZeroCentredGP,
 }
-"""Penalty classes by the name their weight is configured under."""
+"""Penalty classes by name: ``r1``, ``r2``, ``gp`` and ``clip`` are set by their own options
+(gan.r1, gan.r2, gan.gp_weight, gan.clip); any of them can also be listed in ``gan.penalties``."""
 
 
 def weighted_sum(

@@ -38,17 +38,20 @@ import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from gankit.config import Config, DataConfig, OptimConfig, TaskSchema
+from gankit.config.options import structural_keys
 from gankit.engine.runtime import Runtime
 from gankit.errors import CheckpointError, ConfigError, first_line
 
 if TYPE_CHECKING:
     from gankit.data.sources import ImageData
+
+OptionsT = TypeVar("OptionsT")
 
 
 @dataclass(frozen=True)
@@ -274,8 +277,12 @@ def freeze_first_layers(net: nn.Module, k: int, key: str = "gan.freeze_d") -> li
     return frozen
 
 
-class Task(ABC):
-    """Base class of every task: declarations with defaults, and the two things to implement."""
+class Task(ABC, Generic[OptionsT]):
+    """Base class of every task: declarations with defaults, and the two things to implement.
+
+    Generic over its options dataclass: ``class GANTask(Task[GanOptions])`` reads its section
+    typed, ``GANTask.options(cfg).loss``. A section key's default, check and structural flag are
+    declared on its field (:func:`gankit.config.options.option`)."""
 
     name: ClassVar[str]
     Options: ClassVar[type | None] = None
@@ -283,6 +290,8 @@ class Task(ABC):
     networks: ClassVar[dict[str, tuple[str, str]]] = {}
     optimizers: ClassVar[dict[str, OptimConfig]] = {}
     structural: ClassVar[tuple[str, ...]] = ()
+    """Structural keys outside the task's own section (``train.n_preview`` for a fixed preview
+    batch); those of the section are its fields declared ``structural=True``."""
     roles: ClassVar[tuple[type, ...]] = ()
     needs_first_batch: ClassVar[bool] = False
 
@@ -293,8 +302,19 @@ class Task(ABC):
         return TaskSchema(sections, dict(cls.networks), optims)
 
     @classmethod
+    def options(cls, cfg: Config) -> OptionsT:
+        """This task's section of ``cfg``, typed."""
+        return cfg.options[cls.name]
+
+    @classmethod
+    def structural_keys(cls) -> tuple[str, ...]:
+        """Every key a resumed run may not change, beyond ``config.STRUCTURAL``."""
+        return (*cls.structural, *structural_keys(cls.name, cls.Options))
+
+    @classmethod
     def validate(cls, cfg: Config) -> None:
-        """Impossible values of the task's own section: raise a one-line ConfigError."""
+        """Impossible combinations in the task's section (each field's own range is checked from
+        its declaration before this is called): raise a one-line ConfigError."""
         return None
 
     @classmethod

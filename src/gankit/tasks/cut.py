@@ -18,13 +18,14 @@ the NCE). The heads are built from the first batch's feature widths; F has its o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
 from gankit.config import Config, OptimConfig
+from gankit.config.options import option
 from gankit.engine.runtime import Runtime, optimizer_step
 from gankit.errors import ConfigError
 from gankit.nets import build_net
@@ -49,44 +50,38 @@ from gankit.tasks.image_to_image import (
 class CutOptions(DomainOptions):
     """The CUT objective (``cut.*``)."""
 
-    direction: Literal["AtoB", "BtoA"] = "AtoB"
+    direction: Literal["AtoB", "BtoA"] = option("AtoB", structural=True)
     """The one direction G learns: AtoB maps domain A to B."""
     loss: str = "lsgan"
     lambda_gan: float = 1.0
     lambda_nce: float = 1.0
     nce_idt: bool = True
     """Also G(B) ≈ B under PatchNCE (CUT); off for FastCUT."""
-    nce_layers: list[int] = field(default_factory=lambda: [0, 4, 8, 12, 16])
+    nce_layers: list[int] = option(default_factory=lambda: [0, 4, 8, 12, 16], structural=True)
     """Indices into the generator's layer list whose outputs are contrasted."""
     num_patches: int = 256
     nce_t: float = 0.07
     """Temperature of the PatchNCE softmax."""
-    head_channels: int = 256
+    head_channels: int = option(256, structural=True)
     """Width of the projection heads (CUT's netF_nc)."""
     flip_equivariance: bool = False
     """Flip the input at random and the output's features back (FastCUT)."""
 
 
-class CutTask(TranslationTask):
+class CutTask(TranslationTask[CutOptions]):
     """One-sided translation with PatchNCE; the loop drives it."""
 
     name = "cut"
     Options = CutOptions
     networks = {"G": ("translator", "resnet_9blocks"), "D": ("patch_discriminator", "basic")}
     optimizers = {"G": OptimConfig(), "D": OptimConfig(), "F": OptimConfig()}
-    structural = (
-        "cut.direction",
-        "cut.nce_layers",
-        "cut.head_channels",
-        "cut.source_*",
-        "train.n_preview",
-    )
+    structural = ("train.n_preview",)
     # needs_first_batch (from TranslationTask): the heads are sized from the first batch too
 
     @classmethod
     def validate(cls, cfg: Config) -> None:
         super().validate(cfg)
-        o = cfg.cut
+        o = cfg.section(CutOptions)
         if not cfg.nets["G"].arch.startswith("resnet"):
             raise ConfigError(
                 f"nets.G.arch={cfg.nets['G'].arch}: cut taps the ResNet generator's encoder; use "
@@ -102,7 +97,7 @@ class CutTask(TranslationTask):
 
     @classmethod
     def streams(cls, cfg: Config) -> dict[str, StreamSpec]:
-        return domain_streams(cfg, cfg.cut, "cut")
+        return domain_streams(cfg, cfg.section(CutOptions), "cut")
 
     @classmethod
     def build_nets(cls, cfg: Config) -> dict[str, torch.nn.Module]:
@@ -115,15 +110,15 @@ class CutTask(TranslationTask):
     @classmethod
     def test_inputs(cls, cfg: Config, direction: str) -> Tensor:
         """uint8 test images of the source domain (for ``gankit evaluate``)."""
-        return unpaired_test_inputs(cfg, cfg.cut, cls.name, direction)
+        return unpaired_test_inputs(cfg, cfg.section(CutOptions), cls.name, direction)
 
     @classmethod
     def load_model(cls, cfg: Config, parts: dict[str, Any], device: torch.device) -> Any:
-        return cls.load_one_sided(cfg, parts, device, cfg.cut.direction)
+        return cls.load_one_sided(cfg, parts, device, cfg.section(CutOptions).direction)
 
     def __init__(self, cfg: Config, rt: Runtime, first: dict[str, Any]) -> None:
         super().__init__(cfg, rt, first)
-        o = cfg.cut
+        o = cfg.section(CutOptions)
         nets = self.build_nets(cfg)
         self.G, self.D = nets["G"], nets["D"]
         self.g, self.d = rt.prepare(self.G), rt.prepare(self.D)
@@ -156,16 +151,18 @@ class CutTask(TranslationTask):
         )
 
     def previews(self) -> dict[str, Tensor]:
-        t = self.translator({self.cfg.cut.direction: self.G})
+        t = self.translator({self.cfg.section(CutOptions).direction: self.G})
         return {
             f"real {self.src}": self.preview_src.cpu(),
-            f"fake {self.tgt}": t.translate(self.preview_src, self.cfg.cut.direction),
+            f"fake {self.tgt}": t.translate(
+                self.preview_src, self.cfg.section(CutOptions).direction
+            ),
         }
 
     def nce(self, source: Tensor, output: Tensor, flipped: bool) -> Tensor:
         """PatchNCE between G's encoder features of ``source`` and of its translation ``output``,
         averaged over the layers (λ_NCE included)."""
-        o = self.cfg.cut
+        o = self.cfg.section(CutOptions)
         feat_q = self.G.encode(output, o.nce_layers)
         if flipped:
             feat_q = [f.flip(3) for f in feat_q]
@@ -177,7 +174,7 @@ class CutTask(TranslationTask):
         return o.lambda_nce * torch.stack(losses).mean()
 
     def step(self, batches: Streams) -> dict[str, Tensor]:
-        o, mf = self.cfg.cut, self.rt.memory_format
+        o, mf = self.cfg.section(CutOptions), self.rt.memory_format
         # real_A is the source domain's batch and real_B the target's, whichever the direction.
         real_A = next(batches[self.src]).contiguous(memory_format=mf)
         real_B = next(batches[self.tgt]).contiguous(memory_format=mf)

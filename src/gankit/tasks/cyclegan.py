@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gankit.config import Config, OptimConfig
+from gankit.config.options import option
 from gankit.engine.runtime import Runtime, optimizer_step
 from gankit.errors import ConfigError
 from gankit.nets import build_net
@@ -62,11 +63,11 @@ class CycleGanOptions(DomainOptions):
     """Weight of the cycle loss B → A → B."""
     lambda_identity: float = 0.5
     """Identity loss weight, relative to λ_A / λ_B (0 = off)."""
-    pool_size: int = 50
+    pool_size: int = option(50, structural=True)
     """Generated images kept for the discriminators (0 = none)."""
 
 
-class CycleGanTask(TranslationTask):
+class CycleGanTask(TranslationTask[CycleGanOptions]):
     """Unpaired translation both ways; the loop drives it."""
 
     name = "cyclegan"
@@ -78,12 +79,12 @@ class CycleGanTask(TranslationTask):
         "D_B": ("patch_discriminator", "basic"),
     }
     optimizers = {"G": OptimConfig(), "D": OptimConfig()}
-    structural = ("cyclegan.pool_size", "cyclegan.source_*", "train.n_preview")
+    structural = ("train.n_preview",)
 
     @classmethod
     def validate(cls, cfg: Config) -> None:
         super().validate(cfg)
-        o = cfg.cyclegan
+        o = cfg.section(CycleGanOptions)
         for key in ("lambda_A", "lambda_B", "lambda_identity"):
             if getattr(o, key) < 0:
                 raise ConfigError(f"cyclegan.{key}={getattr(o, key)} must be >= 0")
@@ -92,7 +93,7 @@ class CycleGanTask(TranslationTask):
 
     @classmethod
     def streams(cls, cfg: Config) -> dict[str, StreamSpec]:
-        return domain_streams(cfg, cfg.cyclegan, "cyclegan")
+        return domain_streams(cfg, cfg.section(CycleGanOptions), "cyclegan")
 
     @classmethod
     def build_nets(cls, cfg: Config) -> dict[str, torch.nn.Module]:
@@ -105,7 +106,7 @@ class CycleGanTask(TranslationTask):
     @classmethod
     def test_inputs(cls, cfg: Config, direction: str) -> Tensor:
         """uint8 test images of the source domain (for ``gankit evaluate``)."""
-        return unpaired_test_inputs(cfg, cfg.cyclegan, cls.name, direction)
+        return unpaired_test_inputs(cfg, cfg.section(CycleGanOptions), cls.name, direction)
 
     @classmethod
     def load_model(cls, cfg: Config, parts: dict[str, Any], device: torch.device) -> Any:
@@ -119,7 +120,7 @@ class CycleGanTask(TranslationTask):
 
     def __init__(self, cfg: Config, rt: Runtime, first: dict[str, Any]) -> None:
         super().__init__(cfg, rt, first)
-        o = cfg.cyclegan
+        o = cfg.section(CycleGanOptions)
         nets = self.build_nets(cfg)
         self.G_A, self.G_B, self.D_A, self.D_B = (nets[k] for k in ("G_A", "G_B", "D_A", "D_B"))
         self.g_a, self.g_b = rt.prepare(self.G_A), rt.prepare(self.G_B)
@@ -169,7 +170,7 @@ class CycleGanTask(TranslationTask):
         }
 
     def step(self, batches: Streams) -> dict[str, Tensor]:
-        o, mf = self.cfg.cyclegan, self.rt.memory_format
+        o, mf = self.cfg.section(CycleGanOptions), self.rt.memory_format
         real_A = next(batches["A"]).contiguous(memory_format=mf)
         real_B = next(batches["B"]).contiguous(memory_format=mf)
 

@@ -33,6 +33,7 @@ from gankit.gan.model import (
     update_ema,
 )
 from gankit.gan.objectives import resolve_loss
+from gankit.gan.options import GanOptions, critic_steps, gan_advice, validate_gan
 from gankit.gan.phases import Phase, compensate
 from gankit.gan.stabilisers.vbn import VirtualBatchNormNet
 from gankit.inference.roles import ConditionalGenerative, Critic, Exportable, Generative
@@ -46,28 +47,16 @@ from gankit.tasks.base import (
     requires_grad,
 )
 from gankit.tasks.gan_build import build_penalties, build_phases, build_pipeline
-from gankit.tasks.gan_options import GanOptions, critic_steps, gan_advice, validate_gan
 
 
-class GANTask(Task):
+class GANTask(Task[GanOptions]):
     """Generator, discriminator, their optimizers and losses; the loop drives it."""
 
     name = "gan"
     Options = GanOptions
     networks = {"G": ("generator", "dcgan"), "D": ("discriminator", "dcgan")}
     optimizers = {"G": OptimConfig(), "D": OptimConfig()}
-    structural = (
-        "gan.noise",
-        "train.n_preview",
-        "gan.conditional",
-        "gan.classes",
-        "gan.embed_dim",
-        "gan.minibatch",
-        "gan.mbstd",
-        "gan.vbn",
-        "gan.ada",
-        "gan.freeze_d",
-    )
+    structural = ("train.n_preview",)
     roles = (Generative, Critic, ConditionalGenerative, Exportable)
 
     # --- declarations -------------------------------------------------------------------------
@@ -78,41 +67,42 @@ class GANTask(Task):
 
     @classmethod
     def streams(cls, cfg: Config) -> dict[str, StreamSpec]:
-        if cfg.gan.conditional == "none":
+        if cfg.section(GanOptions).conditional == "none":
             return {"real": StreamSpec(cfg.data)}
         return {"labelled": StreamSpec(cfg.data, labels=True)}
 
     @classmethod
     def resolve(cls, cfg: Config, data: dict[str, Any]) -> None:
         """A conditional GAN's class names from the data (checked against a resumed run's)."""
-        if cfg.gan.conditional == "none":
+        if cfg.section(GanOptions).conditional == "none":
             return
         labelled = data["labelled"]
         if labelled.labels is None or not len(labelled.labels):
             raise ConfigError(
-                f"gan.conditional={cfg.gan.conditional} needs labels: {cfg.data.source} has none "
+                f"gan.conditional={cfg.section(GanOptions).conditional} needs labels: {cfg.data.source} has none "
                 "(use mnist, fashion, cifar10, builtin:mnist or folder:PATH with one sub-folder "
                 "per class)"
             )
         top = int(labelled.labels.max()) + 1
         found = tuple(labelled.classes) if labelled.classes else tuple(str(k) for k in range(top))
-        if cfg.gan.classes is None:
-            cfg.gan.classes = found
-        elif tuple(cfg.gan.classes) != found:
+        if cfg.section(GanOptions).classes is None:
+            cfg.section(GanOptions).classes = found
+        elif tuple(cfg.section(GanOptions).classes) != found:
             raise ConfigError(
                 f"{cfg.data.source} has classes {', '.join(found)}, but this run was trained on "
-                f"{', '.join(cfg.gan.classes)}"
+                f"{', '.join(cfg.section(GanOptions).classes)}"
             )
 
     @classmethod
     def batches_per_step(cls, cfg: Config) -> int:
-        return cfg.gan.d_steps
+        return cfg.section(GanOptions).d_steps
 
     @classmethod
     def check_resume(cls, old: Config, new: Config) -> None:
-        if (old.gan.ema > 0) != (new.gan.ema > 0):
+        was, now = old.section(GanOptions).ema, new.section(GanOptions).ema
+        if (was > 0) != (now > 0):
             raise ConfigError(
-                f"gan.ema cannot be switched {'on' if new.gan.ema else 'off'} when resuming "
+                f"gan.ema cannot be switched {'on' if now else 'off'} when resuming "
                 "(the EMA generator is part of the run): start a new run with --init-from"
             )
 
@@ -135,7 +125,7 @@ class GANTask(Task):
         fixed_z = parts["buffers"]["fixed_z"].to(device)
         G.to(device).eval()
         D.to(device).eval()
-        g = cfg.gan
+        g = cfg.section(GanOptions)
         return GANModel(
             G,
             D,
@@ -152,7 +142,7 @@ class GANTask(Task):
 
     def __init__(self, cfg: Config, rt: Runtime, first: dict[str, Any]) -> None:
         super().__init__(cfg, rt, first)
-        gan = cfg.gan
+        gan = cfg.section(GanOptions)
         nets = self.build_nets(cfg)
         self.G, self.D = nets["G"], nets["D"]
         self.frozen_d = freeze_first_layers(self.D, gan.freeze_d)
@@ -187,17 +177,17 @@ class GANTask(Task):
 
     def _model(self, rt: Runtime) -> GANModel:
         """The sampling view of the networks being trained, with its fixed preview noise."""
-        cfg, conditional = self.cfg, self.cfg.gan.conditional
+        cfg, conditional = self.cfg, self.cfg.section(GanOptions).conditional
         model = GANModel(
             self.G,
             self.D,
             self.ema,
             cfg.nets["G"].nz,
-            cfg.gan.noise,
+            cfg.section(GanOptions).noise,
             torch.empty(0),
             rt.device,
             rt.autocast,
-            classes=cfg.gan.classes if conditional != "none" else None,
+            classes=cfg.section(GanOptions).classes if conditional != "none" else None,
             conditional=conditional,
         )
         gen = seeds.generator(cfg.seed, seeds.PREVIEW)
@@ -216,7 +206,7 @@ class GANTask(Task):
         self.opt_d = make_optimizer(trainable_d, compensate(optim["D"], interval, "optim.D"))
         self.parts.nets = {"G": self.G, "D": self.D}
         self.parts.optims = {"G": self.opt_g, "D": self.opt_d}
-        steps, start = self.cfg.train.steps, self.cfg.gan.lr_decay_start
+        steps, start = self.cfg.train.steps, self.cfg.section(GanOptions).lr_decay_start
         self.parts.scheds = decaying(self.parts.optims, steps, start)
         self.parts.scalers = {"G": self.rt.grad_scaler(), "D": self.rt.grad_scaler()}
         self.parts.ema = {"G": self.ema} if self.ema is not None else {}
@@ -247,7 +237,7 @@ class GANTask(Task):
 
     def step(self, batches: Streams) -> dict[str, Tensor]:
         """One generator update after its critic updates; returns detached scalar tensors."""
-        gan, step, out = self.cfg.gan, int(self.g_step), {}
+        gan, step, out = self.cfg.section(GanOptions), int(self.g_step), {}
         stream = batches["labelled" if self.model.classes else "real"]
         self.game.augment.begin(step)
         n_critic = critic_steps(gan.d_steps, gan.d_schedule, step)

@@ -14,19 +14,20 @@ from gankit.config import Config
 from gankit.engine.runtime import Runtime
 from gankit.errors import ConfigError
 from gankit.gan.ada import AdaController
+from gankit.gan.options import GanOptions, parse_penalties
 from gankit.gan.penalties import PENALTIES, Penalty
 from gankit.gan.phases import DMain, GMain, Phase, Regularise
 from gankit.gan.pipeline import Ada, DiffAugment, InstanceNoise, Pipeline, Transform
 from gankit.gan.stabilisers.matching import last_layer
 from gankit.inference.roles import ReconstructingDiscriminator
 from gankit.nets.conditional import LabelDiscriminator
-from gankit.tasks.gan_options import GanOptions
 
 
 def build_penalties(gan: GanOptions, defaults: dict[str, float]) -> list[Penalty]:
     """The penalties ``gan`` switches on, in the order their terms are added: R1, R2 (every
-    ``gan.reg_every`` steps, weight γ/2), the gradient penalty, weight clipping. A loss's
-    defaults (``wgan``: clip 0.01, ``wgan-gp``: GP 10) apply where the option is unset."""
+    ``gan.reg_every`` steps, weight γ/2), the gradient penalty, weight clipping, then those
+    listed in ``gan.penalties``. A loss's defaults (``wgan``: clip 0.01, ``wgan-gp``: GP 10)
+    apply where the option is unset."""
     gp = gan.gp_weight if gan.gp_weight is not None else defaults.get("gp", 0.0)
     clip = gan.clip if gan.clip is not None else defaults.get("clip", 0.0)
     wanted = [
@@ -34,13 +35,14 @@ def build_penalties(gan: GanOptions, defaults: dict[str, float]) -> list[Penalty
         ("r2", gan.r2 / 2, gan.reg_every),
         ("gp", gp, 1),
         ("clip", clip, 1),
+        *parse_penalties(gan.penalties),
     ]
     return [PENALTIES[name](weight, every) for name, weight, every in wanted if weight]
 
 
 def build_pipeline(cfg: Config, rt: Runtime) -> Pipeline:
     """D's input transforms that ``gan.*`` switches on, in the order of ``gan.d_input``."""
-    gan = cfg.gan
+    gan = cfg.section(GanOptions)
     built: dict[str, Transform] = {}
     if gan.ada != "off":
         controller = AdaController(

@@ -19,13 +19,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gankit.config import Config, DataConfig
+from gankit.config.options import option
 from gankit.data.images import IMAGE_EXTENSIONS
 from gankit.engine.schedules import FactorSchedule, check_decay_start, decaying
 from gankit.errors import ConfigError, DataError, did_you_mean
 from gankit.gan.objectives import LOSS_DEFAULTS, OBJECTIVES, Objective
 from gankit.inference.roles import SizeMultiple, Translator
 from gankit.nets.eval_mode import eval_mode
-from gankit.tasks.base import StreamSpec, Task
+from gankit.tasks.base import OptionsT, StreamSpec, Task
 
 DIRECTIONS = ("AtoB", "BtoA")
 
@@ -34,9 +35,9 @@ DIRECTIONS = ("AtoB", "BtoA")
 class DomainOptions:
     """Where the two unpaired domains come from (shared by ``cyclegan.*`` and ``cut.*``)."""
 
-    source_A: str | None = None
+    source_A: str | None = option(None, structural=True)
     """Domain A's images (any data.source form); None: folder:<data.root>/trainA."""
-    source_B: str | None = None
+    source_B: str | None = option(None, structural=True)
     """Domain B's images; None: folder:<data.root>/trainB."""
     lr_decay_start: float | None = 0.5
     """Fraction of train.steps after which the learning rates fall linearly to 0 (the
@@ -237,7 +238,7 @@ class TranslatorModel:
         return crop_back(out.float(), pad).cpu()
 
 
-class TranslationTask(Task):
+class TranslationTask(Task[OptionsT]):
     """The base of the image-to-image tasks: the :class:`~gankit.inference.roles.Translator` role, fixed
     preview inputs from the first batches, the checks of ``<name>.loss`` and
     ``<name>.lr_decay_start``, and the constant-then-linear learning-rate decay."""
@@ -247,7 +248,7 @@ class TranslationTask(Task):
 
     @classmethod
     def validate(cls, cfg: Config) -> None:
-        o = getattr(cfg, cls.name)
+        o = cls.options(cfg)
         check_loss(o.loss, f"{cls.name}.loss")
         check_decay_start(o.lr_decay_start, f"{cls.name}.lr_decay_start")
 
@@ -267,5 +268,5 @@ class TranslationTask(Task):
 
     def decaying(self, optims: dict[str, torch.optim.Optimizer]) -> dict[str, FactorSchedule]:
         """A schedule per optimizer: constant until ``lr_decay_start``, then linear to 0."""
-        start = self.cfg.options[self.name].lr_decay_start
+        start = self.options(self.cfg).lr_decay_start
         return decaying(optims, self.cfg.train.steps, start)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gankit.config import Config, OptimConfig
+from gankit.config.options import option
 from gankit.engine.runtime import Runtime, optimizer_step
 from gankit.errors import ConfigError, DataError
 from gankit.nets import build_net
@@ -45,9 +46,9 @@ from gankit.tasks.image_to_image import (
 class Pix2PixOptions:
     """The pix2pix objective and its paired data (``pix2pix.*``)."""
 
-    source: str | None = None
+    source: str | None = option(None, structural=True)
     """aligned:PATH (A|B side by side) or paired:PATH_A,PATH_B; None: aligned:<data.root>/train."""
-    direction: Literal["AtoB", "BtoA"] = "AtoB"
+    direction: Literal["AtoB", "BtoA"] = option("AtoB", structural=True)
     """Which half is the input."""
     loss: str = "non-saturating"
     """Adversarial loss (the reference's vanilla GAN loss is the non-saturating BCE)."""
@@ -58,7 +59,7 @@ class Pix2PixOptions:
 
 def paired_source(cfg: Config) -> str:
     """``pix2pix.source``, else ``aligned:<data.root>/train``; refuses unpaired layouts."""
-    src = cfg.pix2pix.source
+    src = cfg.section(Pix2PixOptions).source
     if src is not None:
         if not src.startswith(("aligned:", "paired:")):
             raise ConfigError(
@@ -82,19 +83,19 @@ def paired_source(cfg: Config) -> str:
     return f"aligned:{root_path / 'train'}"
 
 
-class Pix2PixTask(TranslationTask):
+class Pix2PixTask(TranslationTask[Pix2PixOptions]):
     """Paired translation in one direction; the loop drives it."""
 
     name = "pix2pix"
     Options = Pix2PixOptions
     networks = {"G": ("translator", "unet_256"), "D": ("patch_discriminator", "basic")}
     optimizers = {"G": OptimConfig(), "D": OptimConfig()}
-    structural = ("pix2pix.source", "pix2pix.direction", "train.n_preview")
+    structural = ("train.n_preview",)
 
     @classmethod
     def validate(cls, cfg: Config) -> None:
         super().validate(cfg)
-        o = cfg.pix2pix
+        o = cfg.section(Pix2PixOptions)
         if o.lambda_L1 < 0:
             raise ConfigError(f"pix2pix.lambda_L1={o.lambda_L1} must be >= 0")
 
@@ -107,7 +108,7 @@ class Pix2PixTask(TranslationTask):
         """uint8 input halves of the test pairs in <data.root>/test, for ``gankit evaluate``."""
         from gankit.data.paired import load_paired
 
-        if cfg.pix2pix.source is not None:
+        if cfg.section(Pix2PixOptions).source is not None:
             raise ConfigError(
                 "this pix2pix run was trained on pix2pix.source: translate your test inputs with "
                 "gankit translate and evaluate that folder"
@@ -126,7 +127,7 @@ class Pix2PixTask(TranslationTask):
 
     @classmethod
     def load_model(cls, cfg: Config, parts: dict[str, Any], device: torch.device) -> Any:
-        return cls.load_one_sided(cfg, parts, device, cfg.pix2pix.direction)
+        return cls.load_one_sided(cfg, parts, device, cfg.section(Pix2PixOptions).direction)
 
     def __init__(self, cfg: Config, rt: Runtime, first: dict[str, Any]) -> None:
         super().__init__(cfg, rt, first)
@@ -136,7 +137,7 @@ class Pix2PixTask(TranslationTask):
         self.opt_g = make_optimizer(self.G.parameters(), cfg.optim["G"])
         self.opt_d = make_optimizer(self.D.parameters(), cfg.optim["D"])
         self.scaler_g, self.scaler_d = rt.grad_scaler(), rt.grad_scaler()
-        self.gan = ReferenceLoss(cfg.pix2pix.loss)
+        self.gan = ReferenceLoss(cfg.section(Pix2PixOptions).loss)
         x, y = self.split(first["pair"][: cfg.train.n_preview].to(rt.device))
         self.preview_in, self.preview_target = x.clone(), y.clone()
         self.parts.nets = {"G": self.G, "D": self.D}
@@ -153,18 +154,18 @@ class Pix2PixTask(TranslationTask):
         """(input, target) halves of a stacked pair batch, by ``pix2pix.direction``."""
         c = self.cfg.data.channels
         a, b = pair[:, :c], pair[:, c:]
-        return (a, b) if self.cfg.pix2pix.direction == "AtoB" else (b, a)
+        return (a, b) if self.cfg.section(Pix2PixOptions).direction == "AtoB" else (b, a)
 
     def previews(self) -> dict[str, Tensor]:
-        t = self.translator({self.cfg.pix2pix.direction: self.G})
+        t = self.translator({self.cfg.section(Pix2PixOptions).direction: self.G})
         return {
             "input": self.preview_in.cpu(),
-            "output": t.translate(self.preview_in, self.cfg.pix2pix.direction),
+            "output": t.translate(self.preview_in, self.cfg.section(Pix2PixOptions).direction),
             "target": self.preview_target.cpu(),
         }
 
     def step(self, batches: Streams) -> dict[str, Tensor]:
-        o = self.cfg.pix2pix
+        o = self.cfg.section(Pix2PixOptions)
         x, y = self.split(next(batches["pair"]).contiguous(memory_format=self.rt.memory_format))
         with self.rt.autocast():
             fake = self.g(x)

@@ -34,6 +34,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from gankit import seeds
 from gankit.config import Config, OptimConfig
+from gankit.config.options import option
 from gankit.data.sources import ImageData, load_source
 from gankit.data.stream import to_unit
 from gankit.engine.runtime import Runtime, optimizer_step
@@ -66,19 +67,19 @@ log = logging.getLogger("gankit")
 class SsganOptions:
     """The semi-supervised GAN (``ssgan.*``)."""
 
-    classes: tuple[str, ...] | None = None
+    classes: tuple[str, ...] | None = option(None, structural=True)
     """Class names in label order; filled in from the data when training starts."""
     g_loss: Literal["feature-matching", "non-saturating"] = "feature-matching"
     """feature-matching: match the batch mean of D's last hidden layer (Salimans et al. 2016);
     non-saturating: −log D(G(z)) with D = Z/(Z+1)."""
     unlabelled_weight: float = 0.5
     """Weight of the unlabelled and generated terms of D's loss (0.5 in the paper's MNIST code)."""
-    supervised_only: bool = False
+    supervised_only: bool = option(False, structural=True)
     """Train the discriminator on the labelled images alone (no G, no unlabelled data): the
     baseline classifier of the same network and labels."""
     lr_decay_start: float | None = None
     """Fraction of train.steps after which both learning rates fall linearly to 0; None = constant."""
-    average: float = 0.0
+    average: float = option(0.0, structural=True)
     """Decay of an exponential moving average of D's weights that classifies (evaluation,
     ``gankit evaluate-classifier``); 0 = the trained D itself. The paper's code tests with a
     running average of D's parameters."""
@@ -116,7 +117,7 @@ class SsganModel:
         autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     ) -> None:
         self.net, self.G, self.cfg, self.device = D, G, cfg, device
-        self.classes = list(cfg.ssgan.classes or ())
+        self.classes = list(cfg.section(SsganOptions).classes or ())
         self.tta_flip = False
         self.gan = GANModel(G, None, None, cfg.nets["G"].nz, "uniform", fixed_z, device, autocast)
         self.nz, self.has_ema, self._autocast = self.gan.nz, False, autocast
@@ -147,7 +148,7 @@ class SsganModel:
         """Class logits (float32, CPU) of uint8 images; ``tta_flip`` also averages mirror images
         (off by default: digits are not mirror-symmetric)."""
         out = []
-        for chunk in images.split(self.cfg.ssgan.eval_batch_size):
+        for chunk in images.split(self.cfg.section(SsganOptions).eval_batch_size):
             x = self.inputs(chunk)
             logits = self._logits(x)
             if tta_flip:
@@ -160,7 +161,7 @@ class SsganModel:
         return real_logit(self._logits(images.to(self.device))).cpu()
 
 
-class SsganTask(Task):
+class SsganTask(Task[SsganOptions]):
     """G, a K-class D, their Adam optimizers; parts ``G``, ``D``; buffer ``fixed_z``."""
 
     name = "ssgan"
@@ -170,13 +171,13 @@ class SsganTask(Task):
         "G": OptimConfig(lr=3e-3, betas=(0.5, 0.999)),
         "D": OptimConfig(lr=3e-3, betas=(0.5, 0.999)),
     }
-    structural = ("ssgan.classes", "ssgan.supervised_only", "ssgan.average", "train.n_preview")
+    structural = ("train.n_preview",)
     roles = (Classifier, Generative, Critic)
     needs_first_batch = True
 
     @classmethod
     def validate(cls, cfg: Config) -> None:
-        s = cfg.ssgan
+        s = cfg.section(SsganOptions)
         if not 0 <= s.average < 1:
             raise ConfigError(f"ssgan.average={s.average} must be in [0, 1), e.g. 0.999; 0 = off")
         if s.unlabelled_weight < 0 or s.eval_every < 0 or s.eval_batch_size <= 0:
@@ -195,7 +196,7 @@ class SsganTask(Task):
     @classmethod
     def streams(cls, cfg: Config) -> dict[str, StreamSpec]:
         labelled = {"labelled": StreamSpec(cfg.data, labels=True)}
-        if cfg.ssgan.supervised_only:
+        if cfg.section(SsganOptions).supervised_only:
             return labelled
         # unlabelled first: train.epochs counts passes over every image
         unlabelled = dataclasses.replace(cfg.data, labels_per_class=None)
@@ -206,17 +207,17 @@ class SsganTask(Task):
         labelled = data["labelled"]
         top = int(labelled.labels.max()) + 1  # type: ignore[union-attr]
         found = tuple(labelled.classes) if labelled.classes else tuple(map(str, range(top)))
-        if cfg.ssgan.classes is None:
-            cfg.ssgan.classes = found
-        elif tuple(cfg.ssgan.classes) != found:
+        if cfg.section(SsganOptions).classes is None:
+            cfg.section(SsganOptions).classes = found
+        elif tuple(cfg.section(SsganOptions).classes) != found:
             raise ConfigError(
                 f"{cfg.data.source} has classes {', '.join(found)}, but this run was trained on "
-                f"{', '.join(cfg.ssgan.classes)}"
+                f"{', '.join(cfg.section(SsganOptions).classes)}"
             )
 
     @classmethod
     def build_nets(cls, cfg: Config) -> dict[str, nn.Module]:
-        if not cfg.ssgan.classes:
+        if not cfg.section(SsganOptions).classes:
             raise ConfigError("ssgan.classes is unknown: let training read it from the data")
         d = cfg.data
         G = build_net("generator", cfg.nets["G"], d.image_size, d.channels)
@@ -225,7 +226,7 @@ class SsganTask(Task):
             cfg.nets["D"],
             d.image_size,
             d.channels,
-            num_classes=len(cfg.ssgan.classes),
+            num_classes=len(cfg.section(SsganOptions).classes),
         )
         if not isinstance(D, FeatureDiscriminator):
             raise ConfigError(f"nets.D.arch={cfg.nets['D'].arch} has no features() to match")
@@ -249,14 +250,14 @@ class SsganTask(Task):
         nets = self.build_nets(cfg)
         self.G, self.D = nets["G"], nets["D"]
         if isinstance(self.D, DataInitialised):  # a resumed run then loads its own weights
-            batch = first["labelled" if cfg.ssgan.supervised_only else "unlabelled"]
+            batch = first["labelled" if cfg.section(SsganOptions).supervised_only else "unlabelled"]
             self.D.init_from_data(self._images(batch).to(rt.device))
         self.g, self.d = rt.prepare(self.G), rt.prepare(self.D)
         self.opt_g = make_optimizer(self.G.parameters(), cfg.optim["G"])
         self.opt_d = make_optimizer(self.D.parameters(), cfg.optim["D"])
         self.scaler_g, self.scaler_d = rt.grad_scaler(), rt.grad_scaler()
         self.average: AveragedModel | None = None
-        if cfg.ssgan.average > 0:
+        if cfg.section(SsganOptions).average > 0:
             self.average = AveragedModel(self.D, use_buffers=True)
         classifier = self.D if self.average is None else self.average.module
         self.model = SsganModel(self.G, classifier, cfg, rt.device, torch.empty(0), rt.autocast)
@@ -266,22 +267,26 @@ class SsganTask(Task):
         self.n_steps = torch.zeros((), dtype=torch.int64)  # a buffer, so it is checkpointed
         self.parts.nets = {"G": self.G, "D": self.D}
         self.parts.optims = {"G": self.opt_g, "D": self.opt_d}
-        self.parts.scheds = decaying(self.parts.optims, cfg.train.steps, cfg.ssgan.lr_decay_start)
+        self.parts.scheds = decaying(
+            self.parts.optims, cfg.train.steps, cfg.section(SsganOptions).lr_decay_start
+        )
         self.parts.scalers = {"G": self.scaler_g, "D": self.scaler_d}
         self.parts.ema = {"D": self.average} if self.average is not None else {}
         self.parts.buffers = {"fixed_z": self.model.fixed_z, "step": self.n_steps}
         self.info = TaskInfo(
             progress_keys=("ce", "acc", "loss_g"),
             nan_advice="lower optim.D.lr and optim.G.lr",
-            eval_every=cfg.ssgan.eval_every,
-            diversity_row=None if cfg.ssgan.supervised_only else "fake",
+            eval_every=cfg.section(SsganOptions).eval_every,
+            diversity_row=None if cfg.section(SsganOptions).supervised_only else "fake",
         )
 
     def generative(self) -> SsganModel | None:
-        return None if self.cfg.ssgan.supervised_only else self.model
+        return None if self.cfg.section(SsganOptions).supervised_only else self.model
 
     def previews(self) -> dict[str, Tensor]:
-        return {} if self.cfg.ssgan.supervised_only else {"fake": self.model.sample()}
+        return (
+            {} if self.cfg.section(SsganOptions).supervised_only else {"fake": self.model.sample()}
+        )
 
     def _images(self, batch: Any) -> Tensor:
         x = batch[0] if isinstance(batch, tuple | list) else batch
@@ -289,7 +294,7 @@ class SsganTask(Task):
         return x.contiguous(memory_format=self.rt.memory_format)
 
     def step(self, batches: Streams) -> dict[str, Tensor]:
-        s = self.cfg.ssgan
+        s = self.cfg.section(SsganOptions)
         x_lab, y = next(batches["labelled"])
         x_lab = self._images(x_lab)
         out: dict[str, Tensor] = {}

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Literal
 
 from gankit.config import Config
+from gankit.config.options import in_range, non_negative, option, positive
 from gankit.data.augment import DIFF_AUGMENTS
-from gankit.engine.schedules import check_decay_start
 from gankit.errors import ConfigError, did_you_mean
 from gankit.gan.objectives import LOSSES, resolve_loss
+from gankit.gan.penalties import PENALTIES
 from gankit.gan.pipeline import TRANSFORMS
 
 
@@ -20,43 +21,50 @@ class GanOptions:
 
     loss: str = "non-saturating"
     """minimax | non-saturating | lsgan | wgan | wgan-gp | hinge | rpgan"""
-    noise: Literal["normal", "uniform"] = "normal"
+    noise: Literal["normal", "uniform"] = option("normal", structural=True)
     """normal: N(0, I); uniform: U[-1, 1) (the cs231n assignment)."""
-    d_steps: int = 1
+    d_steps: int = option(1, check=positive)
     """Critic (discriminator) steps per generator step."""
     d_schedule: Literal["constant", "wgan"] = "constant"
     """wgan: 100 critic steps for the first 25 generator steps and every 500th (Arjovsky et al.)."""
-    clip: float | None = None
+    clip: float | None = option(None, check=positive)
     """Weight clipping bound of the critic; None = the loss's default (0.01 for wgan)."""
-    gp_weight: float | None = None
+    gp_weight: float | None = option(None, check=non_negative)
     """Gradient-penalty weight; None = the loss's default (10 for wgan-gp)."""
-    label_smoothing: float = 0.0
+    label_smoothing: float = option(0.0, check=in_range(0, 0.5, hi_open=True))
     """One-sided: real targets become 1 - label_smoothing (Salimans et al. 2016)."""
-    ema: float = 0.0
+    ema: float = option(
+        0.0, check=in_range(0, 1, hi_open=True), hint=", e.g. 0.999; 0 turns it off"
+    )
     """Decay of an exponential moving average of the generator used for sampling; 0 = off."""
-    ema_start: int = 0
+    ema_start: int = option(0, check=non_negative)
     """Generator step at which the EMA starts averaging (it copies G until then)."""
     augment: list[str] = field(default_factory=list)
     """DiffAugment policy for D's inputs, real and fake alike: color, translation, cutout, flip
     (Zhao et al. 2020)."""
-    ada: Literal["off", "adaptive", "fixed"] = "off"
+    ada: Literal["off", "adaptive", "fixed"] = option("off", structural=True)
     """Adaptive discriminator augmentation (Karras et al. 2020): the ``bgc`` pipeline on every
     image D sees, each op with probability p; adaptive: p follows r_t = E[sign(D(real))] towards
     gan.ada_target; fixed: p = gan.ada_p throughout."""
-    ada_p: float = 0.0
+    ada_p: float = option(0.0, check=in_range(0, 1))
     """ADA's starting (adaptive) or constant (fixed) probability."""
-    ada_target: float = 0.6
+    ada_target: float = option(
+        0.6, check=in_range(0, 1, lo_open=True, hi_open=True), hint=", e.g. 0.6"
+    )
     """The r_t that adaptive ADA holds D at (0.6 in the paper)."""
-    ada_interval: int = 4
+    ada_interval: int = option(4, check=positive, hint=" (4 in the paper)")
     """Minibatches between adjustments of p."""
-    ada_kimg: float = 500.0
+    ada_kimg: float = option(500.0, check=positive, hint=" (500 in the paper)")
     """Thousands of real images over which p could move from 0 to 1 (the adjustment speed)."""
-    r1: float = 0.0
+    r1: float = option(0.0, check=non_negative)
     """γ of the R1 penalty γ/2·E‖∇D(x)‖² on real images (Mescheder et al. 2018); 0 = off."""
-    r2: float = 0.0
+    r2: float = option(0.0, check=non_negative)
     """γ of the R2 penalty, the same on generated images (with rpgan: R3GAN, Huang et al. 2024)."""
-    reg_every: int = 1
+    reg_every: int = option(1, check=positive)
     """Lazy regularisation: R1/R2 every k generator steps, scaled by k (Karras et al. 2020)."""
+    penalties: list[str] = field(default_factory=list)
+    """More penalties from the registry (``gankit.gan.penalties.PENALTIES``), each
+    ``name:weight`` or ``name:weight:every``, e.g. ``zero-gp:10`` (Thanh-Tung et al. 2019)."""
     lazy_reg: Literal["fused", "separate"] = "fused"
     """fused: a lazily evaluated penalty is added to D's main loss on its steps (gankit <= 0.2);
     separate: it is an update of its own (the ``Dreg`` phase) and D's Adam gets lr·k/(k+1) and
@@ -64,32 +72,57 @@ class GanOptions:
     d_input: list[str] = field(default_factory=lambda: ["ada", "diffaugment", "noise"])
     """The order of the transforms in front of D (those switched on by gan.ada, gan.augment and
     gan.instance_noise)."""
-    freeze_d: int = 0
+    freeze_d: int = option(0, check=non_negative, structural=True)
     """FreezeD (Mo et al. 2020): keep D's first k layers fixed (fine-tuning with --init-from)."""
-    lr_decay_start: float | None = None
+    lr_decay_start: float | None = option(
+        None, check=in_range(0, 1, hi_open=True), hint=", or null for a constant lr"
+    )
     """Fraction of train.steps after which both learning rates fall linearly to 0; None = constant."""
-    conditional: Literal["none", "concat", "projection", "acgan"] = "none"
+    conditional: Literal["none", "concat", "projection", "acgan"] = option("none", structural=True)
     """Class-conditional GAN on the data's labels: G joins a label embedding to z; D takes the label
     as input channels (concat, Mirza & Osindero 2014), by projection (Miyato & Koyama 2018) or
     through an auxiliary classifier (acgan, Odena et al. 2017)."""
-    aux_weight: float = 1.0
+    aux_weight: float = option(1.0, check=non_negative)
     """acgan: weight of the class log-likelihood terms of both losses."""
-    embed_dim: int = 0
+    embed_dim: int = option(0, check=non_negative, structural=True)
     """Size of G's label embedding; 0 = the number of classes."""
-    classes: tuple[str, ...] | None = None
+    classes: tuple[str, ...] | None = option(None, structural=True)
     """Class names of a conditional GAN; null = read from the data at the start."""
     feature_matching: bool = False
     """G matches the mean of D's last hidden features on real images instead of the objective's
     G loss (Salimans et al. 2016, sec. 3.1)."""
-    instance_noise: float = 0.0
+    instance_noise: float = option(0.0, check=non_negative, hint=" (0 = off)")
     """Std of Gaussian noise on every input of D, annealed linearly to 0 over train.steps."""
-    minibatch: int = 0
+    minibatch: int = option(0, check=non_negative, structural=True, hint=" (0 = off)")
     """Minibatch-discrimination kernels (of 5 dims) before D's output (Salimans et al. 2016); 0 = off."""
-    mbstd: bool = False
+    mbstd: bool = option(False, structural=True)
     """A minibatch-standard-deviation feature before D's output (Karras et al. 2018)."""
-    vbn: bool = False
+    vbn: bool = option(False, structural=True)
     """Virtual batch norm: G's BatchNorm layers normalise by a fixed reference batch of 64 noise
     vectors, saved with G (Salimans et al. 2016, sec. 3.4)."""
+
+
+def parse_penalties(items: list[str]) -> list[tuple[str, float, int]]:
+    """``gan.penalties`` as ``(name, weight, every)``; a one-line ConfigError for a bad item."""
+    out = []
+    for item in items:
+        name, *rest = item.split(":")
+        if name not in PENALTIES:
+            hint = did_you_mean(name, PENALTIES)
+            raise ConfigError(
+                f"gan.penalties: {name!r} is unknown: {hint}choose from {', '.join(PENALTIES)}"
+            )
+        try:
+            weight, every = float(rest[0]), int(rest[1]) if len(rest) > 1 else 1
+            if len(rest) > 2 or weight < 0 or every < 1:
+                raise ValueError
+        except (ValueError, IndexError):
+            raise ConfigError(
+                f"gan.penalties: {item!r} must be NAME:WEIGHT or NAME:WEIGHT:EVERY with a weight "
+                f">= 0 and every >= 1, e.g. {name}:10"
+            ) from None
+        out.append((name, weight, every))
+    return out
 
 
 def critic_steps(cfg_d_steps: int, schedule: str, g_step: int) -> int:
@@ -105,7 +138,7 @@ def critic_steps(cfg_d_steps: int, schedule: str, g_step: int) -> int:
 
 def gan_advice(cfg: Config) -> dict[str, str]:
     """Config changes worth trying for each health event, concrete for this run's config."""
-    gan, d_norm = cfg.gan, getattr(cfg.nets["D"], "norm", None)
+    gan, d_norm = cfg.section(GanOptions), getattr(cfg.nets["D"], "norm", None)
     slow_d = f"optim.D.lr={cfg.optim['D'].lr / 2:g} (half the current)"
     win = [slow_d]
     if gan.loss == "minimax":
@@ -134,7 +167,7 @@ def gan_advice(cfg: Config) -> dict[str, str]:
 def _check_labelled_folder(cfg: Config) -> None:
     """A conditional GAN on a folder of images without class sub-folders: say how to go on
     (the default job, ``cgan-mnist``, is conditional; so is any run with gan.conditional)."""
-    source, mode = cfg.data.source, cfg.gan.conditional
+    source, mode = cfg.data.source, cfg.section(GanOptions).conditional
     if mode == "none" or not source.startswith("folder:"):
         return
     root = Path(source.removeprefix("folder:")).expanduser()
@@ -148,53 +181,32 @@ def _check_labelled_folder(cfg: Config) -> None:
 
 
 def validate_gan(cfg: Config) -> None:
-    """One-line ConfigErrors for impossible ``gan.*`` settings."""
-    gan = cfg.gan
+    """One-line ConfigErrors for ``gan.*`` settings that one field's check cannot see: names from
+    registries, and combinations (each field's own range is declared on it)."""
+    gan = cfg.section(GanOptions)
     if gan.loss not in LOSSES:
         hint = did_you_mean(gan.loss, LOSSES)
         raise ConfigError(
             f"gan.loss={gan.loss!r} is unknown: {hint}choose one of {', '.join(LOSSES)}"
         )
-    if gan.d_steps <= 0:
-        raise ConfigError(f"gan.d_steps={gan.d_steps} must be positive")
     _check_labelled_folder(cfg)
-    if not 0 <= gan.label_smoothing < 0.5:
-        raise ConfigError(f"gan.label_smoothing={gan.label_smoothing} must be in [0, 0.5)")
     for name in gan.augment:
         if name not in DIFF_AUGMENTS:
             raise ConfigError(
                 f"gan.augment: {name!r} is unknown: choose from {', '.join(DIFF_AUGMENTS)}"
             )
-    check_decay_start(gan.lr_decay_start, "gan.lr_decay_start")
-    if not 0 <= gan.ema < 1:
-        raise ConfigError(f"gan.ema={gan.ema} must be in [0, 1), e.g. 0.999; 0 turns it off")
-    if gan.embed_dim < 0 or gan.aux_weight < 0:
-        raise ConfigError("gan.embed_dim and gan.aux_weight must be >= 0")
-    if gan.minibatch < 0 or gan.instance_noise < 0:
-        raise ConfigError("gan.minibatch and gan.instance_noise must be >= 0 (0 = off)")
-    if gan.minibatch and gan.mbstd:
-        raise ConfigError("choose one of gan.minibatch and gan.mbstd")
-    if gan.vbn and gan.conditional != "none":
-        raise ConfigError("gan.vbn works with unconditional generators: set gan.conditional=none")
-    obj, _ = resolve_loss(gan.loss)
-    if obj.relativistic and gan.label_smoothing:
-        raise ConfigError(f"gan.label_smoothing does not apply to gan.loss={gan.loss}: set it to 0")
-    if min(gan.r1, gan.r2, gan.freeze_d) < 0 or gan.reg_every <= 0:
-        raise ConfigError("gan.r1, gan.r2 and gan.freeze_d must be >= 0, gan.reg_every > 0")
-    if gan.lazy_reg not in ("fused", "separate"):
-        raise ConfigError(f"gan.lazy_reg={gan.lazy_reg!r}: choose fused or separate")
     for name in gan.d_input:
         if name not in TRANSFORMS or gan.d_input.count(name) > 1:
             raise ConfigError(
                 f"gan.d_input: {name!r} is unknown or repeated: order each of "
                 f"{', '.join(TRANSFORMS)} at most once"
             )
-    if gan.ada not in ("off", "adaptive", "fixed"):
-        raise ConfigError(f"gan.ada={gan.ada!r}: choose off, adaptive or fixed")
-    if gan.ada != "off":
-        if not (0 <= gan.ada_p <= 1 and 0 < gan.ada_target < 1):
-            raise ConfigError("gan.ada_p must be in [0, 1] and gan.ada_target in (0, 1), e.g. 0.6")
-        if gan.ada_interval <= 0 or gan.ada_kimg <= 0:
-            raise ConfigError("gan.ada_interval and gan.ada_kimg must be positive (4 and 500)")
-        if gan.ada == "fixed" and gan.ada_p <= 0:
-            raise ConfigError("gan.ada=fixed needs gan.ada_p > 0, e.g. gan.ada_p=0.2")
+    parse_penalties(gan.penalties)
+    if gan.minibatch and gan.mbstd:
+        raise ConfigError("choose one of gan.minibatch and gan.mbstd")
+    if gan.vbn and gan.conditional != "none":
+        raise ConfigError("gan.vbn works with unconditional generators: set gan.conditional=none")
+    if resolve_loss(gan.loss)[0].relativistic and gan.label_smoothing:
+        raise ConfigError(f"gan.label_smoothing does not apply to gan.loss={gan.loss}: set it to 0")
+    if gan.ada == "fixed" and gan.ada_p <= 0:
+        raise ConfigError("gan.ada=fixed needs gan.ada_p > 0, e.g. gan.ada_p=0.2")
