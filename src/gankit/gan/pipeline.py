@@ -84,9 +84,17 @@ class InstanceNoise(Transform):
 
     name = "noise"
 
-    def __init__(self, std: float, total: int, rank_rows: Callable) -> None:
+    def __init__(
+        self,
+        std: float,
+        total: int,
+        rank_rows: Callable | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        """``rank_rows`` draws this rank's rows of the global batch's noise (training);
+        ``generator`` draws from one CPU generator instead (the 2-D lab's single stream)."""
         super().__init__()
-        self.start, self.total, self.rank_rows = std, total, rank_rows
+        self.start, self.total, self.rank_rows, self.generator = std, total, rank_rows, generator
         self.std = std
 
     def begin(self, step: int) -> None:
@@ -96,7 +104,14 @@ class InstanceNoise(Transform):
         if self.std <= 0:
             return x
         shape, device, dtype = x.shape[1:], x.device, x.dtype
-        noise = self.rank_rows(lambda n: torch.randn(n, *shape, device=device, dtype=dtype), len(x))
+        if self.generator is not None:
+            gen = self.generator
+            noise = torch.randn(x.shape, generator=gen, device=gen.device).to(device, dtype)
+        else:
+            assert self.rank_rows is not None
+            noise = self.rank_rows(
+                lambda n: torch.randn(n, *shape, device=device, dtype=dtype), len(x)
+            )
         return x + self.std * noise
 
 

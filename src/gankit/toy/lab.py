@@ -7,12 +7,15 @@ objective (G minimises D's own loss, as the demo's ``gen_loss = -loss``), and 16
 8,000 the unrolled GAN had not yet settled on two seeds of five). Under them the plain GAN drifts
 between modes and unrolling settles on all of them (docs/guides/stabilisation.md); ``--loss non-saturating --lr-d 1e-3 --lr-decay 0.5`` is the regime where the
 plain GAN already covers the ring. Each step is one D update on a fresh real batch and a
-fresh fake batch, then one G update on fresh noise. Every ``snapshot_every`` steps 2,500 points
+fresh fake batch, then one G update on fresh noise, played as the image GAN's phases
+(:mod:`gankit.gan.phases`: the same losses, penalties, D-input pipeline and feature matching as
+``gankit train``; a loss brings its penalties here too, ``wgan`` clipping D at 0.01). Every ``snapshot_every`` steps 2,500 points
 from fixed noise are kept and scored (:func:`gankit.toy.mixtures.score`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -21,18 +24,19 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from gankit.engine.schedules import check_decay_start, decay_after
+from gankit.engine.runtime import Runtime, optimizer_step
+from gankit.engine.schedules import check_decay_start, decaying
 from gankit.errors import ConfigError, did_you_mean
-from gankit.gan.objectives import OBJECTIVES
+from gankit.gan.game import Game, PhaseBatch
+from gankit.gan.objectives import LOSSES, resolve_loss
+from gankit.gan.penalties import PENALTIES
+from gankit.gan.phases import DMain, GMain
+from gankit.gan.pipeline import InstanceNoise, Pipeline
 from gankit.gan.stabilisers import (
     MinibatchDiscrimination,
     MinibatchStdDev,
     VirtualBatchNorm,
     VirtualBatchNormNet,
-    feature_matching_loss,
-    instance_noise,
-    instance_noise_std,
-    penultimate,
     unrolled_parameters,
 )
 from gankit.nets.eval_mode import eval_mode
@@ -73,8 +77,8 @@ class ToyOptions:
 
     def check(self) -> None:
         mixture(self.data)
-        if self.loss not in OBJECTIVES:
-            choices = list(OBJECTIVES)
+        if self.loss not in LOSSES:
+            choices = list(LOSSES)
             hint = did_you_mean(self.loss, choices)
             raise ConfigError(f"--loss {self.loss!r}: {hint}choose one of {', '.join(choices)}")
         for key in ("steps", "batch", "nz", "hidden", "snapshot_every", "n_eval"):
@@ -143,7 +147,10 @@ class ToyResult:
 
 
 class ToyGAN:
-    """The two networks, their optimisers and one training step."""
+    """The two networks and their optimisers, playing the image GAN's game (:mod:`gankit.gan`):
+    each step the ``D`` phase on a fresh real and fake batch, then the ``G`` phase on fresh
+    noise (each phase draws its own, as stylegan2-ada's do), against D's look-ahead weights when
+    unrolling. One CPU generator draws every random number, so a seed gives the same run."""
 
     def __init__(self, o: ToyOptions) -> None:
         o.check()
@@ -157,76 +164,64 @@ class ToyGAN:
         betas = (o.beta1, 0.999)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=o.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o.lr_d, betas=betas)
-        self.objective = OBJECTIVES[o.loss]
+        self.objective, defaults = resolve_loss(o.loss)
+        self.penalties = [PENALTIES[k](w) for k, w in defaults.items()]  # wgan: clip 0.01
+        noise = [InstanceNoise(o.instance_noise, o.steps, generator=self.gen)]
+        rt = Runtime(torch.device("cpu"))
+        self.game = Game(
+            self.G, self.D, self.G, self.D, self.objective, Pipeline(noise), rt, self._z
+        )
+        self.d_phase = DMain(self.penalties)
+        self.g_phase = GMain(self.D[-2] if o.feature_matching else None)
+        self.scheds = decaying({"G": self.opt_g, "D": self.opt_d}, o.steps, o.lr_decay)
+        self.scaler = rt.grad_scaler()
         self.fixed_z = torch.randn(o.n_eval, o.nz, generator=self.gen)
         self.step_no = 0
 
-    def _z(self) -> Tensor:
-        return torch.randn(self.o.batch, self.o.nz, generator=self.gen)
+    def _z(self, n: int | None = None) -> Tensor:
+        return torch.randn(n or self.o.batch, self.o.nz, generator=self.gen)
 
     def _real(self) -> Tensor:
         return self.data.sample(self.o.batch, self.gen)
 
-    def _noisy(self, x: Tensor) -> Tensor:
-        std = instance_noise_std(self.o.instance_noise, self.step_no, self.o.steps)
-        return instance_noise(x, std, self.gen)
-
-    def _d_loss(self, d: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor:
-        return self.objective.d_loss(d(self._noisy(real)), d(self._noisy(fake)))
-
     def step(self) -> dict[str, float]:
         """One D update, then one G update; returns the two losses."""
-        o = self.o
+        o, game = self.o, self.game
+        game.augment.begin(self.step_no)
         with torch.no_grad():
             fake = self.G(self._z())
-        loss_d = self._d_loss(self.D, self._real(), fake)
-        self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.opt_d.step()
-
-        # As the demo (Metz et al.'s notebook) does, the k look-ahead steps of D use one real
-        # batch and the very fake batch whose loss the generator then takes against D_k.
+        loss_d, _ = self.d_phase.loss(game, PhaseBatch(self._real(), None, fake, None, 0, True))
+        optimizer_step(loss_d, self.opt_d, self.scaler)
+        for penalty in self.penalties:
+            penalty.after_step(self.D)
         fake = self.G(self._z())
-        d: Callable[[Tensor], Tensor] = self.D
-        if o.unroll:
-            real = self._real()
-
-            def loss_at(params: dict[str, Tensor], _i: int) -> Tensor:
-                return self._d_loss(lambda x: functional_call(self.D, params, (x,)), real, fake)
-
-            params = unrolled_parameters(self.D, loss_at, o.unroll, self.opt_d)
-            d = lambda x: functional_call(self.D, params, (x,))  # noqa: E731
-        if o.feature_matching:
-            f_fake = _features(self.D, d, self._noisy(fake))
-            with torch.no_grad():
-                f_real = _features(self.D, d, self._noisy(self._real()))
-            loss_g = feature_matching_loss(f_real, f_fake)
-        elif self.objective.relativistic:
-            with torch.no_grad():
-                real_logits = d(self._noisy(self._real()))
-            loss_g = self.objective.g_loss(d(self._noisy(fake)), real_logits)
-        else:
-            loss_g = self.objective.g_loss(d(self._noisy(fake)))
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_g.step()
+        g_game = self._unrolled(fake) if o.unroll else game
+        real = self._real() if o.feature_matching or self.objective.relativistic else fake[:0]
+        loss_g, _ = self.g_phase.loss(g_game, PhaseBatch(real, None, fake, None, 0, True))
+        optimizer_step(loss_g, self.opt_g, self.scaler)
         self.step_no += 1
-        factor = decay_after(self.step_no, o.steps, o.lr_decay)
-        for opt, lr in ((self.opt_g, o.lr_g), (self.opt_d, o.lr_d)):
-            for group in opt.param_groups:
-                group["lr"] = lr * factor
+        for sched in self.scheds.values():
+            sched.step()
         return {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach())}
+
+    def _unrolled(self, fake: Tensor) -> Game:
+        """The game against D after ``unroll`` look-ahead steps (Metz et al. 2017), which keep
+        their graph to G. As the demo (Metz et al.'s notebook) does, they use one real batch and
+        the very fake batch whose loss the generator then takes against D_k."""
+        real, aug, obj = self._real(), self.game.augment, self.objective
+
+        def loss_at(params: dict[str, Tensor], _i: int) -> Tensor:
+            d = lambda x: functional_call(self.D, params, (x,))  # noqa: E731
+            return obj.d_loss(d(aug(real)), d(aug(fake)))
+
+        params = unrolled_parameters(self.D, loss_at, self.o.unroll, self.opt_d)
+        d_k = lambda x: functional_call(self.D, params, (x,))  # noqa: E731
+        return dataclasses.replace(self.game, d=d_k, D=d_k)
 
     @torch.no_grad()
     def points(self) -> Tensor:
         with eval_mode(self.G):
             return self.G(self.fixed_z)
-
-
-def _features(D: nn.Sequential, d: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
-    """The input of D's output layer when D is called as ``d`` (its own or unrolled weights:
-    ``functional_call`` runs the same modules, so the hook fires either way)."""
-    return penultimate(d, x, D[-2])[1]
 
 
 def train_toy(o: ToyOptions, progress: Callable[[int], None] | None = None) -> ToyResult:
