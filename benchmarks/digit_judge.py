@@ -1,7 +1,7 @@
 """Judge generated MNIST digits with a small CNN trained on real MNIST.
 
 A sample counts as a confidently recognised digit when the judge's softmax is >= 0.9
-(REFERENCE.md: this judge gives >= 0.9 on about 92 % of real MNIST test images). Prints JSON:
+(this judge gives >= 0.9 on about 92 % of real MNIST test images: run it with --real). Prints JSON:
 fraction confident, classes present, the class histogram, and the judge's test accuracy; for a
 conditional run (which draws every class in turn) also the share read as the requested class.
 
@@ -194,6 +194,7 @@ def main() -> None:
         res = judge(net, x[: a.n] * 2 - 1)
     else:
         from gankit.inference.loading import load_run
+        from gankit.inference.roles import label_classes
         from gankit.inference.sampling import generate, rank_by_discriminator, resolve_ema
 
         run = load_run(a.run, checkpoint=a.ckpt)
@@ -205,7 +206,7 @@ def main() -> None:
         else:
             images = generate(task, a.n, seed=a.seed, ema=ema)
         res = judge(net, images)
-        if getattr(task, "classes", None) and a.rank_by_d is None:
+        if label_classes(task) and a.rank_by_d is None:
             # a conditional run drew every class in turn: also score the requested class
             res |= judge_requested(net, images, task.default_labels(len(images)).cpu())
         res["step"], res["ema"], res["rank_by_d_from"] = step, ema, a.rank_by_d

@@ -8,7 +8,7 @@ is reference, the rest held out):
 - ``--ref builtin:mnist`` (default; no data needed): the samples are mirrored left-right so they
   differ from the reference, which is 8,000 of the same digits for ``--n 10000``.
 - ``--ref mnist --root DIR`` (MNIST's training split): the samples are the test digits as they
-  are, so the FID printed is FID(MNIST train 10k, MNIST test 10k), REFERENCE.md's sanity value
+  are, so the FID printed is FID(MNIST train 10k, MNIST test 10k), the sanity value of docs/benchmarks.md
   (1.65 at n = 10,000) — one run gives both the time and the check.
 
 Timed separately, once each and for each Inception backend (``--backends torch,onnx``: torch and

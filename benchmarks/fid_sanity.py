@@ -1,10 +1,11 @@
-"""FID sanity values on MNIST and Fashion-MNIST, to compare with REFERENCE.md ("Evaluation").
+"""FID sanity values on MNIST and Fashion-MNIST, to compare with an independent measurement
+(plain torch bilinear resize and scipy sqrtm; docs/guides/evaluation.md).
 
 Computes, with gankit's FID Inception features (torch bilinear resize to 299, align_corners=False,
 float64 statistics, scipy sqrtm):
 
-- FID(MNIST train[:n], MNIST test[:n])          REFERENCE.md: 9.5 at n = 2,000, 1.65 at n = 10,000
-- FID(MNIST test[:n], Fashion-MNIST test[:n])   REFERENCE.md: 185 at n = 2,000
+- FID(MNIST train[:n], MNIST test[:n])          independent: 9.5 at n = 2,000, 1.65 at n = 10,000
+- FID(MNIST test[:n], Fashion-MNIST test[:n])   independent: 185 at n = 2,000
 
 and prints one JSON object. Inception runs at about 5 images/s on this project's 2 CPU cores (n = 2,000
 took 27 minutes), so n = 10,000 takes over an hour there (minutes on a GPU); features are cached per (extractor, set, n) in the

@@ -148,3 +148,27 @@ def test_load_translates_any_size_with_a_translation_run(tmp_path):
     assert out.shape == (2, 3, 30, 45) and out.dtype == torch.uint8
     with pytest.raises(ConfigError, match="has no generator"):
         model.sample(2)
+    # the command line's conversions and one-line refusals, from Python too
+    from PIL import Image
+
+    from gankit.errors import DataError
+
+    grey = Image.new("L", (20, 20), 128)
+    assert model.translate([grey]).shape == (1, 3, 20, 20)  # grey converted to the run's RGB
+    grey_tensor = torch.full((1, 1, 20, 20), 128, dtype=torch.uint8)
+    assert model.translate(grey_tensor).shape == (1, 3, 20, 20)
+    mixed = [Image.new("RGB", (32, 32)), Image.new("RGB", (40, 40))]
+    with pytest.raises(DataError, match="different sizes .32x32 and 40x40"):
+        model.translate(mixed)
+    with pytest.raises(DataError, match="no images given"):
+        model.translate([])
+
+
+def test_classify_refuses_an_empty_list(tmp_path):
+    from gankit.api import from_images
+    from gankit.errors import DataError
+
+    with pytest.raises(DataError, match="no images given"):
+        from_images([], channels=1)
+    rgb = torch.zeros(2, 3, 4, 4, dtype=torch.uint8)
+    assert from_images(rgb, channels=1).shape == (2, 1, 4, 4)

@@ -288,3 +288,67 @@ def test_overrides_after_options_are_overrides(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--out", str(tmp_path / "x"), "--bogus"])
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["report", "RUN", "--max-grids", "-1"], "argument --max-grids: -1 must be >= 0"),
+        (["arithmetic", "RUN", "1 - 2", "--bank", "b.pt", "--variants", "-1"], "--variants: -1"),
+        (["sample", "RUN", "--n", "0"], "argument --n: 0 must be >= 1"),
+        (["sample", "RUN", "--noise-std", "nan"], "'nan' is not a finite number"),
+        (["evaluate", "RUN", "--per-class", "1"], "argument --per-class: 1 must be >= 2"),
+        (["toy", "ring8", "--steps", "inf"], "'inf' is not an integer"),
+        (["data", "download", "u.txt", "d", "--max-bytes", "inf"], "is not a size like 20M"),
+        (["lr-find", "darknet-cifar10-cpu", "--num", "1"], "argument --num: 1 must be >= 2"),
+    ],
+)
+def test_numeric_options_are_checked_where_they_are_parsed(args, fragment, capsys):
+    """One helper (cli.options.number) checks every numeric option: one line, exit 2."""
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and fragment in err and "\n" not in err, err
+
+
+@pytest.mark.parametrize(
+    "flag, fragment",
+    [
+        (["--kernel-dim", "0", "--minibatch", "2"], "--kernel-dim must be positive"),
+        (["--lr-g", "-1"], "--lr-g -1.0 and --lr-d 0.0001 must be positive"),
+        (["--beta1", "1"], "--beta1 1.0 must be in [0, 1)"),
+    ],
+)
+def test_the_labs_ranges_are_one_line(flag, fragment, capsys):
+    assert main(["toy", "ring8", "--steps", "2", *flag]) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and "\n" not in err, err
+
+
+def test_report_with_one_grid_shows_the_newest(tmp_path):
+    from gankit.evaluation.report import spread
+
+    assert spread([1, 2, 3], 1) == [3] and spread([1, 2, 3], 0) == []
+    assert spread([1, 2, 3, 4, 5], 3) == [1, 3, 5]
+
+
+def test_individual_images_keep_the_runs_channels(tmp_path):
+    """A grey run's --individual PNGs are grey (mode L), as its training digits were; RGB stays
+    RGB with torchvision's rounding."""
+    import numpy as np
+    from PIL import Image
+    from torchvision.utils import save_image
+
+    from gankit.inference.sampling import save_individual
+
+    grey = torch.rand(2, 1, 8, 8) * 2 - 1
+    (p,) = save_individual(grey[:1], tmp_path / "g")
+    assert Image.open(p).mode == "L"
+    rgb = torch.rand(1, 3, 8, 8) * 2 - 1
+    (q,) = save_individual(rgb, tmp_path / "c")
+    save_image(rgb[0], tmp_path / "ref.png", normalize=True, value_range=(-1, 1))
+    ours, ref = (np.asarray(Image.open(f)) for f in (q, tmp_path / "ref.png"))
+    assert Image.open(q).mode == "RGB" and np.array_equal(ours, ref)
+    ref_grey = tmp_path / "ref_grey.png"
+    save_image(grey[0], ref_grey, normalize=True, value_range=(-1, 1))
+    assert np.array_equal(np.asarray(Image.open(p)), np.asarray(Image.open(ref_grey))[..., 0])

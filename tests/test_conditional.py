@@ -264,6 +264,25 @@ def test_per_class_refuses_an_unconditional_run(tmp_path):
         per_class_scores(out, "builtin:mnist", _Pixels(), n=4, progress=False)
 
 
+def test_evaluate_refuses_per_class_before_the_main_evaluation(tmp_path, capsys, monkeypatch):
+    """The main evaluation takes half an hour at the default n on a CPU: check first."""
+    import gankit.evaluation.evaluate as evaluate
+
+    out = tmp_path / "run"
+    cmd = ["train", "dcgan-mnist", *TINY, "data.source=builtin:mnist", "train.steps=1"]
+    assert main([*cmd, "--out", str(out)]) == 0
+
+    def never(*a, **k):
+        raise AssertionError("the main evaluation ran before the --per-class check")
+
+    monkeypatch.setattr(evaluate, "evaluate_source", never)
+    for target in (out, tmp_path):
+        args = ["evaluate", str(target), "--ref", "builtin:mnist", "--per-class", "4"]
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert "--per-class needs a" in err and "\n" not in err, err
+
+
 def test_the_default_job_on_a_folder_without_classes_says_what_to_run(tmp_path, capsys):
     from conftest import write_random_images
 

@@ -160,3 +160,20 @@ def test_yes_and_no_reach_literal_choices():
     assert build_config("dcgan-mnist", ["data.in_memory=no"]).data.in_memory == "no"
     with pytest.raises(ConfigError, match="choose one of auto, yes, no"):
         build_config("dcgan-mnist", ["data.in_memory=maybe"])
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        (["nets=dcgan"], "nets is a section of named networks: set their keys, e.g. nets.G.arch"),
+        (["train.steps=5", "train.steps.x=1"], "train.steps was given a value (train.steps=5)"),
+        (["train.steps.x=1", "train.steps=5"], "train.steps is a section that other overrides"),
+        (["train=5"], "train is a section: set its keys, e.g. train.steps=..."),
+        (["gan=hinge"], "gan is a section: set its keys, e.g. gan.loss=..."),
+        (["nets.G=dcgan"], "nets.G is a section: set its keys, e.g. nets.G.arch=..."),
+    ],
+)
+def test_a_value_where_a_section_belongs_is_one_line(overrides, fragment):
+    with pytest.raises(ConfigError) as e:
+        build_config("dcgan-mnist", overrides)
+    assert fragment in str(e.value) and "\n" not in str(e.value)

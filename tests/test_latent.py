@@ -110,13 +110,16 @@ def test_cli_errors_are_one_line(run, tmp_path, capsys):
         ["arithmetic", str(run), "0 - 9", "--bank", str(bank)],
         ["arithmetic", str(run), "0 / 1", "--bank", str(bank)],
         ["arithmetic", str(run), "0", "--bank", str(tmp_path / "missing.pt")],
-        ["interpolate", str(run), "--steps", "1"],
         ["sample", str(run), "--bank", str(bank), "--rank-by-d"],
     ]
     for args in cases:
         assert main(args) == 2, args
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and "\n" not in err, err
+    with pytest.raises(SystemExit) as e:  # checked where it is parsed (cli.options.number)
+        main(["interpolate", str(run), "--steps", "1"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and "--steps: 1 must be >= 2" in err and "\n" not in err, err
     torch.save({"z": torch.zeros(3, 5)}, tmp_path / "other.pt")
     with pytest.raises(ConfigError, match="5-d codes, but this run has nz=8"):
         load_bank(tmp_path / "other.pt", nz=8)

@@ -108,7 +108,7 @@ def test_every_registered_network_builds_from_its_default_options():
     ],
 )
 def test_translation_nets_match_the_reference_parameter_counts(arch, norm, channels, params):
-    """pytorch-CycleGAN-and-pix2pix's define_G/define_D at ngf = ndf = 64 (REFERENCE.md)."""
+    """pytorch-CycleGAN-and-pix2pix's define_G/define_D at ngf = ndf = 64 (parameter counts of the reference classes, instantiated)."""
     kind = "patch_discriminator" if arch == "basic" else "translator"
     opts = NETS[kind][arch].options(arch=arch, norm=norm)
     assert count_parameters(build_net(kind, opts, 256, channels)) == params

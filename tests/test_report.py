@@ -97,7 +97,8 @@ def test_charts_survive_odd_series():
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# Flags from docs (REFERENCE.md): headless as root, no sandbox, and no background traffic.
+# Headless as root, no sandbox, and no background traffic (without those flags it keeps trying to
+# reach the network, which a CI machine may not have).
 FLAGS = [
     "--headless",
     "--no-sandbox",

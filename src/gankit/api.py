@@ -111,21 +111,40 @@ def to_pil(images: Tensor) -> list[Image.Image]:
     return out
 
 
-def from_images(images: Tensor | Image.Image | Sequence[Image.Image]) -> Tensor:
-    """uint8 (N, C, H, W) from a uint8 tensor, one PIL image or a list of them."""
+def from_images(
+    images: Tensor | Image.Image | Sequence[Image.Image], channels: int | None = None
+) -> Tensor:
+    """uint8 (N, C, H, W) from a uint8 tensor, one PIL image or a list of them; with
+    ``channels``, grey and colour are converted to it as the command line converts files (PIL's
+    ``L``/``RGB``). A one-line DataError for no images or images of different sizes."""
     import numpy as np
 
     if isinstance(images, Tensor):
-        if images.dtype != torch.uint8 or images.ndim != 4:
+        if images.dtype != torch.uint8 or images.ndim != 4 or not len(images):
             raise DataError(
-                f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
+                f"images must be uint8 (N, C, H, W) with N >= 1, got {images.dtype} "
+                f"{tuple(images.shape)}"
             )
-        return images
+        if channels is None or images.shape[1] == channels:
+            return images
+        images = to_pil(images)
     if isinstance(images, Image.Image):
         images = [images]
-    arrays = [
-        np.asarray(im.convert("L" if im.mode in ("1", "L", "I", "F") else "RGB")) for im in images
+    if not len(images):
+        raise DataError("no images given: pass a uint8 tensor, a PIL image or a list of them")
+    sizes = sorted({im.size for im in images})
+    if len(sizes) > 1:
+        (w0, h0), (w1, h1) = sizes[:2]
+        raise DataError(
+            f"images of different sizes ({w0}x{h0} and {w1}x{h1}) cannot form one batch: pass "
+            "one size per call"
+        )
+    grey = {1: True, 3: False}.get(channels or 0)
+    modes = [
+        "L" if (grey if grey is not None else im.mode in ("1", "L", "I", "F")) else "RGB"
+        for im in images
     ]
+    arrays = [np.asarray(im.convert(mode)) for im, mode in zip(images, modes, strict=True)]
     stack = np.stack([a[..., None] if a.ndim == 2 else a for a in arrays])
     return torch.from_numpy(stack).permute(0, 3, 1, 2).contiguous()
 
@@ -179,14 +198,15 @@ class Model:
         model = self._role(Translator, "does not translate images (no image-to-image task)")
         from gankit.data.stream import to_unit
 
-        return to_uint8_images(model.translate(to_unit(from_images(images)), direction))
+        batch = from_images(images, model.channels)
+        return to_uint8_images(model.translate(to_unit(batch), direction))
 
     def classify(self, images: Tensor | Sequence[Image.Image]) -> Tensor:
         """Class probabilities (N, K) of uint8 images with a classifier run."""
         from gankit.inference.roles import Classifier
 
         model = self._role(Classifier, "is not a classifier run")
-        return model.predict(from_images(images)).softmax(1)
+        return model.predict(from_images(images, model.channels)).softmax(1)
 
     @property
     def classes(self) -> list[str]:

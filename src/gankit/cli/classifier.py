@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gankit.cli.options import number
 from gankit.errors import ConfigError
 from gankit.outputs import output_dir
 
@@ -75,9 +76,18 @@ def add_classifier_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("recipe", help="recipe name (see `gankit recipes`) or a .yaml file")
     p.add_argument("overrides", nargs="*", help="config overrides such as data.source=folder:DIR")
     p.add_argument("--out", default=".", help="folder for lr_find.png (default: here)")
-    p.add_argument("--start-lr", type=float, default=1e-5, help="first lr (default 1e-5)")
-    p.add_argument("--end-lr", type=float, default=10.0, help="last lr (default 10)")
-    p.add_argument("--num", type=int, default=100, help="steps of the sweep (default 100)")
+    p.add_argument(
+        "--start-lr",
+        type=number(float, 0, lo_open=True),
+        default=1e-5,
+        help="first lr (default 1e-5)",
+    )
+    p.add_argument(
+        "--end-lr", type=number(float, 0, lo_open=True), default=10.0, help="last lr (default 10)"
+    )
+    p.add_argument(
+        "--num", type=number(int, 2), default=100, help="steps of the sweep (default 100)"
+    )
     p.set_defaults(func=_cmd_lr_find)
 
     p = sub.add_parser(

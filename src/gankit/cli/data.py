@@ -9,28 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gankit.cli.options import number
 from gankit.data.prep.cifar_folders import add_cifar_folders_command
 from gankit.errors import DataError
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
-    return value
 
 
 def _byte_size(text: str) -> int:
@@ -40,7 +21,7 @@ def _byte_size(text: str) -> int:
     factor = units.get(t[-1:], 1)
     try:
         value = int(float(t[:-1] if t[-1:] in units else t) * factor)
-    except ValueError:
+    except (ValueError, OverflowError):  # "abc"; "inf" (int(inf) overflows)
         raise argparse.ArgumentTypeError(f"{text!r} is not a size like 20M or 500k") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} must be at least 1 byte")
@@ -94,18 +75,22 @@ def _add_download(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--attr", help="attribute holding the URL (default: src, data-src or href)")
     p.add_argument("dst", metavar="DST", help="folder for the images and manifest.jsonl")
-    p.add_argument("--workers", type=_positive_int, default=8, help="parallel downloads")
-    p.add_argument("--retries", type=int, default=3, help="retries after timeouts, resets, 429/5xx")
+    p.add_argument("--workers", type=number(int, 1), default=8, help="parallel downloads")
     p.add_argument(
-        "--backoff", type=_non_negative_float, default=1.0, help="first retry delay in s, doubling"
+        "--retries", type=number(int, 0), default=3, help="retries after timeouts, resets, 429/5xx"
     )
-    p.add_argument("--timeout", type=_non_negative_float, default=30.0, help="socket timeout in s")
+    p.add_argument(
+        "--backoff", type=number(float, 0), default=1.0, help="first retry delay in s, doubling"
+    )
+    p.add_argument(
+        "--timeout", type=number(float, 0, lo_open=True), default=30.0, help="socket timeout in s"
+    )
     p.add_argument(
         "--max-bytes", type=_byte_size, default="20M", help="largest file accepted (20M, 500k, ...)"
     )
     p.add_argument(
         "--per-host-rate",
-        type=_non_negative_float,
+        type=number(float, 0),
         default=2.0,
         help="requests/s per host, 0 = no limit",
     )
@@ -128,20 +113,25 @@ def _add_faces(subparsers: argparse._SubParsersAction) -> None:
         help="anime (drawings), frontal (photos) or a cascade .xml path",
     )
     p.add_argument(
-        "--size", type=_positive_int, default=96, help="side of the saved crops in pixels"
+        "--size", type=number(int, 1), default=96, help="side of the saved crops in pixels"
     )
     p.add_argument(
         "--margin",
-        type=_non_negative_float,
+        type=number(float, 0),
         default=0.2,
         help="extra border per side, as a fraction of the face",
     )
     p.add_argument(
-        "--min-size", type=_positive_int, default=48, help="smallest face to detect, in pixels"
+        "--min-size", type=number(int, 1), default=48, help="smallest face to detect, in pixels"
     )
-    p.add_argument("--scale-factor", type=float, default=1.1, help="detector pyramid step (> 1)")
     p.add_argument(
-        "--min-neighbors", type=int, default=5, help="detections needed to accept a face"
+        "--scale-factor",
+        type=number(float, 1, lo_open=True),
+        default=1.1,
+        help="detector pyramid step (> 1)",
+    )
+    p.add_argument(
+        "--min-neighbors", type=number(int, 0), default=5, help="detections needed to accept a face"
     )
     p.set_defaults(func=run_faces)
 
@@ -157,7 +147,7 @@ def _add_lsun_export(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("lmdb", metavar="LMDB", help="lmdb folder (with data.mdb) or the data.mdb file")
     p.add_argument("dst", metavar="DST", help="output folder")
     p.add_argument(
-        "--limit", type=_positive_int, default=None, help="export only the first N entries"
+        "--limit", type=number(int, 1), default=None, help="export only the first N entries"
     )
     p.set_defaults(func=run_lsun_export)
 
@@ -177,7 +167,7 @@ def _add_validate(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--fix", action="store_true", help="rewrite animated/16-bit/CMYK files in place")
     p.add_argument(
-        "--min-size", type=_positive_int, default=16, help="smaller width or height counts as tiny"
+        "--min-size", type=number(int, 1), default=16, help="smaller width or height counts as tiny"
     )
     p.set_defaults(func=run_validate)
 

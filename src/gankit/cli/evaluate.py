@@ -8,7 +8,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gankit.cli.options import add_ema_option
+from gankit.cli.options import add_ema_option, number
+from gankit.errors import ConfigError
 from gankit.outputs import output_dir
 
 if TYPE_CHECKING:
@@ -64,14 +65,14 @@ def _add_reference_options(p: argparse.ArgumentParser) -> None:
         "--n",
         "--n-samples",
         dest="n",
-        type=int,
+        type=number(int, 1),
         default=10_000,
         help="samples to score (default 10000); under torchrun spell it --n-samples, which "
         "torchrun's own option parser does not take for one of its --n... options",
     )
     p.add_argument(
         "--ref-n",
-        type=int,
+        type=number(int, 1),
         help="reference images (default --n; at most 4/5 of the reference data)",
     )
 
@@ -110,10 +111,10 @@ def _add_sample_options(p: argparse.ArgumentParser) -> None:
         choices=("resize", "pad"),
         help="how reference images reach the samples' size (default: the run's data.fit; resize)",
     )
-    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--seed", type=number(int, 0), default=0, help="noise seed (default 0)")
     p.add_argument(
         "--per-class",
-        type=int,
+        type=number(int, 2),
         metavar="N",
         help="conditional runs: also FID and KID of N samples of each class against --ref's "
         "images of that class (--ref must be labelled: mnist, builtin:mnist, cifar10, "
@@ -213,6 +214,8 @@ def _evaluate(args: argparse.Namespace, device: str, main: bool) -> int:
     from gankit.evaluation.evaluate import evaluate_source
 
     path = Path(args.run)
+    if args.per_class is not None:
+        _check_per_class(path, args)
     done = evaluate_source(
         path,
         args.ref,
@@ -243,6 +246,19 @@ def _evaluate(args: argparse.Namespace, device: str, main: bool) -> int:
     _print_summary(args, done, per_class)
     print(f"wrote {json_path}" + (f" and {png}" if png else ""))
     return 0
+
+
+def _check_per_class(path: Path, args: argparse.Namespace) -> None:
+    """Refuse ``--per-class`` on a folder or an unconditional run before the main evaluation."""
+    from gankit.evaluation.per_class import check_per_class
+    from gankit.inference.loading import load_role
+    from gankit.inference.roles import Generative
+
+    if not (path / "config.yaml").is_file():
+        raise ConfigError(f"--per-class needs a conditional GAN run; {path} is not a run directory")
+    check_per_class(
+        path, load_role(path, Generative, checkpoint=args.checkpoint).model, args.per_class
+    )
 
 
 def _per_class(

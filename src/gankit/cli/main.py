@@ -41,12 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     from gankit.cli.classifier import add_classifier_commands
     from gankit.cli.data import add_data_group
     from gankit.cli.evaluate import add_evaluate_command
+    from gankit.cli.options import OneLineParser
     from gankit.cli.sample import add_export_command, add_sample_commands
     from gankit.cli.toy import add_toy_command
     from gankit.cli.train import add_recipes_command, add_train_command
     from gankit.cli.view import add_viz_commands
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="gankit", description=MAIN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"gankit {__version__}")

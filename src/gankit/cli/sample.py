@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gankit.cli.options import add_ema_option
+from gankit.cli.options import add_ema_option, number
 from gankit.errors import ConfigError
 from gankit.outputs import IMAGE_SUFFIXES, output_dir, output_file
 
@@ -126,9 +126,9 @@ def add_sample_commands(sub: argparse._SubParsersAction) -> None:
         description="Generate images from a run's newest checkpoint.",
     )
     p.add_argument("run", help="run directory")
-    p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
+    p.add_argument("--n", type=number(int, 1), default=64, help="number of images (default 64)")
     p.add_argument("--out", help="grid PNG to write (default RUN/samples/sample-...png)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--seed", type=number(int, 0), default=0, help="noise seed (default 0)")
     add_ema_option(p)
     p.add_argument(
         "--individual", metavar="DIR", help="also write each image as its own PNG in DIR"
@@ -148,7 +148,9 @@ def add_sample_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--direction", default="AtoB", help="AtoB or BtoA (one-sided runs: their own only)"
     )
-    p.add_argument("--batch-size", type=int, default=8, help="images per batch (default 8)")
+    p.add_argument(
+        "--batch-size", type=number(int, 1), default=8, help="images per batch (default 8)"
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     p.add_argument("--checkpoint", help="checkpoint name or file (default: the newest)")
     p.set_defaults(func=_cmd_translate)
@@ -164,14 +166,14 @@ def _add_sample_selection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--top",
         dest="n",
-        type=int,
+        type=number(int, 1),
         default=argparse.SUPPRESS,
         help="with --rank-by-d: how many to keep (same as --n)",
     )
     p.add_argument(
         "--from",
         dest="from_n",
-        type=int,
+        type=number(int, 1),
         default=1024,
         help="with --rank-by-d: how many to rank (default 1024)",
     )
@@ -188,13 +190,13 @@ def _add_sample_selection_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--noise-std",
-        type=float,
+        type=number(float, 0, lo_open=True),
         default=1.0,
         help="scale the noise by S < 1 for more typical, less varied samples (default 1)",
     )
     p.add_argument(
         "--truncation",
-        type=float,
+        type=number(float, 0, lo_open=True),
         metavar="T",
         help="truncation trick: redraw noise components beyond +-T (e.g. 0.7; default off)",
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from gankit.cli.options import number
 from gankit.errors import ConfigError
 from gankit.toy.lab import ToyOptions, ToyResult, train_toy
 from gankit.toy.mixtures import MIXTURES
@@ -27,7 +28,9 @@ def add_toy_command(sub) -> None:
         "f(x, y) = x*y.",
     )
     p.add_argument("data", choices=[*MIXTURES, "xy"], help="ring8, grid25, spiral, or xy")
-    p.add_argument("--seeds", type=int, default=1, help="runs with seeds 0..N-1 (default 1)")
+    p.add_argument(
+        "--seeds", type=number(int, 1), default=1, help="runs with seeds 0..N-1 (default 1)"
+    )
     p.add_argument("--out", help="folder for the pictures and scores (default runs/toy-DATA-...)")
     defaults = ToyOptions()
     for f in dataclasses.fields(ToyOptions):
@@ -46,8 +49,10 @@ def add_toy_command(sub) -> None:
         elif isinstance(default, bool):
             p.add_argument(flag, action="store_true", help=_doc(f.name))
         else:
+            kind = type(default)  # finite numbers here; ToyOptions.check() says which ranges hold
+            parse = number(kind) if kind in (int, float) else kind
             p.add_argument(
-                flag, type=type(default), default=default, help=f"{_doc(f.name)}(default {default})"
+                flag, type=parse, default=default, help=f"{_doc(f.name)}(default {default})"
             )
     p.set_defaults(func=run_toy_command)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gankit.cli.options import add_ema_option
+from gankit.cli.options import add_ema_option, number
 from gankit.outputs import IMAGE_SUFFIXES, output_file
 
 
@@ -70,7 +70,7 @@ def _cmd_arithmetic(args: argparse.Namespace) -> int:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run directory")
     add_ema_option(p)
-    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--seed", type=number(int, 0), default=0, help="noise seed (default 0)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
 
 
@@ -84,7 +84,9 @@ def add_viz_commands(sub) -> None:
     )
     p.add_argument("run", help="run directory")
     p.add_argument("--out", help="HTML file to write (default RUN/report.html)")
-    p.add_argument("--max-grids", type=int, default=8, help="preview grids to include (default 8)")
+    p.add_argument(
+        "--max-grids", type=number(int, 0), default=8, help="preview grids to include (default 8)"
+    )
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser(
@@ -93,8 +95,8 @@ def add_viz_commands(sub) -> None:
         description="Each row walks from one random code to another in --steps steps.",
     )
     _common(p)
-    p.add_argument("--steps", type=int, default=8, help="images per row (default 8)")
-    p.add_argument("--rows", type=int, default=4, help="rows, one path each (default 4)")
+    p.add_argument("--steps", type=number(int, 2), default=8, help="images per row (default 8)")
+    p.add_argument("--rows", type=number(int, 1), default=4, help="rows, one path each (default 4)")
     p.add_argument(
         "--mode",
         choices=("slerp", "lerp"),
@@ -117,9 +119,15 @@ def add_viz_commands(sub) -> None:
     p.add_argument("--bank", required=True, help="latent bank from gankit sample --bank")
     p.add_argument("--out", help="grid PNG (default RUN/samples/arithmetic-...png)")
     p.add_argument(
-        "--variants", type=int, default=7, help="noisy variants of the result (default 7)"
+        "--variants",
+        type=number(int, 0),
+        default=7,
+        help="noisy variants of the result (default 7)",
     )
     p.add_argument(
-        "--jitter", type=float, default=0.25, help="uniform noise of the variants (default 0.25)"
+        "--jitter",
+        type=number(float, 0),
+        default=0.25,
+        help="uniform noise of the variants (default 0.25)",
     )
     p.set_defaults(func=_cmd_arithmetic)

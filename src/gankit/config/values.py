@@ -99,7 +99,8 @@ def _merge(obj: Any, updates: dict, prefix: str = "") -> None:
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
-                raise ConfigError(f"{full} is a section: set its keys, e.g. {full}.{names[0]}=...")
+                first = dataclasses.fields(current)[0].name
+                raise ConfigError(f"{full} is a section: set its keys, e.g. {full}.{first}=...")
             _merge(current, value, f"{full}.")
         else:
             setattr(obj, key, _coerce(value, hints[key], full))
@@ -125,8 +126,19 @@ def parse_overrides(items: list[str]) -> dict:
             value = raw
         node = out
         parts = key.strip().split(".")
-        for p in parts[:-1]:
+        for i, p in enumerate(parts[:-1]):
             node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                head = ".".join(parts[: i + 1])
+                raise ConfigError(
+                    f"override {item!r}: {head} was given a value ({head}={node!r}), so it has "
+                    f"no keys to set: give one of {head}=... and {key}=..."
+                )
+        if isinstance(node.get(parts[-1]), dict) and not isinstance(value, dict):
+            raise ConfigError(
+                f"override {item!r}: {key} is a section that other overrides set keys of: "
+                f"set its keys, e.g. {key}.NAME=..."
+            )
         node[parts[-1]] = value
     return out
 
@@ -147,8 +159,14 @@ def apply_overrides(data: dict, overrides: dict) -> dict:
     the command line picks another architecture, the options start from that one's defaults plus
     whatever else the command line sets for ``nets.X``.
     """
+    nets = overrides.get("nets") or {}
+    if not isinstance(nets, dict):
+        raise ConfigError(
+            f"nets={nets!r}: nets is a section of named networks: set their keys, e.g. "
+            "nets.G.arch=dcgan nets.D.arch=dcgan"
+        )
     base_nets = data.get("nets") if isinstance(data.get("nets"), dict) else {}
-    for name, net in (overrides.get("nets") or {}).items():
+    for name, net in nets.items():
         base = base_nets.get(name)
         if (
             isinstance(net, dict)
@@ -176,17 +194,17 @@ def _close(key: str, names: list[str], prefix: str = "") -> str:
     return f"; {hint}" if hint else ""
 
 
-def _named(data: Any, key: str) -> dict:
+def _named(data: Any, key: str, example: str = "NAME.KEY") -> dict:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{key} is a section: set its keys, e.g. {key}.NAME.KEY=...")
+        raise ConfigError(f"{key} is a section: set its keys, e.g. {key}.{example}=...")
     return data
 
 
 def _build_net(name: str, kind: str, default_arch: str, raw: Any, schema: Schema) -> Any:
     key = f"nets.{name}"
-    raw = dict(_named(raw, key))
+    raw = dict(_named(raw, key, "arch"))
     arch = str(raw.pop("arch", default_arch))
     opts = schema.net_options(kind, arch, f"{key}.arch")()
     _merge(opts, raw, f"{key}.")
@@ -234,11 +252,12 @@ def parse(data: dict, schema: Schema) -> Config:
     raw_optim = _named(data.get("optim"), "optim")
     for name, default in ts.optims.items():
         opt = dataclasses.replace(default)
-        _merge(opt, _named(raw_optim.get(name), f"optim.{name}"), f"optim.{name}.")
+        _merge(opt, _named(raw_optim.get(name), f"optim.{name}", "lr"), f"optim.{name}.")
         cfg.optim[name] = opt
     for section, cls in ts.sections.items():
         opts = cls()
-        _merge(opts, _named(data.get(section), section), f"{section}.")
+        first = dataclasses.fields(opts)[0].name
+        _merge(opts, _named(data.get(section), section, first), f"{section}.")
         cfg.options[section] = opts
     return cfg
 

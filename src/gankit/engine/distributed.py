@@ -26,7 +26,7 @@ answer of one:
 
 The process group uses a fresh store per restart attempt: a file on one machine, a prefix of
 torchrun's TCP store (``MASTER_ADDR:MASTER_PORT``) across machines (re-using torchrun's store as
-it is after a restart failed 6 of 10 times on the CPU, REFERENCE.md); each waits at most
+it is after a restart failed 6 of 10 times on the 2-core CPU, a file store 0 of 5); each waits at most
 ``train.dist_timeout``.
 """
 

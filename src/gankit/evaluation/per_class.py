@@ -19,6 +19,22 @@ from gankit.evaluation.metrics.features import FeatureExtractor
 from gankit.evaluation.samples import to_uint8
 
 
+def check_per_class(run: str | Path, model: object, n: int) -> list[str]:
+    """The class names ``--per-class n`` scores, or a one-line ConfigError: the run must be
+    class-conditional and ``n`` at least 2. ``gankit evaluate`` calls it before the main
+    evaluation, which can take half an hour on a CPU."""
+    from gankit.inference.roles import label_classes
+
+    classes = list(label_classes(model) or [])
+    if not classes:
+        raise ConfigError(
+            f"--per-class needs a class-conditional run (gan.conditional): {run} is unconditional"
+        )
+    if n < 2:
+        raise ConfigError(f"--n {n}: per-class scores need at least 2 samples per class")
+    return classes
+
+
 def per_class_scores(
     run: str | Path,
     ref: str,
@@ -39,18 +55,12 @@ def per_class_scores(
     generator draws badly even when the overall score looks fine.
     """
     from gankit.inference.loading import load_role
-    from gankit.inference.roles import Generative, label_classes
+    from gankit.inference.roles import Generative
     from gankit.inference.sampling import generate, resolve_ema
 
     loaded = load_role(run, Generative, device=device, checkpoint=checkpoint)
     model, like = loaded.model, loaded.cfg.data
-    classes = list(label_classes(model) or [])
-    if not classes:
-        raise ConfigError(
-            f"--per-class needs a class-conditional run (gan.conditional): {run} is unconditional"
-        )
-    if n < 2:
-        raise ConfigError(f"--n {n}: per-class scores need at least 2 samples per class")
+    classes = check_per_class(run, model, n)
     data = _labelled_reference(ref, like, classes, root, progress)
     ema = resolve_ema(ema, model, Path(run))
     out: dict[str, dict[str, float]] = {}

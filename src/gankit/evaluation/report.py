@@ -21,7 +21,7 @@ import yaml
 from PIL import Image
 
 from gankit.engine.health import EVENTS, read_rows
-from gankit.errors import CheckpointError
+from gankit.errors import CheckpointError, ConfigError
 from gankit.evaluation.charts import line_chart
 
 LABELS = {"d_real": "D(x)", "d_fake": "D(G(z))", "loss_d": "loss D", "loss_g": "loss G"}
@@ -78,6 +78,8 @@ def spread(items: list, k: int) -> list:
     """``k`` items evenly spread over ``items``, always including the first and the last."""
     if len(items) <= k:
         return items
+    if k <= 1:  # one grid: the newest (0: none)
+        return items[-1:] if k == 1 else []
     idx = sorted({round(i * (len(items) - 1) / (k - 1)) for i in range(k)})
     return [items[i] for i in idx]
 
@@ -138,6 +140,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
     run = Path(run_dir)
     if not (run / "config.yaml").is_file():
         raise CheckpointError(f"{run} is not a gankit run directory (no config.yaml)")
+    if max_grids < 0:
+        raise ConfigError(f"max_grids={max_grids} must be >= 0")
     config_text = (run / "config.yaml").read_text()
     cfg = yaml.safe_load(config_text) or {}
     rows = read_rows(run / "metrics.jsonl")
@@ -199,7 +203,7 @@ def _curves(series: dict, events: list[dict], probability: bool) -> str:
 
 
 def _previews(run: Path, max_grids: int) -> str:
-    """Up to ``max_grids`` preview grids, spread evenly over the run."""
+    """Up to ``max_grids`` preview grids, spread evenly over the run (one: the newest)."""
     grids = spread(_step_files(run / "samples", r"step-(\d+)\.png"), max_grids)
     body = "".join(_png(p, f"step {s}") for s, p in grids)
     return f'<div class="gallery">{body}</div>' if grids else _muted("no preview grids")

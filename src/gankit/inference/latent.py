@@ -237,6 +237,8 @@ def arithmetic_grid(
     """
     result = arithmetic_codes(z, terms)
     gen = torch.Generator().manual_seed(seed)
+    if variants < 0 or not jitter >= 0:
+        raise ConfigError(f"variants={variants} and jitter={jitter} must be >= 0")
     noisy = result + (torch.rand(variants, z.shape[1], generator=gen) * 2 - 1) * jitter
     width = max(max(len(idx) for _, idx in terms), variants) + 1
     codes = [*(z[idx] for _, idx in terms), noisy]

@@ -97,6 +97,9 @@ class Critic(Protocol):
 class Translator(Protocol):
     """Image-to-image translation of a batch of any height and width."""
 
+    channels: int
+    """Channels of the images it translates (1 grey, 3 RGB)."""
+
     def translate(self, x: Tensor, direction: str = "AtoB") -> Tensor: ...
 
 
@@ -105,6 +108,7 @@ class Classifier(Protocol):
     """Class logits of uint8 images, and the network and input transform behind them."""
 
     classes: list[str]
+    channels: int
     tta_flip: bool
     net: nn.Module
     device: torch.device

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torchvision.utils import save_image
 
 from gankit.errors import ConfigError
@@ -156,12 +157,17 @@ def rank_by_discriminator(
 
 
 def save_individual(images: torch.Tensor, folder: str | Path) -> list[Path]:
-    """Each image as its own PNG, ``000000.png`` ..."""
+    """Each image (in [-1, 1]) as its own PNG, ``000000.png`` ...: one-channel images as grey
+    PNGs, as the training data was (torchvision's writer would expand them to RGB), with the
+    same rounding as :func:`torchvision.utils.save_image`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    u8 = images.float().clamp(-1, 1).add(1).div(2).mul(255).add(0.5).clamp(0, 255)
+    u8 = u8.to("cpu", torch.uint8).permute(0, 2, 3, 1).numpy()
     paths = []
-    for i, img in enumerate(images):
+    for i, arr in enumerate(u8):
         p = folder / f"{i:06d}.png"
-        save_image(img.float(), p, normalize=True, value_range=(-1, 1))
+        img = Image.fromarray(arr[..., 0], "L") if arr.shape[-1] == 1 else Image.fromarray(arr)
+        img.save(p)
         paths.append(p)
     return paths

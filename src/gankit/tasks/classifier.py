@@ -62,6 +62,8 @@ class ClassifierModel:
     ) -> None:
         c, ch = cfg.section(ClassifierOptions), cfg.data.channels
         self.net, self.cfg, self.device = net, cfg, device
+        self.channels = ch
+        """Channels of the images it classifies (1 grey, 3 RGB)."""
         self.forward = forward or net
         self._autocast, self.memory_format = autocast, memory_format
         n = c.num_classes or len(c.classes or ())

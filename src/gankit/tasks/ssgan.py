@@ -117,6 +117,7 @@ class SsganModel:
         autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     ) -> None:
         self.net, self.G, self.cfg, self.device = D, G, cfg, device
+        self.channels = cfg.data.channels
         self.classes = list(cfg.section(SsganOptions).classes or ())
         self.tta_flip = False
         self.gan = GANModel(G, None, None, cfg.nets["G"].nz, "uniform", fixed_z, device, autocast)

@@ -1,7 +1,7 @@
 """Train a small MLP GAN on a 2-D mixture, with any objective and stabiliser, in seconds on a CPU.
 
 The defaults are the unrolled-GAN demo's settings (Metz et al. 2017, appendix A; the demo
-notebook; REFERENCE.md): two hidden layers of 128 tanh units in both networks, 256-d Gaussian
+notebook, github.com/poolio/unrolled_gan): two hidden layers of 128 tanh units in both networks, 256-d Gaussian
 noise, batch 512, Adam with β1 = 0.5, learning rates 1e-3 for G and 1e-4 for D, and the minimax
 objective (G minimises D's own loss, as the demo's ``gen_loss = -loss``), and 16,000 steps (at
 8,000 the unrolled GAN had not yet settled on two seeds of five). Under them the plain GAN drifts
@@ -81,12 +81,16 @@ class ToyOptions:
             choices = list(LOSSES)
             hint = did_you_mean(self.loss, choices)
             raise ConfigError(f"--loss {self.loss!r}: {hint}choose one of {', '.join(choices)}")
-        for key in ("steps", "batch", "nz", "hidden", "snapshot_every", "n_eval"):
+        for key in ("steps", "batch", "nz", "hidden", "kernel_dim", "snapshot_every", "n_eval"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"--{key.replace('_', '-')} must be positive")
         for key in ("unroll", "minibatch"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"--{key} must be 0 (off) or positive")
+        if not (self.lr_g > 0 and self.lr_d > 0):
+            raise ConfigError(f"--lr-g {self.lr_g} and --lr-d {self.lr_d} must be positive")
+        if not 0 <= self.beta1 < 1:
+            raise ConfigError(f"--beta1 {self.beta1} must be in [0, 1), e.g. 0.5")
         if self.instance_noise < 0:
             raise ConfigError("--instance-noise must be >= 0")
         check_decay_start(self.lr_decay, "--lr-decay")

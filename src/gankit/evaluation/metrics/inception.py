@@ -146,7 +146,7 @@ def inception_preprocess(images: Tensor) -> Tensor:
 
     The one resize used everywhere in gankit: torch bilinear, ``align_corners=False``, no
     antialiasing, computed in float32 on the uint8 values and *not* rounded back to uint8, then
-    scaled as ``(x - 128) / 128``. This is the protocol of REFERENCE.md's MNIST sanity values;
+    scaled as ``(x - 128) / 128``. This is the protocol of the MNIST FID sanity values in docs/benchmarks.md;
     clean-fid (Parmar et al. 2022) shows other filters move FID by points, so never mix them.
     Grey images are repeated to three channels.
     """

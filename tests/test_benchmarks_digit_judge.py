@@ -1,0 +1,55 @@
+"""benchmarks/digit_judge.py judges any run that generates: a semi-supervised run (whose
+discriminator has classes but whose generator takes no labels) and a conditional one."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from gankit.engine.loop import train
+from gankit.registries import build_config
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+SSGAN = [
+    "data.source=builtin:mnist",
+    "data.labels_per_class=2",
+    "nets.D.hidden=[16]",
+    "nets.G.hidden=[8]",
+    "nets.G.nz=4",
+    "train.batch_size=20",
+    "train.n_preview=4",
+    "train.progress=false",
+    "train.device=cpu",
+    "ssgan.eval_every=0",
+    "train.steps=1",
+]
+
+
+@pytest.fixture
+def judge(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import digit_judge
+
+    # a stand-in judge (the real one trains on MNIST): 10 logits from the mean pixel
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(10))
+    monkeypatch.setattr(digit_judge, "get_judge", lambda root: (net, 0.5))
+    return digit_judge
+
+
+@pytest.mark.parametrize("kind", ["ssgan", "cgan"])
+def test_judges_a_semi_supervised_and_a_conditional_run(judge, kind, tmp_path, monkeypatch, capsys):
+    if kind == "ssgan":
+        run = train(build_config("ssgan-mnist-100", SSGAN), tmp_path / "run")
+    else:
+        over = ["train.steps=1", "train.batch_size=20", "data.limit=100", "train.n_preview=10"]
+        fast = ["train.progress=false", "train.device=cpu"]
+        run = train(build_config("cgan-mnist", [*over, *fast]), tmp_path / "run")
+    monkeypatch.setattr(sys, "argv", ["digit_judge.py", str(run), "--n", "20"])
+    judge.main()
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["step"] == 1 and "classes_present" in res
+    assert ("requested_class_fraction" in res) == (kind == "cgan")
