@@ -292,3 +292,19 @@ def test_the_default_job_on_a_folder_without_classes_says_what_to_run(tmp_path, 
     err = capsys.readouterr().err.strip()
     assert "recipe cgan-mnist" in err and "gankit train dcgan-mnist" in err and "\n" not in err
     assert not (tmp_path / "r").exists()
+
+
+def test_noise_mean_shifts_the_seeded_codes(cond_run, tmp_path, capsys):
+    """--noise-mean M (the seed notes' gen_mean) gives codes M + S·z of the same seed."""
+    model = load_run(cond_run).model
+    base = seeded_noise(model, 6, seed=3)
+    shifted = seeded_noise(model, 6, seed=3, noise_std=0.5, noise_mean=0.25)
+    assert torch.allclose(shifted, base * 0.5 + 0.25)
+    out = tmp_path / "g.png"
+    assert (
+        main(["sample", str(cond_run), "--n", "4", "--noise-mean", "0.3", "--out", str(out)]) == 0
+    )
+    assert out.is_file()
+    bank = ["--bank", str(tmp_path / "b.pt"), "--noise-mean", "0.3"]
+    assert main(["sample", str(cond_run), "--n", "4", *bank]) == 2
+    assert "--noise-mean" in capsys.readouterr().err

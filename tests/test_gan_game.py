@@ -173,3 +173,20 @@ def test_the_zero_centred_gp_is_the_squared_gradient_norm_at_interpolates():
 
     batch = PhaseBatch(torch.rand(3, 1, 2, 2), None, torch.rand(3, 1, 2, 2), None, 0, True)
     assert ZeroCentredGP(1.0)(Linear(), batch).item() == pytest.approx(0 + 1 + 4 + 9)
+
+
+def test_g_steps_updates_g_that_many_times_each_on_new_noise():
+    from gankit.tasks.base import Streams
+
+    task = _task(["gan.g_steps=3"])
+    real = iter(lambda: torch.rand(4, 1, 16, 16) * 2 - 1, None)
+    draws = []
+    original = task.game.redraw
+    task.game.redraw = lambda b: draws.append(1) or original(b)
+    for _ in range(2):
+        task.step(Streams({"real": real}))
+    assert int(next(iter(task.opt_g.state.values()))["step"]) == 6  # 3 per step
+    assert int(next(iter(task.opt_d.state.values()))["step"]) == 2
+    assert len(draws) == 4  # the first G update of a step reuses D's fakes
+    with pytest.raises(ConfigError, match="gan.g_steps=0 must be > 0"):
+        _task(["gan.g_steps=0"])

@@ -35,8 +35,11 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if args.bank and args.rank_by_d:
         raise ConfigError("--bank stores the codes of plain samples: leave out --rank-by-d")
     label = None if args.class_ is None else class_index(task, args.class_)
-    if args.bank and (label is not None or args.noise_std != 1 or args.truncation is not None):
-        raise ConfigError("--bank stores plain codes: leave out --class/--noise-std/--truncation")
+    shaped = args.noise_std != 1 or args.noise_mean != 0 or args.truncation is not None
+    if args.bank and (label is not None or shaped):
+        raise ConfigError(
+            "--bank stores plain codes: leave out --class/--noise-std/--noise-mean/--truncation"
+        )
     images = _sample_images(args, run, label)
     out = (
         Path(args.out)
@@ -63,7 +66,11 @@ def _sample_images(args: argparse.Namespace, run: LoadedRun, label: int | None) 
     def labels(n: int) -> torch.Tensor | None:
         return None if label is None else torch.full((n,), label, dtype=torch.long)
 
-    noise = {"noise_std": args.noise_std, "truncation": args.truncation}
+    noise = {
+        "noise_std": args.noise_std,
+        "truncation": args.truncation,
+        "noise_mean": args.noise_mean,
+    }
     if args.bank:
         from gankit.inference.latent import bank_images_dir, save_bank
 
@@ -193,6 +200,12 @@ def _add_sample_selection_options(p: argparse.ArgumentParser) -> None:
         type=number(float, 0, lo_open=True),
         default=1.0,
         help="scale the noise by S < 1 for more typical, less varied samples (default 1)",
+    )
+    p.add_argument(
+        "--noise-mean",
+        type=number(float),
+        default=0.0,
+        help="shift every noise component by M (the seed notes' gen_mean; default 0)",
     )
     p.add_argument(
         "--truncation",

@@ -25,6 +25,9 @@ class GanOptions:
     """normal: N(0, I); uniform: U[-1, 1) (the cs231n assignment)."""
     d_steps: int = option(1, check=positive)
     """Critic (discriminator) steps per generator step."""
+    g_steps: int = option(1, check=positive)
+    """Generator updates per step, each on newly drawn noise after the first (the seed notes'
+    balancing of a discriminator that learns too fast; 1 = one, as Goodfellow et al.)."""
     d_schedule: Literal["constant", "wgan"] = "constant"
     """wgan: 100 critic steps for the first 25 generator steps and every 500th (Arjovsky et al.)."""
     clip: float | None = option(None, check=positive)

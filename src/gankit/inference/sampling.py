@@ -55,6 +55,7 @@ def seeded_noise(
     batch_size: int = 256,
     noise_std: float = 1.0,
     truncation: float | None = None,
+    noise_mean: float = 0.0,
 ) -> torch.Tensor:
     """The ``n`` latent codes (on the CPU) that :func:`generate` uses for ``seed``.
 
@@ -63,6 +64,8 @@ def seeded_noise(
     ``noise_std`` S then scales the codes (``gankit sample --noise-std``: the seed notes' sampling
     at a smaller noise scale, a cruder form of the same trade). Both keep ``seed``'s codes
     otherwise unchanged, so a grid at T or S shows the same samples as at full variety.
+    ``noise_mean`` M then shifts every component (``--noise-mean``, the seed notes' ``gen_mean``
+    beside ``gen_std``): codes ``M + S·z``.
     """
     if noise_std <= 0:
         raise ConfigError(f"--noise-std {noise_std:g} must be positive (1 = the trained noise)")
@@ -83,7 +86,7 @@ def seeded_noise(
             z = torch.where(outside, redraw, z)
         else:
             raise ConfigError(f"--truncation {truncation:g} is too small for this noise: raise it")
-    return z * noise_std
+    return z * noise_std + noise_mean if noise_mean else z * noise_std
 
 
 @torch.no_grad()
@@ -121,9 +124,10 @@ def generate(
     labels: torch.Tensor | None = None,
     noise_std: float = 1.0,
     truncation: float | None = None,
+    noise_mean: float = 0.0,
 ) -> torch.Tensor:
     """``n`` images in [-1, 1] (on the CPU) from seeded noise (see :func:`seeded_noise`)."""
-    z = seeded_noise(model, n, seed, batch_size, noise_std, truncation)
+    z = seeded_noise(model, n, seed, batch_size, noise_std, truncation, noise_mean)
     return generate_from(model, z, ema, batch_size, labels)
 
 

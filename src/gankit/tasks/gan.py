@@ -246,8 +246,10 @@ class GANTask(Task[GanOptions]):
             for phase in self.phases.critic:
                 self._play(phase, batch, out)
         requires_grad([self.D], False)  # no D gradients are needed for the G update
-        for phase in self.phases.generator:
-            self._play(phase, batch, out)
+        for j in range(gan.g_steps):
+            batch = self.game.redraw(batch) if j else batch  # the first reuses D's fakes
+            for phase in self.phases.generator:
+                self._play(phase, batch, out)
         requires_grad([self.D], True)
         for sched in self.parts.scheds.values():
             sched.step()
