@@ -142,3 +142,25 @@ def test_unknown_arch_names_the_key_and_choices():
         ConfigError, match=r"nets.G.arch='resnet' is not allowed: choose one of dcgan"
     ):
         entry("generator", "resnet", "nets.G.arch")
+
+
+def test_resnet_padding_type_is_the_references():
+    """--padding_type of pytorch-CycleGAN-and-pix2pix's ResnetBlock: reflect (default),
+    replicate, or zero (the conv's own padding, no padding layer); same shapes and parameters."""
+    from gankit.nets.resnet import ResnetGenerator
+
+    nets = {p: ResnetGenerator(3, 3, 4, 2, padding=p) for p in ("reflect", "replicate", "zero")}
+    counts = {p: sum(t.numel() for t in n.parameters()) for p, n in nets.items()}
+    assert len(set(counts.values())) == 1
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    assert all(n(x).shape == (1, 3, 16, 16) for n in nets.values())
+    block = nets["zero"].model[10].block
+    assert not any(
+        isinstance(m, torch.nn.ReflectionPad2d | torch.nn.ReplicationPad2d) for m in block
+    )
+    assert block[0].padding == (1, 1)  # conv_block[0] is the conv, as in the reference
+    assert isinstance(nets["replicate"].model[10].block[0], torch.nn.ReplicationPad2d)
+    from gankit.registries import build_config
+
+    cfg = build_config("cyclegan-mnistm", ["nets.G_A.padding_type=zero", "data.root=x"])
+    assert cfg.nets["G_A"].padding_type == "zero"

@@ -10,6 +10,7 @@ parameters, as the reference's ``resnet_9blocks``. It works on any height and wi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -18,20 +19,26 @@ from gankit.errors import ConfigError
 from gankit.nets.base import NetOptions
 from gankit.nets.norms import Init, Norm, conv_bias, init_translation_weights, norm_layer
 
+PADDINGS = {"reflect": nn.ReflectionPad2d, "replicate": nn.ReplicationPad2d, "zero": None}
+"""The reference's ``padding_type`` of the residual blocks (networks.py ``ResnetBlock``)."""
+
+
+def _padded_conv(dim: int, bias: bool, padding: str) -> list[nn.Module]:
+    """A 3×3 conv keeping the size: a padding layer then the conv, or (zero) the conv's own."""
+    pad = PADDINGS[padding]
+    if pad is None:
+        return [nn.Conv2d(dim, dim, 3, padding=1, bias=bias)]
+    return [pad(1), nn.Conv2d(dim, dim, 3, bias=bias)]
+
 
 class ResnetBlock(nn.Module):
-    def __init__(self, dim: int, norm: str, dropout: bool) -> None:
+    def __init__(self, dim: int, norm: str, dropout: bool, padding: str = "reflect") -> None:
         super().__init__()
         make, bias = norm_layer(norm), conv_bias(norm)
-        layers: list[nn.Module] = [
-            nn.ReflectionPad2d(1),
-            nn.Conv2d(dim, dim, 3, bias=bias),
-            make(dim),
-            nn.ReLU(True),
-        ]
+        layers: list[nn.Module] = [*_padded_conv(dim, bias, padding), make(dim), nn.ReLU(True)]
         if dropout:
             layers.append(nn.Dropout(0.5))
-        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), make(dim)]
+        layers += [*_padded_conv(dim, bias, padding), make(dim)]
         self.block = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -49,6 +56,7 @@ class ResnetGenerator(nn.Module):
         n_blocks: int = 9,
         norm: str = "instance",
         dropout: bool = False,
+        padding: str = "reflect",
     ) -> None:
         super().__init__()
         make, bias = norm_layer(norm), conv_bias(norm)
@@ -61,7 +69,7 @@ class ResnetGenerator(nn.Module):
         for i in range(2):  # down
             c = ngf * 2**i
             layers += [nn.Conv2d(c, 2 * c, 3, 2, 1, bias=bias), make(2 * c), nn.ReLU(True)]
-        layers += [ResnetBlock(ngf * 4, norm, dropout) for _ in range(n_blocks)]
+        layers += [ResnetBlock(ngf * 4, norm, dropout, padding) for _ in range(n_blocks)]
         for i in range(2):  # up
             c = ngf * 2 ** (2 - i)
             up = nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1, bias=bias)
@@ -98,6 +106,9 @@ class ResnetOptions(NetOptions):
     ngf: int = 64
     norm: Norm = "instance"
     dropout: bool = False
+    padding_type: Literal["reflect", "replicate", "zero"] = "reflect"
+    """Padding inside the residual blocks, the reference's ``--padding_type`` (its default:
+    reflect); the 7×7 stem and output convs are reflect-padded either way, as there."""
     init: Init = "normal"
     init_gain: float = 0.02
 
@@ -116,6 +127,12 @@ def build(
 ) -> nn.Module:
     blocks = 6 if opts.arch == "resnet_6blocks" else 9
     net = ResnetGenerator(
-        channels, out_channels or channels, opts.ngf, blocks, opts.norm, opts.dropout
+        channels,
+        out_channels or channels,
+        opts.ngf,
+        blocks,
+        opts.norm,
+        opts.dropout,
+        opts.padding_type,
     )
     return init_translation_weights(net, opts.init, opts.init_gain)
