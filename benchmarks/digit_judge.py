@@ -44,18 +44,23 @@ def judge_net() -> nn.Module:
     )
 
 
-def load_mnist(root: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def load_mnist(root: str | None, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST from ``root`` (a folder holding torchvision's ``MNIST/``, read from a copy so that
+    nothing is written there), or, without one, downloaded by torchvision into the cache."""
     import torchvision
 
+    if root is None:
+        ds = torchvision.datasets.MNIST(str(CACHE / "mnist"), train=train, download=True)
+        return ds.data.unsqueeze(1).float() / 255, ds.targets
     tmp = Path(tempfile.mkdtemp())
-    shutil.copytree(Path(root) / "MNIST", tmp / "MNIST")  # never write into shared/
+    shutil.copytree(Path(root) / "MNIST", tmp / "MNIST")  # never write into a shared copy
     ds = torchvision.datasets.MNIST(str(tmp), train=train, download=True)
     x, y = ds.data.unsqueeze(1).float() / 255, ds.targets
     shutil.rmtree(tmp)
     return x, y
 
 
-def get_judge(mnist_root: str) -> tuple[nn.Module, float]:
+def get_judge(mnist_root: str | None) -> tuple[nn.Module, float]:
     path = CACHE / "mnist_judge.pt"
     net = judge_net()
     if path.exists():
@@ -179,7 +184,10 @@ def main() -> None:
         help="judge DIR/0 ... DIR/9 (gankit sample --class K --individual DIR/K) against K",
     )
     ap.add_argument(
-        "--mnist", default=str(Path(__file__).resolve().parents[2] / "shared/datasets/mnist")
+        "--mnist",
+        metavar="DIR",
+        help="a folder with torchvision's MNIST/ (read, never written); default: download it "
+        "with torchvision into $GANKIT_CACHE/bench/mnist (about 60 MB, once)",
     )
     a = ap.parse_args()
     if a.rank_by_d is not None and a.rank_by_d < a.n:

@@ -53,3 +53,30 @@ def test_judges_a_semi_supervised_and_a_conditional_run(judge, kind, tmp_path, m
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["step"] == 1 and "classes_present" in res
     assert ("requested_class_fraction" in res) == (kind == "cgan")
+
+
+MNIST_RAW = Path(__file__).resolve().parents[2] / "shared/datasets/mnist/MNIST/raw"
+
+
+@pytest.mark.skipif(not MNIST_RAW.is_dir(), reason="shared MNIST files not present")
+def test_without_mnist_it_downloads_mnist_through_torchvision(judge, tmp_path, monkeypatch):
+    """A fresh clone has no MNIST copy: --mnist left out downloads it (here from a local
+    server standing in for torchvision's mirror) into the cache, once."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    import torchvision
+
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(MNIST_RAW))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", [url])
+        monkeypatch.setattr(judge, "CACHE", tmp_path / "bench")
+        x, y = judge.load_mnist(None, train=False)
+    finally:
+        server.shutdown()
+    assert x.shape == (10_000, 1, 28, 28) and len(y) == 10_000 and 0 <= x.min() <= x.max() <= 1
+    assert (tmp_path / "bench" / "mnist" / "MNIST" / "raw").is_dir()
