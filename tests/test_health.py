@@ -180,3 +180,26 @@ def test_health_config_is_validated():
         build_config("dcgan-mnist", ["health.d_win_fake=0.99"])
     with pytest.raises(ConfigError, match="d_win_steps"):
         build_config("dcgan-mnist", ["health.d_win_steps=0"])
+
+
+def test_d_too_weak_fires_when_d_sits_at_chance():
+    """D(x) and D(G(z)) both near 0.5 for K logged steps: D cannot tell real from generated."""
+    sink = Sink()
+    m = monitor(sink, d_weak_steps=3)
+    chance = {"d_real": 0.52, "d_fake": 0.48}
+    for step in (10, 20):
+        m.observe_row(step, chance)
+    assert sink.events == []
+    m.observe_row(30, chance)
+    assert [(e["step"], e["event"]) for e in sink.events] == [(30, "d_weak")]
+    assert "within 0.05 of 0.5 for 3" in sink.events[0]["message"]
+    for step in (40, 50, 60):
+        m.observe_row(step, EVEN)  # 0.6 / 0.4: D separates them a little, no event
+    assert len(sink.events) == 1
+    m2 = monitor(Sink(), probabilities=False, d_weak_steps=1)
+    m2.observe_row(10, chance)  # a critic's scores are not probabilities: never judged
+    assert not m2.active
+    advice = gan_advice(build_config("dcgan-mnist", [*TINY, "gan.g_steps=2"]))["d_weak"]
+    assert "optim.D.lr=" in advice and "gan.g_steps=1" in advice
+    with pytest.raises(ConfigError, match="health.d_weak_margin=0.6"):
+        build_config("dcgan-mnist", ["health.d_weak_margin=0.6"])

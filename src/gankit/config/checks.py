@@ -59,8 +59,12 @@ def validate(cfg: Config) -> None:
     for name, opt in cfg.optim.items():
         check_optim(f"optim.{name}", opt)
     h = cfg.health
-    if h.d_win_steps <= 0 or h.collapse_warmup <= 0:
-        raise ConfigError("health.d_win_steps and health.collapse_warmup must be positive")
+    if h.d_win_steps <= 0 or h.d_weak_steps <= 0 or h.collapse_warmup <= 0:
+        raise ConfigError(
+            "health.d_win_steps, health.d_weak_steps and health.collapse_warmup must be positive"
+        )
+    if not 0 < h.d_weak_margin < 0.5:
+        raise ConfigError(f"health.d_weak_margin={h.d_weak_margin} must be in (0, 0.5), e.g. 0.05")
     if not (0 < h.d_win_fake < h.d_win_real < 1 and 0 < h.collapse_fraction < 1):
         raise ConfigError(
             f"health: need 0 < d_win_fake ({h.d_win_fake}) < d_win_real ({h.d_win_real}) < 1 "

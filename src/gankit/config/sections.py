@@ -82,13 +82,18 @@ class TrainConfig:
 
 @dataclass
 class HealthConfig:
-    """Training-health warnings during a run (``gankit.engine.health``): D winning, collapse, NaN."""
+    """Training-health warnings during a run (``gankit.engine.health``): D winning, D too weak,
+    collapse, NaN."""
 
     enabled: bool = True
     d_win_steps: int = 5
     """Logged steps in a row with D(x) > d_win_real and D(G(z)) < d_win_fake before warning."""
     d_win_real: float = 0.95
     d_win_fake: float = 0.05
+    d_weak_steps: int = 20
+    """Logged steps in a row with D(x) and D(G(z)) both near 0.5 before warning that D is too weak."""
+    d_weak_margin: float = 0.05
+    """How near 0.5 (the chance output of D) counts as near."""
     collapse_fraction: float = 0.3
     """Warn when the previews' diversity falls below this fraction of its early value."""
     collapse_warmup: int = 3

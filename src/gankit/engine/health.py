@@ -1,13 +1,17 @@
 """Training health: warnings, with advice, when a GAN run goes wrong in a recognisable way.
 
 The loop feeds a :class:`HealthMonitor` every logged row of scalars, every preview grid and every
-non-finite value. It watches for three failures:
+non-finite value. It watches for four failures:
 
 - ``d_winning``: the discriminator separates real from generated images almost perfectly,
   mean D(x) > ``health.d_win_real`` and mean D(G(z)) < ``health.d_win_fake``, for
   ``health.d_win_steps`` logged steps in a row. The generator's gradient then vanishes (Goodfellow
   et al. 2014, section 3; Arjovsky & Bottou 2017). Only for losses whose D outputs are
   probabilities; a WGAN critic's outputs are unbounded scores.
+- ``d_weak``: the discriminator cannot tell real from generated images at all, D(x) and D(G(z))
+  both within ``health.d_weak_margin`` of 0.5 (its loss flat at chance) for ``health.d_weak_steps``
+  logged steps in a row: G is then trained against noise rather than a critic (the seed notes'
+  "balancing G and D": D learns too slowly, or G is updated too often).
 - ``collapse``: the diversity of the fixed-noise previews, the mean pairwise RMS distance between
   the preview images, falls below ``health.collapse_fraction`` of its early value (the maximum over
   the first ``health.collapse_warmup`` previews). Different noise giving near-identical images is
@@ -34,6 +38,7 @@ log = logging.getLogger("gankit")
 
 EVENTS = {
     "d_winning": "the discriminator is winning",
+    "d_weak": "the discriminator is too weak",
     "collapse": "the previews are collapsing",
     "non_finite": "a value became non-finite",
 }
@@ -74,7 +79,7 @@ class HealthMonitor:
         self.cfg, self.metrics = cfg, metrics
         self.probabilities = probabilities
         self.advice = advice or {}
-        self.win_streak = 0
+        self.win_streak = self.weak_streak = 0
         self.diversities: list[float] = []
         self.active: set[str] = set()  # conditions that hold now; an event fires when one starts
         self.warned: set[str] = set()  # kinds already printed to the terminal
@@ -98,6 +103,25 @@ class HealthMonitor:
             )
         else:
             self.active.discard("d_winning")
+        self._check_weak(step, row, emit)
+
+    def _check_weak(self, step: int, row: dict[str, float], emit: bool) -> None:
+        c = self.cfg
+        weak = (
+            abs(row["d_real"] - 0.5) < c.d_weak_margin
+            and abs(row["d_fake"] - 0.5) < c.d_weak_margin
+        )
+        self.weak_streak = self.weak_streak + 1 if weak else 0
+        if self.weak_streak >= c.d_weak_steps:
+            self._fire(
+                "d_weak",
+                step,
+                f"D(x) and D(G(z)) within {c.d_weak_margin:g} of 0.5 for {self.weak_streak} "
+                f"logged steps (now {row['d_real']:.3f} and {row['d_fake']:.3f})",
+                emit,
+            )
+        else:
+            self.active.discard("d_weak")
 
     def observe_previews(self, step: int, images: torch.Tensor) -> float | None:
         """A preview grid from the fixed noise: log its diversity and check for collapse."""

@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from html import escape
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
-EVENT_COLOURS = {"d_winning": "#d62728", "collapse": "#9467bd", "non_finite": "#000000"}
+EVENT_COLOURS = {
+    "d_winning": "#d62728",
+    "d_weak": "#ff7f0e",
+    "collapse": "#9467bd",
+    "non_finite": "#000000",
+}
 
 
 def nice_ticks(lo: float, hi: float, n: int = 5, integer: bool = False) -> list[float]:

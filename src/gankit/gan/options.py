@@ -160,8 +160,14 @@ def gan_advice(cfg: Config) -> dict[str, str]:
         collapse.append("nets.D.norm=spectral")
     if not gan.augment:
         collapse.append("gan.augment=translation")
+    weak = [f"optim.D.lr={cfg.optim['D'].lr * 2:g} (twice the current)", "gan.d_steps=2"]
+    if gan.g_steps > 1:
+        weak.append("gan.g_steps=1")
+    if gan.augment or gan.ada != "off":
+        weak.append("weaker D augmentation (gan.augment, gan.ada_target)")
     return {
         "d_winning": "the generator gets almost no gradient; try " + ", ".join(win),
+        "d_weak": "the generator learns from a discriminator at chance; try " + ", ".join(weak),
         "collapse": "different noise gives near-identical images; the previews in samples/ "
         "show when it started; try " + ", ".join(collapse),
     }
