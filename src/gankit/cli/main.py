@@ -77,8 +77,6 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if getattr(args, "n", 1) is not None and getattr(args, "n", 1) <= 0:
-        parser.error("--n must be positive")
     try:
         return args.func(args)
     except GankitError as e:

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from gankit.data.augment import diff_augment
 from gankit.gan.ada import AdaController, ada_augment
-from gankit.gan.stabilisers.noise import instance_noise_std
+from gankit.gan.stabilisers.noise import instance_noise, instance_noise_std
 
 
 class Transform:
@@ -101,17 +101,11 @@ class InstanceNoise(Transform):
         self.std = instance_noise_std(self.start, step, self.total)
 
     def __call__(self, x: Tensor) -> Tensor:
-        if self.std <= 0:
-            return x
+        if self.generator is not None or self.std <= 0:
+            return instance_noise(x, self.std, self.generator)
+        assert self.rank_rows is not None
         shape, device, dtype = x.shape[1:], x.device, x.dtype
-        if self.generator is not None:
-            gen = self.generator
-            noise = torch.randn(x.shape, generator=gen, device=gen.device).to(device, dtype)
-        else:
-            assert self.rank_rows is not None
-            noise = self.rank_rows(
-                lambda n: torch.randn(n, *shape, device=device, dtype=dtype), len(x)
-            )
+        noise = self.rank_rows(lambda n: torch.randn(n, *shape, device=device, dtype=dtype), len(x))
         return x + self.std * noise
 
 
