@@ -100,3 +100,19 @@ def cut_back(run: Path, step: int, dest: Path) -> Path:
         if int(ck.stem.split("-")[1]) > step:
             ck.unlink()
     return dest
+
+
+TINY_SSGAN = [
+    "data.source=builtin:mnist",
+    "data.labels_per_class=2",
+    "nets.D.hidden=[16]",
+    "nets.G.hidden=[8]",
+    "nets.G.nz=4",
+    "train.batch_size=20",
+    "train.n_preview=4",
+    "train.progress=false",
+    "train.device=cpu",
+    "ssgan.eval_every=0",
+    "train.steps=1",
+]
+"""Overrides that make ssgan-mnist-100 a one-step job on the built-in digits."""

@@ -13,20 +13,9 @@ import torch
 from gankit.engine.loop import train
 from gankit.registries import build_config
 
+from conftest import TINY_SSGAN
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-SSGAN = [
-    "data.source=builtin:mnist",
-    "data.labels_per_class=2",
-    "nets.D.hidden=[16]",
-    "nets.G.hidden=[8]",
-    "nets.G.nz=4",
-    "train.batch_size=20",
-    "train.n_preview=4",
-    "train.progress=false",
-    "train.device=cpu",
-    "ssgan.eval_every=0",
-    "train.steps=1",
-]
 
 
 @pytest.fixture
@@ -43,7 +32,7 @@ def judge(monkeypatch):
 @pytest.mark.parametrize("kind", ["ssgan", "cgan"])
 def test_judges_a_semi_supervised_and_a_conditional_run(judge, kind, tmp_path, monkeypatch, capsys):
     if kind == "ssgan":
-        run = train(build_config("ssgan-mnist-100", SSGAN), tmp_path / "run")
+        run = train(build_config("ssgan-mnist-100", TINY_SSGAN), tmp_path / "run")
     else:
         over = ["train.steps=1", "train.batch_size=20", "data.limit=100", "train.n_preview=10"]
         fast = ["train.progress=false", "train.device=cpu"]

@@ -30,7 +30,7 @@ from gankit.nets.ssgan import SsganDiscriminator
 from gankit.nets.unet import UnetGenerator
 from gankit.registries import TASKS, build_config
 
-from conftest import TINY, TINY_CYCLEGAN, write_domains
+from conftest import TINY, TINY_CYCLEGAN, TINY_SSGAN, write_domains
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "gankit"
 
@@ -39,24 +39,13 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "gankit"
 def runs(tmp_path_factory) -> dict[str, Path]:
     """Tiny trained runs of a GAN, a semi-supervised GAN and a CycleGAN."""
     root = tmp_path_factory.mktemp("roles")
-    ssgan = [
-        "data.source=builtin:mnist",
-        "data.labels_per_class=2",
-        "nets.D.hidden=[16]",
-        "nets.G.hidden=[8]",
-        "nets.G.nz=4",
-        "train.batch_size=20",
-        "train.n_preview=4",
-        "train.progress=false",
-        "train.device=cpu",
-        "ssgan.eval_every=0",
-        "train.steps=2",
-    ]
     domains = write_domains(root / "domains")
     cyclegan = [f"data.root={domains}", *TINY_CYCLEGAN, "train.steps=1"]
     return {
         "gan": train(build_config("dcgan-mnist", [*TINY, "train.steps=2"]), root / "gan"),
-        "ssgan": train(build_config("ssgan-mnist-100", ssgan), root / "ssgan"),
+        "ssgan": train(
+            build_config("ssgan-mnist-100", [*TINY_SSGAN, "train.steps=2"]), root / "ssgan"
+        ),
         "cyclegan": train(build_config("cyclegan-mnistm", cyclegan), root / "cyclegan"),
     }
 
