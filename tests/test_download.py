@@ -128,7 +128,8 @@ def fast(**kw) -> DownloadOptions:
 
 
 def files_in(dst: Path) -> list[Path]:
-    return sorted(p for p in dst.iterdir() if p.name not in (MANIFEST, ".gankit-download.lock"))
+    skip = (MANIFEST, "pages.jsonl", ".gankit-download.lock")
+    return sorted(p for p in dst.iterdir() if p.name not in skip)
 
 
 def assert_no_partials(dst: Path) -> None:
@@ -360,3 +361,162 @@ def test_cli_exit_codes_and_option_errors(server, tmp_path, capsys):
 
 def read_url_list_lines(path: Path) -> list[str]:
     return [s for s in path.read_text().splitlines() if s and not s.startswith("#")]
+
+
+# --- numbered pages: gankit data download --page 'URL{page}' --pages 1-8000 -------------------
+
+
+def gallery(server: Server, pages: range, per_page: int = 3, **route) -> str:
+    """Pages /gallery?page=K, each with per_page images of its own and the same logo; the URL
+    template of the range."""
+    server.routes["/g/logo.png"] = Route(png_bytes(999))
+    for k in pages:
+        tags = [f'<img class=preview src="/g/{k}-{i}.png">' for i in range(per_page)]
+        tags.append('<img class=preview src="/g/logo.png"><img src="/g/not-selected.png">')
+        server.routes[f"/gallery?page={k}"] = Route("".join(tags).encode(), ctype="text/html")
+        for i in range(per_page):
+            server.routes[f"/g/{k}-{i}.png"] = Route(png_bytes(10 * k + i), **route)
+    return server.url("/gallery?page={page}")
+
+
+def image_files(dst: Path) -> list[Path]:
+    return [p for p in files_in(dst) if p.suffix == ".png"]
+
+
+def test_page_range_reads_each_page_once_and_a_rerun_only_what_failed(server, tmp_path):
+    from gankit.data.prep.download import download_pages
+    from gankit.data.prep.download_manifest import PAGES, read_pages
+
+    template = gallery(server, range(1, 6))
+    page4 = server.routes.pop("/gallery?page=4")  # missing for now: HTTP 404
+    server.routes["/g/2-1.png"] = Route(status=503)  # a flaky image, retried and failed
+
+    result = download_pages(template, range(1, 6), "img.preview", tmp_path, options=fast())
+
+    assert result.pages == {"ok": 4, "failed": 1} and result.pages_read_before == 0
+    assert result.counts == {"ok": 12, "http_503": 1}  # 4 pages x 3 images + the logo, once
+    assert server.hits["/g/logo.png"] == 1 and "/g/not-selected.png" not in server.hits
+    records = read_pages(tmp_path)
+    assert [r["page"] for r in records.values()] == [1, 2, 3, 4, 5]
+    assert records[server.url("/gallery?page=4")]["status"] == "failed"
+    assert "404" in records[server.url("/gallery?page=4")]["error"]
+    assert len((tmp_path / PAGES).read_text().splitlines()) == 5
+    assert len(image_files(tmp_path)) == 12
+    assert_no_partials(tmp_path)
+
+    # The rerun reads no page again that worked, retries page 4 and the failed image.
+    server.routes["/gallery?page=4"] = page4
+    server.routes["/g/2-1.png"] = Route(png_bytes(21))
+    before = dict(server.hits)
+    again = download_pages(template, range(1, 6), "img.preview", tmp_path, options=fast())
+    assert again.pages == {"ok": 5} and again.pages_read_before == 4
+    assert again.counts == {"ok": 16} and again.skipped == 12
+    for k in (1, 2, 3, 5):
+        assert server.hits[f"/gallery?page={k}"] == 1
+        assert server.hits[f"/g/{k}-0.png"] == before[f"/g/{k}-0.png"] == 1
+    assert server.hits["/gallery?page=4"] == 2
+    assert len(image_files(tmp_path)) == 16 and len(read_pages(tmp_path)) == 5
+    assert_no_partials(tmp_path)
+
+
+def test_page_range_shares_the_rate_limit_and_stops_when_no_page_works(server, tmp_path):
+    from gankit.data.prep.download import download_pages
+
+    template = gallery(server, range(1, 3), per_page=2)
+    download_pages(
+        template, range(1, 3), "img.preview", tmp_path / "a", options=fast(per_host_rate=20)
+    )
+    assert len(server.times) == 7  # 2 pages, 4 images, the logo: one host, one budget
+    gaps = [b - a for a, b in zip(server.times, server.times[1:], strict=False)]
+    assert min(gaps) > 0.035 and server.times[-1] - server.times[0] >= 0.29
+
+    # A wrong selector shows on the first page, not after 8,000 pages of nothing.
+    with pytest.raises(DataError, match="matched no element.*no page of --pages has worked yet"):
+        download_pages(template, range(1, 3), "img.nothing", tmp_path / "b", options=fast())
+    assert server.hits["/gallery?page=1"] == 2 and server.hits["/gallery?page=2"] == 1
+    with pytest.raises(DataError, match=r"\{page\} in the --page URL"):
+        download_pages(server.url("/gallery"), range(1, 3), "img", tmp_path / "c", options=fast())
+
+
+def test_killed_page_crawl_resumes_without_reading_pages_again(server, tmp_path):
+    from gankit.data.prep.download_manifest import PAGES, read_pages
+
+    n = 30
+    template = gallery(server, range(1, n + 1), per_page=4, split_delay=0.02)
+    dst = tmp_path / "dst"
+    cmd = [sys.executable, "-c", SCRIPT, "download", "--page", template, "--select"]
+    cmd += ["img.preview", "--pages", f"1-{n}", str(dst), "--workers", "2", "--retries", "0"]
+    cmd += ["--per-host-rate", "0"]
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        lines = (dst / PAGES).read_text().count("\n") if (dst / PAGES).exists() else 0
+        if lines >= 5 and list(dst.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}")):
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err.decode()
+    read, complete = read_pages(dst), read_manifest(dst)
+    assert 5 <= len(read) < n and all(r["status"] == "ok" for r in read.values())
+    assert complete and all(r["status"] == "ok" for r in complete.values())
+    assert_no_partials(dst)
+
+    before = dict(server.hits)
+    args = ["--page", template, "--select", "img.preview", "--pages", f"1-{n}", str(dst)]
+    args += ["--per-host-rate", "0"]
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, "download", *args], env=env, capture_output=True
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert f"{n} pages: {n} ok ({len(read)} were read before)" in proc.stdout.decode()
+    for url in read:
+        path = url.removeprefix(server.base)
+        assert server.hits[path] == before[path] == 1, f"{path} was read again"
+    for url in complete:
+        path = url.removeprefix(server.base)
+        assert server.hits[path] == before[path] == 1, f"{path} was downloaded again"
+    assert len(image_files(dst)) == 4 * n + 1 and len(read_pages(dst)) == n
+    assert_no_partials(dst)
+
+
+@pytest.mark.parametrize(
+    "pages, says",
+    [
+        ("8000-1", "--pages: 8000-1: the first page must not come after the last"),
+        ("1-x", "--pages: '1-x' is not a page range like 1-8000"),
+        ("", "--pages: '' is not a page range"),
+    ],
+)
+def test_bad_page_ranges_are_one_line(pages, says, tmp_path, capsys):
+    from gankit.cli.main import main
+
+    url = "http://127.0.0.1:9/gallery?page={page}"
+    with pytest.raises(SystemExit) as e:
+        main(
+            ["data", "download", "--page", url, "--select", "img", "--pages", pages, str(tmp_path)]
+        )
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and says in err
+
+
+def test_page_range_options_go_together(server, tmp_path, capsys):
+    from gankit.cli.main import main
+
+    template = gallery(server, range(1, 4), per_page=1)
+    base = ["data", "download", "--select", "img.preview", "--per-host-rate", "0"]
+    assert main([*base, "--page", template, "--pages", "2", str(tmp_path / "one")]) == 0
+    assert "1 pages: 1 ok" in capsys.readouterr().out  # a single number is one page
+    assert "/gallery?page=1" not in server.hits and server.hits["/gallery?page=2"] == 1
+    for args, says in (
+        (["--page", server.url("/gallery?page=1"), "--pages", "1-3"], "{page} in the --page URL"),
+        (["--page", template], "--page has {page}: give the page numbers"),
+    ):
+        assert main([*base, *args, str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and says in err
+    url_file = tmp_path / "urls.txt"
+    url_file.write_text(server.url("/g/1-0.png") + "\n")
+    assert main([*base[:2], "--urls", str(url_file), "--pages", "1-3", str(tmp_path / "y")]) == 2
+    assert "--pages only applies with --page" in capsys.readouterr().err

@@ -143,3 +143,39 @@ def test_fastgan_nets_train_in_the_gan_task_with_their_reconstruction_loss(tmp_p
     run = train(build_config("dcgan-mnist", [*TINY, *over]), tmp_path / "r")
     rows = _rows(run)
     assert all(r["recon"] > 0 and math.isfinite(r["recon"]) for r in rows)
+
+
+# --- WGAN: weight clipping with a momentum optimizer is warned about --------------------------
+
+
+def test_clipped_critic_with_momentum_is_warned_about_in_one_line(caplog, monkeypatch):
+    """Arjovsky et al. 2017: clipped WGANs become unstable at times with momentum (Adam with
+    beta1 > 0) on the critic; they used RMSProp, as the wgan recipe does."""
+    from gankit.gan import options
+    from gankit.gan.options import clipping_with_momentum
+    from gankit.registries import build_config
+
+    assert clipping_with_momentum(build_config("wgan")) is None  # RMSprop without momentum
+    assert clipping_with_momentum(build_config("wgan-gp")) is None  # a penalty, no clipping
+    assert clipping_with_momentum(build_config("dcgan")) is None  # Adam, but no clipping
+    no_momentum = ["optim.D.name=adam", "optim.D.betas=[0,0.9]"]
+    assert clipping_with_momentum(build_config("wgan", no_momentum)) is None
+    cases = {
+        ("wgan", "optim.D.name=adam"): "optim.D is adam with betas[0]=0.5",
+        ("wgan", "optim.G.name=sgd", "optim.G.momentum=0.9"): "optim.G is sgd with momentum=0.9",
+        ("wgan", "optim.D.momentum=0.5"): "optim.D is rmsprop with momentum=0.5",
+        ("dcgan", "gan.clip=0.02"): "(gan.clip=0.02) with momentum (optim.G is adam",
+        ("dcgan", "gan.penalties=[clip:0.01]"): "(gan.penalties clip)",
+    }
+    for (recipe, *overrides), says in cases.items():
+        message = clipping_with_momentum(build_config(recipe, overrides))
+        assert message is not None and says in message and "\n" not in message
+        assert "rmsprop" in message and "Arjovsky" in message
+
+    monkeypatch.setattr(options, "_WARNED", set())
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="gankit"):
+        build_config("wgan", ["optim.D.name=adam"])
+        build_config("wgan", ["optim.D.name=adam"])  # once per process, not once per parse
+    warned = [r for r in caplog.records if "weight clipping" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].levelname == "WARNING"

@@ -30,6 +30,68 @@ def test_stage_factors():
     assert stage_factors(100) is None and stage_factors(28) is None
 
 
+def _sides(net, x):
+    """The side of the feature map after each (transposed) convolution of a DCGAN net."""
+    sides = []
+    for m in net.main:
+        x = m(x)
+        if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d):
+            sides.append(x.shape[-1])
+    return sides
+
+
+def test_dcgan_stage_order_is_an_option_and_d_mirrors_it():
+    g = DCGANGenerator(144, nz=8, ngf=4, channels=3, stages=(2, 2, 3, 3))
+    d = DCGANDiscriminator(144, ndf=4, channels=3, stages=(2, 2, 3, 3))
+    with torch.no_grad():
+        assert _sides(g, torch.randn(2, 8, 1, 1)) == [4, 8, 16, 48, 144]
+        assert _sides(d, torch.randn(2, 3, 144, 144)) == [48, 16, 8, 4, 1]
+    kernels = [m.kernel_size[0] for m in g.main if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert kernels == [4, 4, 4, 5, 5]  # the x3 stages: kernel 5, stride 3, padding 1
+    # no stages: the x3 stages at the lowest resolutions, exactly the nets built before the option
+    with torch.no_grad():
+        assert _sides(DCGANGenerator(144, 8, 4, 3), torch.randn(2, 8, 1, 1)) == [4, 12, 36, 72, 144]
+    assert repr(DCGANGenerator(96, 8, 4, 3)) == repr(
+        DCGANGenerator(96, 8, 4, 3, stages=(3, 2, 2, 2))
+    )
+    assert repr(DCGANDiscriminator(96, 4, 3)) == repr(
+        DCGANDiscriminator(96, 4, 3, stages=(3, 2, 2, 2))
+    )
+
+
+def test_dcgan_stages_that_do_not_reach_the_image_size_fail_in_one_line():
+    from gankit.registries import build_config
+
+    cfg = build_config("misaka-144", ["nets.G.stages=3,3,2,2", "nets.D.stages=[3, 3, 2, 2]"])
+    assert cfg.nets["G"].stages == cfg.nets["D"].stages == (3, 3, 2, 2)
+    for key, bad in (("G", "2,3,3"), ("G", "2,2,3,4"), ("D", "[]"), ("D", "2,2,2,2,2")):
+        with pytest.raises(
+            ConfigError, match=rf"nets.{key}.stages=.*2 or 3.* = 36, e.g. 3,3,2,2"
+        ) as e:
+            build_config("misaka-144", [f"nets.{key}.stages={bad}"])
+        assert "\n" not in str(e.value)
+
+
+def test_misaka_144_is_the_notes_network():
+    """4→8→16→48→144 with the two stride-3 stages (kernel 5, padding 1) at the top of G, D
+    mirrored; ngf = ndf = 32, nz 40. (Before 2026-12-06 the recipe had them at the bottom:
+    G 1,223,104 and D 1,063,296 parameters.)"""
+    from gankit.registries import build_config
+
+    cfg = build_config("misaka-144")
+    g = build_net("generator", cfg.nets["G"], 144, 3)
+    d = build_net("discriminator", cfg.nets["D"], 144, 3)
+    assert count_parameters(g) == 873_760
+    assert count_parameters(d) == 713_952
+    with torch.no_grad():
+        assert _sides(g, torch.randn(2, 40, 1, 1)) == [4, 8, 16, 48, 144]
+        assert _sides(d, torch.randn(2, 3, 144, 144)) == [48, 16, 8, 4, 1]
+    # without stages: gankit's default order, the recipe's nets until then, count for count
+    cfg = build_config("misaka-144", ["nets.G.stages=null", "nets.D.stages=null"])
+    assert count_parameters(build_net("generator", cfg.nets["G"], 144, 3)) == 1_223_104
+    assert count_parameters(build_net("discriminator", cfg.nets["D"], 144, 3)) == 1_063_296
+
+
 def test_unsupported_size_names_nearest():
     with pytest.raises(ConfigError, match="nearest: 96 or 108"):
         check_image_size(100)

@@ -28,6 +28,21 @@ def _byte_size(text: str) -> int:
     return value
 
 
+def _page_range(text: str) -> range:
+    """``1-8000`` → pages 1 to 8000 (both included); ``7`` → page 7 alone."""
+    first, dash, last = text.strip().partition("-")
+    try:
+        lo = int(first)
+        hi = int(last) if dash else lo
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a page range like 1-8000 or a page number like 7"
+        ) from None
+    if hi < lo:
+        raise argparse.ArgumentTypeError(f"{text}: the first page must not come after the last")
+    return range(lo, hi + 1)
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows defaults, but not the meaningless "(default: None)" / "(default: False)"."""
 
@@ -68,10 +83,20 @@ def _add_download(subparsers: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--urls", metavar="FILE", help="text file with one URL per line (# comments)")
     src.add_argument(
-        "--page", metavar="URL", help="web page whose images to download (needs --select)"
+        "--page",
+        metavar="URL",
+        help="web page whose images to download (needs --select); with --pages, a URL with "
+        "{page} where the page number goes",
     )
     p.add_argument(
         "--select", metavar="CSS", help="CSS selector of the elements on --page, e.g. 'img.preview'"
+    )
+    p.add_argument(
+        "--pages",
+        metavar="RANGE",
+        type=_page_range,
+        help="crawl the numbered pages FIRST-LAST (or one page N) of --page, page by page; "
+        "pages read before are not fetched again (DST/pages.jsonl)",
     )
     p.add_argument("--attr", help="attribute holding the URL (default: src, data-src or href)")
     p.add_argument("dst", metavar="DST", help="folder for the images and manifest.jsonl")
@@ -179,10 +204,10 @@ def _interrupted(what: str) -> int:
 
 def run_download(args: argparse.Namespace) -> int:
     """``gankit data download``: exit 0 if every URL ended ok, 1 if some failed."""
-    from gankit.data.prep.download import download_urls
+    from gankit.data.prep.download import download_pages, download_urls
     from gankit.data.prep.download_fetch import DownloadOptions
     from gankit.data.prep.download_manifest import MANIFEST
-    from gankit.data.prep.image_urls import read_url_list, urls_from_page
+    from gankit.data.prep.image_urls import PAGE_FIELD, read_url_list, urls_from_page
 
     options = DownloadOptions(
         workers=args.workers,
@@ -197,18 +222,32 @@ def run_download(args: argparse.Namespace) -> int:
         raise DataError("--page needs --select CSS (e.g. --select 'img.preview')")
     if args.select and not args.page:
         raise DataError("--select only applies with --page URL")
+    if args.pages is not None and not args.page:
+        raise DataError("--pages only applies with --page URL (a URL with {page} in it)")
+    if args.page and args.pages is None and PAGE_FIELD in args.page:
+        raise DataError(f"--page has {PAGE_FIELD}: give the page numbers, e.g. --pages 1-100")
     try:
-        if args.page:
-            urls = urls_from_page(args.page, args.select, args.attr, options)
+        if args.pages is not None:
+            result = download_pages(
+                args.page, args.pages, args.select, args.dst, args.attr, options
+            )
         else:
-            urls = read_url_list(args.urls)
-        result = download_urls(urls, args.dst, options)
+            if args.page:
+                urls = urls_from_page(args.page, args.select, args.attr, options)
+            else:
+                urls = read_url_list(args.urls)
+            result = download_urls(urls, args.dst, options)
     except KeyboardInterrupt:
         return _interrupted(f"complete files are kept in {args.dst}; rerun to resume")
+    all_pages = sum(result.pages.values())
+    if args.pages is not None:
+        parts = ", ".join(f"{n} {status}" for status, n in sorted(result.pages.items()))
+        print(f"{all_pages} pages: {parts} ({result.pages_read_before} were read before)")
     parts = ", ".join(f"{n} {status}" for status, n in sorted(result.counts.items()))
     print(f"{len(result.records)} URLs: {parts} ({result.skipped} were already complete)")
     print(f"manifest: {result.dst / MANIFEST}")
-    return 0 if result.counts["ok"] == len(result.records) else 1
+    images_ok = result.counts["ok"] == len(result.records)
+    return 0 if images_ok and result.pages["ok"] == all_pages else 1
 
 
 def run_faces(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ def add_toy_command(sub) -> None:
     """Register ``gankit toy`` on the ``gankit`` subparsers."""
     p = sub.add_parser(
         "toy",
-        help="the 2-D lab: GANs on mixtures of Gaussians, with stabilisers, in seconds",
+        help="the 2-D lab: GANs on mixtures of Gaussians, with stabilisers (a minute to half an hour)",
         description="Train MLP GANs on a 2-D mixture (ring8, grid25, spiral) for --seeds seeds; "
         "write real-vs-generated scatter plots over time (PNG, GIF) and the modes covered and "
         "high-quality share (VEEGAN protocol) to --out. `gankit toy xy` draws gradient steps on "

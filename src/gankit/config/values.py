@@ -61,6 +61,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return [_coerce(v, arg, key) for v in value]
     elif origin is tuple:
         args = typing.get_args(tp)
+        if args[-1:] == (Ellipsis,) and isinstance(value, str) and "," in value:
+            # nets.G.stages=2,2,3,3 (YAML reads it as one string): each item as YAML reads it
+            read = str.strip if args[0] is str else yaml.safe_load
+            value = [read(v) for v in value.split(",") if v.strip()]
         if args[-1:] == (Ellipsis,) and isinstance(value, list | tuple):  # tuple[int, ...]
             return tuple(_coerce(v, args[0], key) for v in value)
         if isinstance(value, list | tuple) and len(value) == len(args):

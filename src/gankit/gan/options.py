@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -13,6 +14,8 @@ from gankit.errors import ConfigError, did_you_mean
 from gankit.gan.objectives import LOSSES, resolve_loss
 from gankit.gan.penalties import PENALTIES
 from gankit.gan.pipeline import TRANSFORMS
+
+log = logging.getLogger("gankit")
 
 
 @dataclass
@@ -42,6 +45,15 @@ class GanOptions:
     """Decay of an exponential moving average of the generator used for sampling; 0 = off."""
     ema_start: int = option(0, check=non_negative)
     """Generator step at which the EMA starts averaging (it copies G until then)."""
+    ema_kimg: float = option(0.0, check=non_negative, hint=", e.g. 10; 0 turns it off")
+    """StyleGAN2's EMA instead of gan.ema: half-life in thousands of images, decay
+    β = 0.5^(batch / (ema_kimg·1000)) per step, buffers copied (stylegan2-ada training_loop.py)."""
+    ema_rampup: float = option(0.0, check=non_negative, hint=", e.g. 0.05; 0 = none")
+    """With gan.ema_kimg: the half-life is at most images seen × ema_rampup (0.05 in stylegan2-ada's
+    auto config), so the average forgets the first, random generators quickly."""
+    style_mixing: float = option(0.0, check=in_range(0, 1))
+    """Probability of style mixing in training (StyleGAN2 generators: 0.9 in the paper): from a
+    random layer on, the ws of a second z."""
     augment: list[str] = field(default_factory=list)
     """DiffAugment policy for D's inputs, real and fake alike: color, translation, cutout, flip
     (Zhao et al. 2020)."""
@@ -173,6 +185,41 @@ def gan_advice(cfg: Config) -> dict[str, str]:
     }
 
 
+def clipping_with_momentum(cfg: Config) -> str | None:
+    """The one-line warning for a critic whose weights are clipped (``gan.loss=wgan``, ``gan.clip``
+    or a ``clip`` penalty) trained with momentum (Adam with betas[0] > 0, SGD or RMSprop with
+    momentum > 0), else None. Arjovsky et al. 2017 ("Wasserstein GAN", experiments) found WGAN
+    training unstable at times with a momentum-based optimizer such as Adam on the critic and used
+    RMSProp; so does fast.ai's 2018 lesson 12 (``courses/dl2/wgan.ipynb``)."""
+    gan = cfg.section(GanOptions)
+    clip = gan.clip if gan.clip is not None else resolve_loss(gan.loss)[1].get("clip", 0.0)
+    if clip:
+        source = f"gan.clip={gan.clip:g}" if gan.clip is not None else f"gan.loss={gan.loss}"
+    elif any(name == "clip" and weight for name, weight, _ in parse_penalties(gan.penalties)):
+        source = "gan.penalties clip"
+    else:
+        return None
+    moving = [
+        f"optim.{name} is adam with betas[0]={opt.betas[0]:g}"
+        if opt.name == "adam"
+        else f"optim.{name} is {opt.name} with momentum={opt.momentum:g}"
+        for name, opt in cfg.optim.items()
+        if (opt.betas[0] > 0 if opt.name == "adam" else opt.momentum > 0)
+    ]
+    if not moving:
+        return None
+    return (
+        f"weight clipping ({source}) with momentum ({', '.join(moving)}): clipped WGANs train "
+        "unstably with momentum (Arjovsky et al. 2017 used RMSprop); use optim.G.name=rmsprop "
+        "optim.D.name=rmsprop as the wgan recipe does, betas=[0,0.9] or momentum=0, or "
+        "gan.loss=wgan-gp"
+    )
+
+
+_WARNED: set[str] = set()
+"""Warnings already logged in this process (a resumed run validates its config twice)."""
+
+
 def _check_labelled_folder(cfg: Config) -> None:
     """A conditional GAN on a folder of images without class sub-folders: say how to go on
     (the default job, ``cgan-mnist``, is conditional; so is any run with gan.conditional)."""
@@ -217,5 +264,11 @@ def validate_gan(cfg: Config) -> None:
         raise ConfigError("gan.vbn works with unconditional generators: set gan.conditional=none")
     if resolve_loss(gan.loss)[0].relativistic and gan.label_smoothing:
         raise ConfigError(f"gan.label_smoothing does not apply to gan.loss={gan.loss}: set it to 0")
+    if gan.ema and gan.ema_kimg:
+        raise ConfigError("choose one of gan.ema (a decay) and gan.ema_kimg (a half-life)")
     if gan.ada == "fixed" and gan.ada_p <= 0:
         raise ConfigError("gan.ada=fixed needs gan.ada_p > 0, e.g. gan.ada_p=0.2")
+    warning = clipping_with_momentum(cfg)
+    if warning and warning not in _WARNED:
+        _WARNED.add(warning)
+        log.warning(warning)

@@ -2,14 +2,17 @@
 
 The reference DCGAN grows a 4×4 map by ×2 stages (transposed conv, kernel 4, stride 2). Sizes such
 as 48, 96 and 144 also need ×3 stages: a transposed conv with kernel 5, stride 3, padding 1 maps
-n → 3n exactly, and the mirrored conv maps 3n → n. The ×3 stages are placed at the lowest
-resolutions, where they are cheapest. With only ×2 stages, ngf = ndf = 64, nz = 100 and 3 channels
-the 64×64 nets have exactly the parameters of the PyTorch examples' DCGAN (G 3,576,704, D 2,765,568).
+n → 3n exactly, and the mirrored conv maps 3n → n. By default the ×3 stages are placed at the
+lowest resolutions, where they are cheapest; ``nets.G.stages`` / ``nets.D.stages`` choose the order
+(``2,2,3,3`` at 144×144: 4→8→16→48→144, the ×3 stages at the top, as the ``misaka-144`` recipe has it).
+With only ×2 stages, ngf = ndf = 64, nz = 100 and 3 channels the 64×64 nets have exactly the
+parameters of the PyTorch examples' DCGAN (G 3,576,704, D 2,765,568).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -49,6 +52,24 @@ def check_image_size(size: int) -> list[int]:
     return factors
 
 
+def check_stages(stages: Sequence[int] | None, size: int, key: str = "nets.G.stages") -> list[int]:
+    """The upsampling factor of each stage from 4×4 up to ``size``: ``stages`` when given (each 2
+    or 3, their product ``size / 4``), else :func:`stage_factors`'s order; a one-line ConfigError
+    naming ``key`` otherwise."""
+    if stages is None:
+        return check_image_size(size)
+    factors = [int(f) for f in stages]
+    if not factors or any(f not in (2, 3) for f in factors) or 4 * math.prod(factors) != size:
+        given = ",".join(map(str, factors)) or "[]"
+        default = stage_factors(size)
+        example = f", e.g. {','.join(map(str, default))}" if default else ""
+        raise ConfigError(
+            f"{key}={given}: give factors of 2 or 3 (one per stage, from 4×4 up) whose product "
+            f"is data.image_size/4 = {size / 4:g}{example}"
+        )
+    return factors
+
+
 def _up(cin: int, cout: int, factor: int, mode: str) -> nn.Module:
     if mode == "nearest":
         # Resize-then-convolve avoids the checkerboard artefacts of strided transposed convs
@@ -78,10 +99,11 @@ class DCGANGenerator(nn.Module):
         n_extra_layers: int = 0,
         norm: str = "batch",
         upsample: str = "deconv",
+        stages: Sequence[int] | None = None,
     ):
         super().__init__()
         self.nz = nz
-        factors = check_image_size(image_size)
+        factors = check_stages(stages, image_size, "nets.G.stages")
         widths = [ngf * 2 ** (len(factors) - 1 - i) for i in range(len(factors))]
 
         def block(conv: nn.Module, c: int) -> list[nn.Module]:
@@ -109,9 +131,11 @@ class DCGANDiscriminator(nn.Module):
         channels: int = 3,
         n_extra_layers: int = 0,
         norm: str = "batch",
+        stages: Sequence[int] | None = None,
     ):
         super().__init__()
-        factors = check_image_size(image_size)[::-1]
+        # the generator's stages mirrored: D shrinks the image by the last stage's factor first
+        factors = check_stages(stages, image_size, "nets.D.stages")[::-1]
         widths = [ndf * 2**i for i in range(len(factors))]
         sn = spectral_norm if norm == "spectral" else (lambda m: m)
 
@@ -142,6 +166,9 @@ class DCGANGeneratorOptions(GANNetOptions):
     norm: Literal["batch", "none"] = "batch"
     upsample: Literal["deconv", "nearest"] = "deconv"
     """deconv: transposed convolutions (Radford et al.); nearest: upsample + 3x3 conv (no checkerboard)."""
+    stages: tuple[int, ...] | None = None
+    """Upsampling factor (2 or 3) of each stage from 4×4 up to the image, e.g. 2,2,3,3 at 144
+    (4→8→16→48→144); null = the ×3 stages first, at the lowest resolutions (4→12→36→72→144)."""
 
 
 @dataclass
@@ -151,26 +178,38 @@ class DCGANDiscriminatorOptions(GANNetOptions):
     ndf: int = 64
     n_extra_layers: int = 0
     norm: Literal["batch", "none", "spectral"] = "batch"
+    stages: tuple[int, ...] | None = None
+    """The generator's list (factors from 4×4 up), which D runs mirrored, from the image down:
+    2,2,3,3 at 144 is 144→48→16→8→4; null = the ×3 stages at the lowest resolutions
+    (144→72→36→12→4)."""
 
 
 def check(
     opts: DCGANGeneratorOptions | DCGANDiscriminatorOptions, size: int, channels: int
 ) -> None:
-    width = opts.ngf if isinstance(opts, DCGANGeneratorOptions) else opts.ndf
+    generator = isinstance(opts, DCGANGeneratorOptions)
+    width = opts.ngf if generator else opts.ndf
     if width <= 0 or getattr(opts, "nz", 1) <= 0 or opts.n_extra_layers < 0:
         raise ConfigError(
             f"dcgan: widths and nz must be positive and n_extra_layers >= 0 (got {opts})"
         )
-    check_image_size(size)
+    check_stages(opts.stages, size, "nets.G.stages" if generator else "nets.D.stages")
 
 
 def build_generator(opts: DCGANGeneratorOptions, size: int, channels: int) -> nn.Module:
     net = DCGANGenerator(
-        size, opts.nz, opts.ngf, channels, opts.n_extra_layers, opts.norm, opts.upsample
+        size,
+        opts.nz,
+        opts.ngf,
+        channels,
+        opts.n_extra_layers,
+        opts.norm,
+        opts.upsample,
+        opts.stages,
     )
     return initialised(net, opts)
 
 
 def build_discriminator(opts: DCGANDiscriminatorOptions, size: int, channels: int) -> nn.Module:
-    net = DCGANDiscriminator(size, opts.ndf, channels, opts.n_extra_layers, opts.norm)
+    net = DCGANDiscriminator(size, opts.ndf, channels, opts.n_extra_layers, opts.norm, opts.stages)
     return initialised(net, opts)

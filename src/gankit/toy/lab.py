@@ -1,4 +1,4 @@
-"""Train a small MLP GAN on a 2-D mixture, with any objective and stabiliser, in seconds on a CPU.
+"""Train a small MLP GAN on a 2-D mixture, with any objective and stabiliser, in a minute or so on a CPU.
 
 The defaults are the unrolled-GAN demo's settings (Metz et al. 2017, appendix A; the demo
 notebook, github.com/poolio/unrolled_gan): two hidden layers of 128 tanh units in both networks, 256-d Gaussian

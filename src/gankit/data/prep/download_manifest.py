@@ -4,6 +4,10 @@ Every URL gets one flushed line (url, file, sha256, bytes, status), so a killed 
 one; a later line for the same URL wins. A file counts as complete only while its size and sha256
 still match its ``ok`` record. Bytes in flight live in hidden temp files named
 ``TEMP_PREFIX...TEMP_SUFFIX`` in the folder, which the next run deletes if a run was SIGKILLed.
+
+A crawl of numbered pages (``--page URL --pages 1-8000``) keeps ``pages.jsonl`` by the same rules:
+one flushed line per page read (its URL, status and the image URLs found on it), a later line
+for the same page winning, so a rerun reads no page again that was read before.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 MANIFEST = "manifest.jsonl"
+PAGES = "pages.jsonl"
 TEMP_PREFIX, TEMP_SUFFIX = ".gankit-dl-", ".part"
 
 
@@ -28,10 +33,9 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def read_manifest(dst: Path) -> dict[str, dict]:
-    """Latest record per URL in ``dst/manifest.jsonl``; a torn last line (killed run) is ignored."""
+def _read_records(path: Path) -> dict[str, dict]:
+    """Latest record per ``url`` in a JSON-lines file; a torn last line (killed run) is ignored."""
     records: dict[str, dict] = {}
-    path = dst / MANIFEST
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
             with contextlib.suppress(ValueError):
@@ -39,6 +43,16 @@ def read_manifest(dst: Path) -> dict[str, dict]:
                 if isinstance(rec, dict) and "url" in rec:
                     records[rec["url"]] = rec  # a later line wins; order stays first-seen
     return records
+
+
+def read_manifest(dst: Path) -> dict[str, dict]:
+    """Latest record per URL in ``dst/manifest.jsonl``; a torn last line (killed run) is ignored."""
+    return _read_records(dst / MANIFEST)
+
+
+def read_pages(dst: Path) -> dict[str, dict]:
+    """Latest record per page URL in ``dst/pages.jsonl``; a torn last line is ignored."""
+    return _read_records(dst / PAGES)
 
 
 def is_complete(dst: Path, rec: dict) -> bool:
@@ -55,10 +69,21 @@ def is_complete(dst: Path, rec: dict) -> bool:
     )
 
 
-def compact_manifest(dst: Path) -> None:
-    """Rewrite the manifest with one line per URL (the latest), atomically."""
-    records = read_manifest(dst)
+def _compact(dst: Path, name: str) -> None:
+    """Rewrite ``dst/name`` with one line per URL (the latest), atomically."""
+    records = _read_records(dst / name)
     fd, tmp = tempfile.mkstemp(dir=dst, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(r) + "\n" for r in records.values())
-    os.replace(tmp, dst / MANIFEST)
+    os.replace(tmp, dst / name)
+
+
+def compact_manifest(dst: Path) -> None:
+    """Rewrite the manifest with one line per URL (the latest), atomically."""
+    _compact(dst, MANIFEST)
+
+
+def compact_pages(dst: Path) -> None:
+    """Rewrite ``pages.jsonl`` with one line per page (the latest), atomically, if it exists."""
+    if (dst / PAGES).exists():
+        _compact(dst, PAGES)

@@ -1,7 +1,8 @@
 """The URLs to download: from a text file, or from the elements of a web page.
 
 ``gankit data download --urls FILE`` reads :func:`read_url_list`; ``--page URL --select CSS``
-fetches the page and reads the matching elements' URLs with :func:`urls_from_page`.
+fetches the page and reads the matching elements' URLs with :func:`urls_from_page`;
+``--pages 1-8000`` does so for every numbered page of a gallery (:func:`page_url`), page by page.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import http.client
 import os
 import threading
+import urllib.request
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlsplit
 
@@ -50,14 +52,30 @@ def read_url_list(path: str | os.PathLike) -> list[str]:
     return list(dict.fromkeys(s.strip() for s in lines if s.strip() and not s.startswith("#")))
 
 
+PAGE_FIELD = "{page}"
+"""Where the page number goes in a ``--page`` URL crawled with ``--pages``."""
+
+
+def page_url(template: str, page: int) -> str:
+    """``template`` with :data:`PAGE_FIELD` replaced by ``page`` (``...?p={page}`` → ``...?p=7``)."""
+    return template.replace(PAGE_FIELD, str(page))
+
+
 def urls_from_page(
-    page_url: str, selector: str, attr: str | None = None, options: DownloadOptions | None = None
+    page_url: str,
+    selector: str,
+    attr: str | None = None,
+    options: DownloadOptions | None = None,
+    opener: urllib.request.OpenerDirector | None = None,
 ) -> list[str]:
-    """Fetch ``page_url`` and return the image URLs its ``selector`` elements point to."""
+    """Fetch ``page_url`` and return the image URLs its ``selector`` elements point to.
+
+    ``opener`` (default: a new one) carries the per-host rate limit: a crawl passes the one its
+    image downloads use, so pages and images share the host's budget."""
     options = options or DownloadOptions()
     if urlsplit(page_url).scheme not in ("http", "https"):
         raise DataError(f"--page {page_url}: only http:// and https:// pages can be read")
-    opener = build_opener(options, threading.Event())
+    opener = opener or build_opener(options, threading.Event())
     try:
         with opener.open(page_url, timeout=options.timeout) as resp:
             raw = resp.read(options.max_bytes + 1)
