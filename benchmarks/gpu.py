@@ -20,6 +20,9 @@ Parts:
   features computed, FID + KID + PRDC) on MNIST digits.
 - ``cyclegan``: seconds per CycleGAN step at 256², batch 1, ResNet-9 / basic PatchGAN at 64 channels,
   gankit's task against the reference-style eager step (``translation_speed.py``).
+- ``stylegan2``: img/s of a full StyleGAN2 iteration at 256² (the ``stylegan2`` recipe, auto
+  config: batch 16, path length every 4 and R1 every 16 amortised over 32 steps) in fp32, with the
+  reference's fp16 in the top 4 resolutions, with bf16 autocast, and fp16 + ``torch.compile``.
 
 Without CUDA (and without ``--device cpu``) it exits at once with one line and status 2.
 """
@@ -52,6 +55,9 @@ FULL = {
     "cyclegan_size": 256,
     "cyclegan_ngf": 64,
     "cyclegan_steps": 20,
+    "sg2_size": 256,
+    "sg2_batch": 16,
+    "sg2_steps": 32,
 }
 TINY = {
     "dcgan_steps": 8,
@@ -65,6 +71,9 @@ TINY = {
     "cyclegan_size": 32,
     "cyclegan_ngf": 4,
     "cyclegan_steps": 2,
+    "sg2_size": 16,
+    "sg2_batch": 4,
+    "sg2_steps": 4,
 }
 
 
@@ -237,12 +246,46 @@ def cyclegan(args, sizes) -> dict:
     }
 
 
+def stylegan2(args, sizes) -> dict:
+    from train_speed import ours
+
+    base = [
+        "data.source=builtin:mnist",
+        "data.channels=3",
+        f"data.image_size={sizes['sg2_size']}",
+        f"data.limit={4 * sizes['sg2_batch']}",
+        f"train.batch_size={sizes['sg2_batch']}",
+        f"train.device={args.device}",
+    ]
+    if args.tiny:
+        base += ["nets.G.fmaps=0.002", "nets.G.channel_max=8", "nets.D.fmaps=0.002"]
+        base += ["nets.D.channel_max=8", "nets.G.nz=8", "nets.G.w_dim=8"]
+    fp32 = ["nets.G.num_fp16_res=0", "nets.D.num_fp16_res=0"]
+    variants = {
+        "fp32": fp32,
+        "fp16_top4": [],
+        "bf16_autocast": [*fp32, "train.autocast=bf16"],
+        "fp16_top4_compile": ["train.compile=true"],
+    }
+    out: dict = {"size": sizes["sg2_size"], "batch": sizes["sg2_batch"]}
+    for name, extra in variants.items():
+        if name.endswith("compile") and args.tiny:
+            out[name] = {"skipped": "--tiny: compiling takes minutes on a CPU"}
+            continue
+        out[name] = {"img_per_s": round(ours([*base, *extra], sizes["sg2_steps"], "stylegan2"), 1)}
+    for name in variants:
+        if "img_per_s" in out[name]:
+            out[name]["over_fp32"] = round(out[name]["img_per_s"] / out["fp32"]["img_per_s"], 3)
+    return out
+
+
 PARTS = {
     "dcgan64": dcgan64,
     "dcgan64_switches": dcgan64_switches,
     "darknet_cifar10": darknet_cifar10,
     "fid": fid,
     "cyclegan": cyclegan,
+    "stylegan2": stylegan2,
 }
 
 

@@ -8,6 +8,7 @@ checks that need them. Everything that builds a config from text goes through he
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from gankit.config import (
@@ -23,6 +24,7 @@ from gankit.config import (
 )
 from gankit.config.options import check_options
 from gankit.errors import ConfigError, did_you_mean
+from gankit.gan.presets import derive
 from gankit.inference.roles import Generative
 from gankit.nets import NETS, entry
 from gankit.tasks import TASKS
@@ -89,7 +91,8 @@ unconditional ``dcgan-mnist`` gives 80-83 %)."""
 def build_config(recipe: str | None = None, overrides: list[str] | None = None) -> Config:
     """Defaults ← recipe (default :data:`DEFAULT_RECIPE`) ← ``key=value`` overrides, validated."""
     data = load_recipe(recipe or DEFAULT_RECIPE)
-    return from_dict(apply_overrides(data, parse_overrides(overrides or [])))
+    given = parse_overrides(overrides or [])
+    return from_dict(derive(apply_overrides(copy.deepcopy(data), given), data, given))
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:

@@ -24,6 +24,7 @@ Train, sample and evaluate GANs.
   gankit sample RUN --n 64 --out grid.png
   gankit sample RUN --bank bank.pt     numbered latent codes for gankit arithmetic
   gankit interpolate RUN --gif walk.gif
+  gankit style-mix RUN --rows 1,2,3 --cols 4,5  StyleGAN2: coarse/fine styles of two seeds
   gankit arithmetic RUN "3,7 - 12 + 5,9" --bank bank.pt
   gankit report RUN                    RUN/report.html: curves, samples, health, evaluation
   gankit recipes                       list the presets
@@ -31,6 +32,7 @@ Train, sample and evaluate GANs.
   gankit evaluate-classifier RUN --data folder:cifar10
   gankit evaluate RUN --ref builtin:mnist --n 2000   FID, KID, precision/recall, modes, copying
   gankit export RUN --format onnx --out g.onnx       the generator, for use without gankit
+  gankit import stylegan2-ada ffhq.pkl --out RUN     NVIDIA's StyleGAN2-ADA networks, safely
 """
 
 
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     from gankit.cli.classifier import add_classifier_commands
     from gankit.cli.data import add_data_group
     from gankit.cli.evaluate import add_evaluate_command
+    from gankit.cli.imports import add_import_command
     from gankit.cli.options import OneLineParser
     from gankit.cli.sample import add_export_command, add_sample_commands
     from gankit.cli.toy import add_toy_command
@@ -59,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_command(sub)  # export
     add_evaluate_command(sub)  # evaluate
     add_viz_commands(sub)  # report, interpolate, arithmetic
+    add_import_command(sub)  # import stylegan2-ada
     add_toy_command(sub)  # toy
     add_recipes_command(sub)  # recipes
     return parser

@@ -58,7 +58,7 @@ def _sample_images(args: argparse.Namespace, run: LoadedRun, label: int | None) 
     """The images of ``gankit sample``: a latent bank's, the discriminator's best, or plain."""
     import torch
 
-    from gankit.inference.roles import Critic
+    from gankit.inference.roles import Critic, WSpaceModel
     from gankit.inference.sampling import generate, rank_by_discriminator
 
     task = run.model
@@ -90,7 +90,22 @@ def _sample_images(args: argparse.Namespace, run: LoadedRun, label: int | None) 
             task, args.from_n, seed=args.seed, ema=args.ema, labels=labels(args.from_n), **noise
         )
         images = rank_by_discriminator(task, pool, args.n)
+    elif args.truncation is not None and isinstance(task, WSpaceModel) and task.w_generator():
+        from gankit.inference.wspace import generate_w
+
+        if args.noise_std != 1 or args.noise_mean != 0:
+            raise ConfigError(
+                "--truncation truncates this run's W space: leave out --noise-std/--noise-mean"
+            )
+        images = generate_w(
+            task, args.n, args.seed, args.truncation, args.truncation_cutoff, labels(args.n),
+            args.ema,
+        )  # fmt: skip
     else:
+        if args.truncation_cutoff is not None:
+            raise ConfigError(
+                "--truncation-cutoff needs --truncation and a run with a W space (StyleGAN2)"
+            )
         images = generate(
             task, args.n, seed=args.seed, ema=args.ema, labels=labels(args.n), **noise
         )
@@ -209,9 +224,16 @@ def _add_sample_selection_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--truncation",
-        type=number(float, 0, lo_open=True),
+        type=number(float, 0),
         metavar="T",
-        help="truncation trick: redraw noise components beyond +-T (e.g. 0.7; default off)",
+        help="truncation trick: redraw noise components beyond +-T (e.g. 0.7; default off); "
+        "for a run with a W space (StyleGAN2), psi: w = w_avg + psi (w - w_avg), in [0, 1]",
+    )
+    p.add_argument(
+        "--truncation-cutoff",
+        type=number(int, 1),
+        metavar="K",
+        help="W space: truncate only the first K ws (the coarse layers; default all)",
     )
 
 

@@ -1,4 +1,4 @@
-"""``gankit report``, ``gankit interpolate`` and ``gankit arithmetic``: looking at a trained run.
+"""``gankit report``, ``interpolate``, ``style-mix`` and ``arithmetic``: looking at a trained run.
 
 Thin glue between argparse and :mod:`gankit.evaluation.report` / :mod:`gankit.inference.latent`; registered by
 :func:`add_viz_commands` from :mod:`gankit.cli`.
@@ -74,8 +74,63 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
 
 
+def _seed_list(text: str) -> list[int]:
+    """``--rows``/``--cols`` of style-mix: comma-separated seeds, or a range A-B."""
+    try:
+        if "-" in text and "," not in text:
+            a, b = (int(t) for t in text.split("-"))
+            seeds = list(range(a, b + 1))
+        else:
+            seeds = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0 or len(seeds) > 32:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give 1 to 32 seeds >= 0, comma-separated (85,100,75) or a range (0-5)"
+        )
+    return seeds
+
+
+def _cmd_style_mix(args: argparse.Namespace) -> int:
+    from gankit.inference.sampling import class_index, save_grid
+    from gankit.inference.wspace import style_mix
+
+    _, model, step = _gan_run(args)
+    label = None if args.class_ is None else class_index(model, args.class_)
+    images, width = style_mix(
+        model, args.rows, args.cols, args.layers, args.truncation, label, args.ema
+    )
+    out = args.out or Path(args.run) / "samples" / f"style-mix-step{step:06d}.png"
+    print(f"wrote {save_grid(images, out, nrow=width)}")
+    return 0
+
+
+def _add_style_mix_command(sub) -> None:
+    p = sub.add_parser(
+        "style-mix",
+        help="style-mixing grid of a StyleGAN2 run: row seeds with layers from column seeds",
+        description="The classic figure of Karras et al.: the column seeds' images along the "
+        "top, the row seeds' down the left, and in each cell the row seed's ws with --layers "
+        "taken from the column seed (0-3 coarse: pose, shape; the last layers: colour).",
+    )
+    p.add_argument("run", help="run directory")
+    add_ema_option(p)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    p.add_argument("--rows", type=_seed_list, required=True, help="row seeds, e.g. 85,100,75")
+    p.add_argument("--cols", type=_seed_list, required=True, help="column seeds, e.g. 55,821")
+    p.add_argument(
+        "--layers", default="0-6", help="ws taken from the column seed, A-B inclusive (default 0-6)"
+    )
+    p.add_argument(
+        "--truncation", type=number(float, 0), default=1.0, help="psi in W (default 1: none)"
+    )
+    p.add_argument("--class", dest="class_", metavar="K", help="conditional runs: the class")
+    p.add_argument("--out", help="grid PNG (default RUN/samples/style-mix-...png)")
+    p.set_defaults(func=_cmd_style_mix)
+
+
 def add_viz_commands(sub) -> None:
-    """Register report, interpolate and arithmetic on the ``gankit`` subparsers."""
+    """Register report, interpolate, style-mix and arithmetic on the ``gankit`` subparsers."""
     p = sub.add_parser(
         "report",
         help="write a self-contained report.html of a run",
@@ -106,6 +161,8 @@ def add_viz_commands(sub) -> None:
     p.add_argument("--out", help="grid PNG (default RUN/samples/interpolate-...png)")
     p.add_argument("--gif", help="also write an animated GIF here")
     p.set_defaults(func=_cmd_interpolate)
+
+    _add_style_mix_command(sub)
 
     p = sub.add_parser(
         "arithmetic",

@@ -27,8 +27,8 @@ from gankit.gan.stabilisers.minibatch import (
     MinibatchStdDev,
 )
 from gankit.gan.stabilisers.vbn import VirtualBatchNormNet, convert_batchnorm
-from gankit.inference.roles import ReconstructingDiscriminator
-from gankit.nets import build_net
+from gankit.inference.roles import MappedGenerator, ReconstructingDiscriminator
+from gankit.nets import build_net, entry
 from gankit.nets.conditional import ConditionalGenerator, LabelDiscriminator, feature_dim
 from gankit.nets.eval_mode import eval_mode
 
@@ -56,6 +56,8 @@ def build_gan_nets(cfg: Config) -> tuple[nn.Module, nn.Module]:
     if not gan.classes:
         raise ConfigError("gan.classes is unknown: let training read it from the data")
     k = len(gan.classes)
+    if entry("generator", cfg.nets["G"].arch).labels:
+        return _native_conditional(cfg, k)
     embed = gan.embed_dim or k
     g_opts = dataclasses.replace(cfg.nets["G"], nz=cfg.nets["G"].nz + embed)
     G = ConditionalGenerator(build_net("generator", g_opts, size, ch), k, embed)
@@ -64,6 +66,26 @@ def build_gan_nets(cfg: Config) -> tuple[nn.Module, nn.Module]:
     base = _batch_aware(base, cfg, d_in)
     dim = 0 if gan.conditional == "concat" else feature_dim(base, ch, size)
     return G, LabelDiscriminator(base, gan.conditional, k, dim)
+
+
+def _native_conditional(cfg: Config, k: int) -> tuple[nn.Module, nn.Module]:
+    """G and D that take labels themselves (StyleGAN2: an embedding in G's mapping network;
+    R3GAN: one joined to z; both with a projection D), built for ``k`` classes."""
+    gan, size, ch = cfg.section(GanOptions), cfg.data.image_size, cfg.data.channels
+    g_arch, d_arch = cfg.nets["G"].arch, cfg.nets["D"].arch
+    if gan.conditional != "projection":
+        raise ConfigError(
+            f"nets.G.arch={g_arch} takes labels itself (an embedding inside G, a projection "
+            f"D): use gan.conditional=projection (not {gan.conditional})"
+        )
+    if not entry("discriminator", d_arch).labels:
+        raise ConfigError(
+            f"nets.G.arch={g_arch} with gan.conditional=projection needs a D that takes labels "
+            f"itself: use nets.D.arch={g_arch} (not {d_arch})"
+        )
+    G = build_net("generator", cfg.nets["G"], size, ch, num_classes=k)
+    D = build_net("discriminator", cfg.nets["D"], size, ch, num_classes=k)
+    return G, D
 
 
 def _check_wrappers(D: nn.Module, cfg: Config) -> nn.Module:
@@ -136,6 +158,26 @@ def update_ema(ema: AveragedModel, model: nn.Module, decay: float, n: int) -> No
     ema.n_averaged += 1
 
 
+@torch.no_grad()
+def update_ema_beta(ema: AveragedModel, model: nn.Module, beta: float) -> None:
+    """StyleGAN2's EMA step: parameters lerped towards ``model``'s by 1 − ``beta``, buffers (w_avg,
+    noise constants) copied, as stylegan2-ada's training_loop.py does."""
+    averaged, current = list(ema.module.parameters()), [p.detach() for p in model.parameters()]
+    torch._foreach_lerp_(averaged, current, 1 - beta)
+    for a, c in zip(ema.module.buffers(), model.buffers(), strict=True):
+        a.copy_(c)
+    ema.n_averaged += 1
+
+
+def ema_beta(ema_kimg: float, rampup: float, batch: int, images_seen: int) -> float:
+    """β = 0.5^(batch / half-life), the half-life ema_kimg·1000 images, at most
+    images_seen·rampup when ``rampup`` > 0 (0 at the start: the first update copies)."""
+    half_life = ema_kimg * 1000
+    if rampup > 0:
+        half_life = min(half_life, images_seen * rampup)
+    return 0.5 ** (batch / max(half_life, 1e-8))
+
+
 class GANModel:
     """A GAN's generator (and its EMA) and discriminator, for sampling: :class:`Generative`,
     :class:`Critic`, :class:`ConditionalGenerative`, :class:`Exportable`. During training it shares the task's modules; loaded from a run it holds
@@ -177,6 +219,12 @@ class GANModel:
             return self.ema.module
         return self.G
 
+    def w_generator(self, ema: bool = True) -> MappedGenerator | None:
+        """The generator if it has a W space (StyleGAN2), else None
+        (:class:`gankit.inference.roles.WSpaceModel`)."""
+        net = self.generator(ema)
+        return net if isinstance(net, MappedGenerator) else None
+
     @property
     def label_classes(self) -> tuple[str, ...] | None:
         """The classes the generator draws (:class:`gankit.inference.roles.ConditionalGenerative`)."""
@@ -194,6 +242,10 @@ class GANModel:
         record: dict[str, Any] = {"nz": self.nz, "noise": self.noise_kind}
         if isinstance(net, ConditionalGenerator):
             record.update(classes=list(self.classes or ()), embed_dim=net.embed.embedding_dim)
+        elif self.classes:  # a generator that takes labels itself
+            record.update(classes=list(self.classes))
+        if isinstance(net, MappedGenerator):
+            record.update(w_space=True, num_ws=net.num_ws)
         return net.eval(), record
 
     @property
@@ -229,7 +281,7 @@ class GANModel:
         net = self.generator(ema)
         with eval_mode(net), self._autocast():
             out = net(*args)
-        return out.float()
+        return out.float().clamp(-1, 1) if isinstance(net, MappedGenerator) else out.float()
 
     @torch.no_grad()
     def discriminate(self, images: Tensor) -> Tensor:

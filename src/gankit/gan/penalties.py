@@ -1,5 +1,5 @@
 """Penalties and constraints of the GAN game, one object each: R1, R2, the gradient penalty,
-weight clipping (and room for the generator's path-length penalty).
+weight clipping, and the generator's path-length penalty.
 
 A penalty declares the network whose phase it belongs to (``net``), its weight and its interval
 ``every`` (in generator steps), and computes its *unweighted* value from the game and one
@@ -15,6 +15,7 @@ penalty").
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, ClassVar
 
@@ -53,9 +54,13 @@ class Penalty:
     """Its key in the logged scalars."""
     net: ClassVar[str] = "D"
     each_update: ClassVar[bool] = False
+    draws_own: ClassVar[bool] = False
+    """Generates its own images (a G penalty that needs no redrawn batch)."""
 
     def __init__(self, weight: float, every: int = 1) -> None:
         self.weight, self.every = weight, every
+        self.buffers: dict[str, Tensor] = {}
+        """State kept across steps, checkpointed with the run (the path length's mean)."""
 
     def due(self, step: int, last_update: bool) -> bool:
         return (self.each_update or last_update) and step % self.every == 0
@@ -140,12 +145,46 @@ class ZeroCentredGP(Penalty):
         return zero_centred_penalty(lambda x: game.discriminate(x, y, compiled=False)[0], x_hat)
 
 
+class PathLength(Penalty):
+    """StyleGAN2's path-length regularisation of G (Karras et al. 2020, sec. 3.2; stylegan2-ada
+    training/loss.py): for ws of half a batch (``shrink`` 2) and y ~ N(0, I)/√(H·W),
+    L = √(mean over ws of ‖∂Σ(G(w)·y)/∂w‖²); the value is E(L − a)² with a ← lerp(a, E L,
+    ``decay`` 0.01) (its gradient also flows through the new E L, as the reference's does).
+    ``gan.penalties=path-length:2:4`` is the paper's weight and interval. Needs a generator with
+    a W space (:class:`gankit.inference.roles.MappedGenerator`)."""
+
+    name = "pl"
+    net = "G"
+    draws_own = True
+    shrink, decay = 2, 0.01
+
+    def __init__(self, weight: float, every: int = 1) -> None:
+        super().__init__(weight, every)
+        self.pl_mean = torch.zeros([])
+        self.buffers["pl_mean"] = self.pl_mean
+
+    def __call__(self, game: Game, batch: PhaseBatch) -> Tensor:
+        n = max(1, len(batch.real) // self.shrink)
+        z = game.rt.rank_rows(game.noise, n)
+        y = None if batch.y_fake is None else batch.y_fake[:n]
+        img, ws = game.G(z, y, return_ws=True)
+        noise = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
+        (grad,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
+        lengths = grad.square().sum(2).mean(1).sqrt()
+        if self.pl_mean.device != lengths.device:  # the same tensor object, moved
+            self.pl_mean.data = self.pl_mean.data.to(lengths.device)
+        mean = self.pl_mean.lerp(lengths.mean(), self.decay)
+        self.pl_mean.copy_(mean.detach())
+        return (lengths - mean).square().mean()
+
+
 PENALTIES: dict[str, type[Penalty]] = {
     "r1": R1,
     "r2": R2,
     "gp": GradientPenalty,
     "clip": WeightClip,
     "zero-gp": ZeroCentredGP,
+    "path-length": PathLength,
 }
 """Penalty classes by name: ``r1``, ``r2``, ``gp`` and ``clip`` are set by their own options
 (gan.r1, gan.r2, gan.gp_weight, gan.clip); any of them can also be listed in ``gan.penalties``."""

@@ -125,8 +125,8 @@ class Regularise:
 
     def loss(self, game: Game, b: PhaseBatch) -> tuple[Tensor, dict[str, Tensor]]:
         logs: dict[str, Tensor] = {}
-        if self.net == "G":  # G's main update consumed the batch's graph
-            b = game.redraw(b)
+        if self.net == "G" and not all(p.draws_own for p in self.penalties):
+            b = game.redraw(b)  # G's main update consumed the batch's graph
         zero = torch.zeros((), device=b.real.device)
         return add_penalties(zero, self.penalties, game, b, logs), logs
 

@@ -9,7 +9,10 @@ ONNX has a dynamic batch (input ``z``: (N, nz), output ``images``: (N, C, H, W) 
 
 A class-conditional generator (``gan.conditional``) takes a second input, ``labels``: (N,) int64
 class indices (ONNX and TorchScript: ``G(z, labels)``); the record adds ``classes`` (the class
-names, in label order) and ``embed_dim`` (the label embedding joined to the noise).
+names, in label order) and ``embed_dim`` (the label embedding joined to the noise, for gankit's
+label wrapper). A generator with a W space (StyleGAN2) exports to ONNX and TorchScript with a
+last input ``psi`` (shape (1,), the truncation in W; 1 = none) and its fixed noise buffers; the
+record says ``w_space`` and ``num_ws``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,25 @@ from gankit.nets import build_net, entry
 from gankit.outputs import output_file
 
 FORMATS = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt"}
+
+
+class TruncatedSynthesis(torch.nn.Module):
+    """A generator with a W space as one traceable graph: ``(z[, labels], psi) -> images``, with
+    w = w_avg + psi·(w − w_avg) on every layer, the fixed noise buffers and split modulated convs
+    (a grouped conv with a weight per sample does not export to ONNX)."""
+
+    def __init__(self, G: torch.nn.Module) -> None:
+        super().__init__()
+        self.G = G
+
+    def forward(self, z: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        *labels, psi = rest
+        ws = self.G.mapping(z, labels[0] if labels else None)
+        avg = self.G.w_avg
+        ws = avg + psi.reshape(-1, 1, 1) * (ws - avg)
+        return self.G.synthesis(ws, "const", False).clamp(-1, 1)
+
+
 EXPORT_VERSION = 1
 
 
@@ -65,6 +87,19 @@ def export_run(
         inputs = (z, model.default_labels(2).cpu())
         names.append("labels")
         axes["labels"] = {0: "n"}
+    if record.get("w_space") and fmt != "safetensors":  # psi as an input, 1 = no truncation
+        net = TruncatedSynthesis(net).eval()
+        inputs, names = (*inputs, torch.ones(1)), [*names, "psi"]
+    _write(fmt, net, inputs, names, axes, out, meta)
+    side = out.with_name(out.name + ".json")
+    side.write_text(json.dumps(meta, indent=1) + "\n")
+    return out, side
+
+
+def _write(
+    fmt: str, net: torch.nn.Module, inputs: tuple, names: list[str], axes: dict, out: Path,
+    meta: dict,
+) -> None:  # fmt: skip
     if fmt == "safetensors":
         from safetensors.torch import save_file
 
@@ -74,22 +109,13 @@ def export_run(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                net,
-                inputs,
-                str(out),
-                input_names=names,
-                output_names=["images"],
-                dynamic_axes=axes,
-                opset_version=17,
-                dynamo=False,
-            )
+                net, inputs, str(out), input_names=names, output_names=["images"],
+                dynamic_axes=axes, opset_version=17, dynamo=False,
+            )  # fmt: skip
     else:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.jit's deprecation notes
             torch.jit.trace(net, inputs).save(str(out))
-    side = out.with_name(out.name + ".json")
-    side.write_text(json.dumps(meta, indent=1) + "\n")
-    return out, side
 
 
 def read_export_meta(path: str | Path) -> dict[str, Any]:
@@ -123,11 +149,16 @@ def load_export(path: str | Path, device: str | torch.device = "cpu"):
     opts = entry("generator", arch["arch"], "arch").options()
     apply_values(opts, arch, "arch.")
     classes = info.get("classes")
-    if classes:
+    size, channels = info["image_size"], info["channels"]
+    if classes and entry("generator", arch["arch"]).labels:  # takes labels itself (StyleGAN2)
+        G = build_net("generator", opts, size, channels, num_classes=len(classes))
+    elif classes:
         opts = dataclasses.replace(opts, nz=opts.nz + info["embed_dim"])
-    G = build_net("generator", opts, info["image_size"], info["channels"])
-    if classes:
-        G = ConditionalGenerator(G, len(classes), info["embed_dim"])
+        G = ConditionalGenerator(
+            build_net("generator", opts, size, channels), len(classes), info["embed_dim"]
+        )
+    else:
+        G = build_net("generator", opts, size, channels)
     try:
         G.load_state_dict(load_file(str(path)))
     except RuntimeError as e:

@@ -87,6 +87,14 @@ class MappedGenerator(Protocol):
 
 
 @runtime_checkable
+class WSpaceModel(Protocol):
+    """A loaded model that can hand out its generator's W space (``--truncation`` in W,
+    ``gankit style-mix``): the :class:`MappedGenerator`, or None when its generator has none."""
+
+    def w_generator(self, ema: bool = True) -> MappedGenerator | None: ...
+
+
+@runtime_checkable
 class Critic(Protocol):
     """A discriminator's realness score per image (higher = more real)."""
 

@@ -27,10 +27,30 @@ from typing import Any
 from torch import nn
 
 from gankit.errors import ConfigError
-from gankit.nets import darknet, dcgan, fastgan, mlp, mnist_dc, patchgan, resnet, ssgan, unet
+from gankit.nets import (
+    darknet,
+    dcgan,
+    fastgan,
+    mlp,
+    mnist_dc,
+    patchgan,
+    r3gan,
+    resnet,
+    ssgan,
+    stylegan2,
+    unet,
+)
 from gankit.nets.dcgan import check_image_size, stage_factors
 
-__all__ = ["NETS", "NetEntry", "build_net", "check_image_size", "count_parameters", "stage_factors"]
+__all__ = [
+    "NETS",
+    "NetEntry",
+    "build_net",
+    "entry",
+    "check_image_size",
+    "count_parameters",
+    "stage_factors",
+]
 
 
 @dataclass(frozen=True)
@@ -38,6 +58,9 @@ class NetEntry:
     options: type
     build: Callable[..., nn.Module]
     check: Callable[[Any, int, int], None] | None = None
+    labels: bool = False
+    """Takes class labels itself (``build(..., num_classes=K)``; forward ``(x, labels)``), as
+    StyleGAN2's mapping embedding and projection D do, instead of gankit's label wrappers."""
 
 
 NETS: dict[str, dict[str, NetEntry]] = {
@@ -51,6 +74,15 @@ NETS: dict[str, dict[str, NetEntry]] = {
             mnist_dc.MnistDCGeneratorOptions, mnist_dc.build_generator, mnist_dc.check
         ),
         "ssgan-mlp": NetEntry(ssgan.SsganGeneratorOptions, ssgan.build_generator, ssgan.check),
+        "r3gan": NetEntry(
+            r3gan.R3GANGeneratorOptions, r3gan.build_generator, r3gan.check, labels=True
+        ),
+        "stylegan2": NetEntry(
+            stylegan2.StyleGAN2GeneratorOptions,
+            stylegan2.build_generator,
+            stylegan2.check,
+            labels=True,
+        ),
     },
     "discriminator": {
         "dcgan": NetEntry(dcgan.DCGANDiscriminatorOptions, dcgan.build_discriminator, dcgan.check),
@@ -60,6 +92,15 @@ NETS: dict[str, dict[str, NetEntry]] = {
         "mlp": NetEntry(mlp.MLPDiscriminatorOptions, mlp.build_discriminator, mlp.check),
         "mnist-dc": NetEntry(
             mnist_dc.MnistDCDiscriminatorOptions, mnist_dc.build_discriminator, mnist_dc.check
+        ),
+        "r3gan": NetEntry(
+            r3gan.R3GANDiscriminatorOptions, r3gan.build_discriminator, r3gan.check, labels=True
+        ),
+        "stylegan2": NetEntry(
+            stylegan2.StyleGAN2DiscriminatorOptions,
+            stylegan2.build_discriminator,
+            stylegan2.check,
+            labels=True,
         ),
     },
     "classifier": {

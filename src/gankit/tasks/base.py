@@ -245,6 +245,11 @@ def requires_grad(nets: Iterable[nn.Module], flag: bool) -> None:
 _WEIGHT_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 
 
+def _is_weight_layer(m: nn.Module) -> bool:
+    """A torch conv/linear layer, or one that says it is one (StyleGAN2's equalised layers)."""
+    return isinstance(m, _WEIGHT_LAYERS) or getattr(type(m), "weight_layer", False)
+
+
 def freeze_first_layers(net: nn.Module, k: int, key: str = "gan.freeze_d") -> list[str]:
     """Freeze the first ``k`` weight layers of ``net`` (convolutions and linear layers in
     registration order) with the normalisation layers that follow each (FreezeD, Mo et al.
@@ -252,7 +257,7 @@ def freeze_first_layers(net: nn.Module, k: int, key: str = "gan.freeze_d") -> li
     parameters that still require gradients."""
     if k <= 0:
         return []
-    names = [n for n, m in net.named_modules() if isinstance(m, _WEIGHT_LAYERS)]
+    names = [n for n, m in net.named_modules() if _is_weight_layer(m)]
     if k >= len(names):
         raise ConfigError(
             f"{key}={k} would freeze all {len(names)} weight layers of the discriminator: "
@@ -260,7 +265,7 @@ def freeze_first_layers(net: nn.Module, k: int, key: str = "gan.freeze_d") -> li
         )
     frozen, count = [], 0
     for name, module in net.named_modules():
-        if isinstance(module, _WEIGHT_LAYERS):
+        if _is_weight_layer(module):
             count += 1
             if count > k:
                 break

@@ -29,8 +29,10 @@ from gankit.gan.model import (
     VBN_REFERENCE,
     GANModel,
     build_gan_nets,
+    ema_beta,
     ema_with_warmup,
     update_ema,
+    update_ema_beta,
 )
 from gankit.gan.objectives import resolve_loss
 from gankit.gan.options import GanOptions, critic_steps, gan_advice, validate_gan
@@ -46,7 +48,11 @@ from gankit.tasks.base import (
     make_optimizer,
     requires_grad,
 )
-from gankit.tasks.gan_build import build_penalties, build_phases, build_pipeline
+from gankit.tasks.gan_build import build_penalties, build_phases, build_pipeline, check_mapped
+
+
+def _has_ema(gan: GanOptions) -> bool:
+    return gan.ema > 0 or gan.ema_kimg > 0
 
 
 class GANTask(Task[GanOptions]):
@@ -99,8 +105,8 @@ class GANTask(Task[GanOptions]):
 
     @classmethod
     def check_resume(cls, old: Config, new: Config) -> None:
-        was, now = old.section(GanOptions).ema, new.section(GanOptions).ema
-        if (was > 0) != (now > 0):
+        was, now = _has_ema(old.section(GanOptions)), _has_ema(new.section(GanOptions))
+        if was != now:
             raise ConfigError(
                 f"gan.ema cannot be switched {'on' if now else 'off'} when resuming "
                 "(the EMA generator is part of the run): start a new run with --init-from"
@@ -148,8 +154,11 @@ class GANTask(Task[GanOptions]):
         self.frozen_d = freeze_first_layers(self.D, gan.freeze_d)
         self.objective, defaults = resolve_loss(gan.loss)
         self.phases = build_phases(gan, self.D, build_penalties(gan, defaults))
+        check_mapped(self.G, gan, self.phases.penalties, cfg.nets["G"].arch)
+        if gan.style_mixing:
+            self.G.style_mixing = gan.style_mixing
         self.ema: AveragedModel | None = None
-        if gan.ema > 0:
+        if _has_ema(gan):
             self.ema = AveragedModel(
                 self.G, multi_avg_fn=ema_with_warmup(gan.ema), use_buffers=True
             )
@@ -202,7 +211,8 @@ class GANTask(Task[GanOptions]):
         scalers, the EMA and the buffers: the fixed noise, the step, the pipeline's state."""
         optim, interval = self.cfg.optim, self.phases.d_interval
         trainable_d = [p for p in self.D.parameters() if p.requires_grad]
-        self.opt_g = make_optimizer(self.G.parameters(), optim["G"])
+        g_opts = compensate(optim["G"], self.phases.g_interval, "optim.G")
+        self.opt_g = make_optimizer(self.G.parameters(), g_opts)
         self.opt_d = make_optimizer(trainable_d, compensate(optim["D"], interval, "optim.D"))
         self.parts.nets = {"G": self.G, "D": self.D}
         self.parts.optims = {"G": self.opt_g, "D": self.opt_d}
@@ -214,6 +224,7 @@ class GANTask(Task[GanOptions]):
             "fixed_z": self.model.fixed_z,
             "g_step": self.g_step,
             **self.game.augment.buffers,
+            **{k: v for pen in self.phases.penalties for k, v in pen.buffers.items()},
         }
 
     def generative(self) -> GANModel:
@@ -255,10 +266,17 @@ class GANTask(Task[GanOptions]):
             sched.step()
         self.g_step += 1
         if self.ema is not None and step + 1 > gan.ema_start:
-            # updates before this one: g_step counts on the host, so no device read is needed
-            update_ema(self.ema, self.G, gan.ema, step - gan.ema_start)
+            self._update_ema(gan, step)
         out.update(self.game.augment.logs())
         return out
+
+    def _update_ema(self, gan: GanOptions, step: int) -> None:
+        if gan.ema_kimg:  # StyleGAN2's: a half-life in images, ramped
+            batch = self.cfg.train.batch_size
+            beta = ema_beta(gan.ema_kimg, gan.ema_rampup, batch, (step - gan.ema_start) * batch)
+            update_ema_beta(self.ema, self.G, beta)
+        else:  # updates before this one: g_step counts on the host, no device read needed
+            update_ema(self.ema, self.G, gan.ema, step - gan.ema_start)
 
     def _play(self, phase: Phase, batch: PhaseBatch, out: dict[str, Tensor]) -> None:
         """Run ``phase`` if due: its loss, its network's optimizer step, the constraints."""

@@ -15,11 +15,11 @@ from gankit.engine.runtime import Runtime
 from gankit.errors import ConfigError
 from gankit.gan.ada import AdaController
 from gankit.gan.options import GanOptions, parse_penalties
-from gankit.gan.penalties import PENALTIES, Penalty
+from gankit.gan.penalties import PENALTIES, PathLength, Penalty
 from gankit.gan.phases import DMain, GMain, Phase, Regularise
 from gankit.gan.pipeline import Ada, DiffAugment, InstanceNoise, Pipeline, Transform
 from gankit.gan.stabilisers.matching import last_layer
-from gankit.inference.roles import ReconstructingDiscriminator
+from gankit.inference.roles import MappedGenerator, ReconstructingDiscriminator
 from gankit.nets.conditional import LabelDiscriminator
 
 
@@ -75,6 +75,8 @@ class GanPhases:
     penalties: list[Penalty]
     d_interval: int
     """The interval whose optimizer compensation D needs (1 = none)."""
+    g_interval: int = 1
+    """The same for G (a separate ``Greg`` phase: the path length every 4)."""
 
 
 def build_phases(gan: GanOptions, D: nn.Module, penalties: list[Penalty]) -> GanPhases:
@@ -94,4 +96,20 @@ def build_phases(gan: GanOptions, D: nn.Module, penalties: list[Penalty]) -> Gan
     main_g = GMain(last_layer(base) if gan.feature_matching else None, gan.aux_weight, fused["G"])
     regs = {net: [Regularise(net, lazy[net])] if lazy[net] else [] for net in "DG"}
     d_interval = regs["D"][0].every if regs["D"] else 1
-    return GanPhases([main_d, *regs["D"]], [main_g, *regs["G"]], penalties, d_interval)
+    g_interval = regs["G"][0].every if regs["G"] else 1
+    return GanPhases([main_d, *regs["D"]], [main_g, *regs["G"]], penalties, d_interval, g_interval)
+
+
+def check_mapped(G: nn.Module, gan: GanOptions, penalties: list[Penalty], arch: str) -> None:
+    """Style mixing and the path-length penalty need a generator with a W space."""
+    if isinstance(G, MappedGenerator):
+        return
+    wants = [name for name, on in (
+        ("gan.style_mixing", gan.style_mixing > 0),
+        ("gan.penalties=path-length", any(isinstance(p, PathLength) for p in penalties)),
+    ) if on]  # fmt: skip
+    if wants:
+        raise ConfigError(
+            f"{wants[0]} needs a generator with a W space: use nets.G.arch=stylegan2 "
+            f"(not {arch}) or drop {wants[0].split('=')[0]}"
+        )
