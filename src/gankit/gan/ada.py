@@ -1,22 +1,28 @@
-"""Adaptive discriminator augmentation (ADA, Karras et al. 2020, "Training Generative Adversarial
-Networks with Limited Data"): the ``bgc`` pipeline and the controller of its probability p.
+"""Adaptive discriminator augmentation (ADA, Karras et al. 2020b, "Training Generative Adversarial
+Networks with Limited Data", appendix B; NVlabs/stylegan2-ada-pytorch ``training/augment.py``): the
+augmentation pipeline and the controller of its probability p.
 
 Every image D sees (real and generated alike) goes through :func:`ada_augment`: each op fires
 independently per sample with probability p, so D never sees the 300 training images as they are
 often enough to memorise them, while G still learns the un-augmented distribution (the ops are
-invertible in distribution: "non-leaking"). The ``bgc`` ops, with the paper's strengths (images in
-[-1, 1]):
+invertible in distribution: "non-leaking"). The ops, by group (``gan.ada_ops``; the paper's ``bgc``
+is blit + geom + color), with the paper's strengths (images in [-1, 1]), always in this order:
 
-- geometric: x-flip, rotation by a multiple of 90°, integer translation U(−0.125, 0.125)·size,
-  isotropic scale 2^N(0, 0.2²), rotation U(−π, π) (before and after the anisotropic scale, each
-  with probability 1 − √(1 − p), so that the two together fire with p), anisotropic scale
-  2^N(0, 0.2²), fractional translation N(0, 0.125²)·size. They are composed into one affine
-  matrix per sample and applied once with ``grid_sample`` (bilinear, reflection padding). The
-  paper resamples at 2× through a wavelet filter to avoid aliasing; that is left out here (32–256
-  pixel images on a CPU; the integer ops stay exact);
-- colour: brightness + N(0, 0.2²), contrast × 2^N(0, 0.5²), luma flip, hue rotation U(−π, π)
+- blit: x-flip, rotation by a multiple of 90°, integer translation U(−0.125, 0.125)·size;
+- geom: isotropic scale 2^N(0, 0.2²), rotation U(−π, π) (before and after the anisotropic scale,
+  each with probability 1 − √(1 − p), so that the two together fire with p), anisotropic scale
+  2^N(0, 0.2²), fractional translation N(0, 0.125²)·size. Both groups compose into one output →
+  input affine per sample. With ``antialias`` (the default) the blit part moves whole pixels
+  exactly and the geom part is resampled as the reference does: reflect padding, ×2 upsampling
+  through the symlet-6 wavelet filter, bilinear ``grid_sample``, filtered ×2 downsampling
+  (:mod:`gankit.gan.ada_ops`); without it, gankit <= 0.3's single bilinear ``grid_sample`` with
+  reflection padding executes the whole affine (aliasing where it shrinks or rotates);
+- color: brightness + N(0, 0.2²), contrast × 2^N(0, 0.5²), luma flip, hue rotation U(−π, π)
   about the luma axis, saturation × 2^N(0, 1), composed into one 4×4 matrix per sample. One-channel
-  images get brightness and contrast only (the other three need colour).
+  images get brightness and contrast only (the other three need colour);
+- noise: additive Gaussian noise of std σ = |N(0, 0.1²)| per sample;
+- cutout: a square of half the image side about a uniform centre set to 0 (the reference
+  multiplies its [-1, 1] images by the mask, so 0, mid-grey, not black).
 
 Everything is batched tensor work, differentiable with respect to the images (G learns through
 D's view of its augmented samples), on the images' device. Randomness comes from an optional
@@ -32,18 +38,45 @@ import math
 from collections.abc import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from gankit.engine.distributed import rank_rows
 from gankit.errors import ConfigError
+from gankit.gan.ada_ops import antialiased_warp, bilinear_warp, blit, cutout_mask
 
-__all__ = ["ADA_OPS", "AdaController", "ada_augment"]
+__all__ = ["ADA_GROUPS", "ADA_OPS", "BGC", "AdaController", "ada_augment", "expand_ops"]
 
-GEOMETRIC = ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac")
+BLIT = ("xflip", "rotate90", "xint")
+GEOM = ("scale", "rotate", "aniso", "xfrac")
+GEOMETRIC = BLIT + GEOM
 COLOUR = ("brightness", "contrast", "lumaflip", "hue", "saturation")
-ADA_OPS: tuple[str, ...] = GEOMETRIC + COLOUR
-"""The ``bgc`` pipeline's ops, in the order they are composed."""
+CORRUPTIONS = ("noise", "cutout")
+ADA_OPS: tuple[str, ...] = GEOMETRIC + COLOUR + CORRUPTIONS
+"""Every op, in the order the pipeline applies them."""
+ADA_GROUPS: dict[str, tuple[str, ...]] = {
+    "blit": BLIT,
+    "geom": GEOM,
+    "color": COLOUR,
+    "noise": ("noise",),
+    "cutout": ("cutout",),
+}
+"""The groups ``gan.ada_ops`` names (the reference's ``b``, ``g``, ``c``, noise, cutout)."""
+BGC: tuple[str, ...] = ("blit", "geom", "color")
+"""The paper's default pipeline."""
+NOISE_STD, CUTOUT_SIZE = 0.1, 0.5
+
+
+def expand_ops(names: Sequence[str]) -> tuple[str, ...]:
+    """Group and op names → the ops they switch on, in :data:`ADA_OPS`' order."""
+    chosen: set[str] = set()
+    for name in names:
+        if name not in ADA_GROUPS and name not in ADA_OPS:
+            raise ConfigError(
+                f"ADA op {name!r} is unknown: choose from {', '.join(ADA_GROUPS)} "
+                f"or one of {', '.join(ADA_OPS)}"
+            )
+        chosen.update(ADA_GROUPS.get(name, (name,)))
+    return tuple(op for op in ADA_OPS if op in chosen)
 
 
 class _Draws:
@@ -62,6 +95,11 @@ class _Draws:
 
     def normal(self) -> Tensor:
         return self._draw(lambda k, **kw: torch.randn(k, **kw))
+
+    def normal_like(self) -> Tensor:
+        """N(0, 1) of the images' shape."""
+        shape = self.x.shape[1:]
+        return self._draw(lambda k, **kw: torch.randn(k, *shape, **kw))
 
     def fires(self, p: float) -> Tensor:
         """1.0 where the op fires (probability p), else 0.0."""
@@ -84,41 +122,63 @@ def _rotation(theta: Tensor) -> Tensor:
     return _affine(theta.cos(), -theta.sin(), theta.sin(), theta.cos(), z, z)
 
 
-def _geometric(x: Tensor, p: float, ops: Sequence[str], r: _Draws) -> Tensor:
-    """One output → input sampling matrix per sample (normalised coordinates, square images)."""
-    n, one = x.shape[0], torch.ones(x.shape[0], device=x.device)
+def _geometric_op(op: str, x: Tensor, p: float, r: _Draws) -> Tensor:
+    """One op's output → input sampling matrices (normalised coordinates, square images)."""
+    one = torch.ones(x.shape[0], device=x.device)
     zero, size = torch.zeros_like(one), x.shape[-1]
-    m = _eye(n, 3, x)
     p_rot = 1 - math.sqrt(1 - p)
+    if op == "xflip":
+        flip = torch.floor(r.uniform() * 2) * r.fires(p)
+        return _affine(1 - 2 * flip, zero, zero, one, zero, zero)
+    if op == "rotate90":
+        k = (torch.floor(r.uniform() * 4) * r.fires(p)).long()
+        cos = torch.tensor([1.0, 0.0, -1.0, 0.0], device=x.device)[k]  # exact quarter turns
+        sin = torch.tensor([0.0, 1.0, 0.0, -1.0], device=x.device)[k]
+        return _affine(cos, -sin, sin, cos, zero, zero)
+    if op == "xint":
+        on = r.fires(p)
+        tx, ty = [torch.round((r.uniform() * 2 - 1) * 0.125 * size) * on for _ in "xy"]
+        return _affine(one, zero, zero, one, 2 * tx / size, 2 * ty / size)
+    if op == "scale":
+        s = torch.exp2(r.normal() * 0.2 * r.fires(p))
+        return _affine(s, zero, zero, s, zero, zero)
+    if op == "rotate":
+        return _rotation((r.uniform() * 2 - 1) * math.pi * r.fires(p_rot))
+    if op == "aniso":
+        s = torch.exp2(r.normal() * 0.2 * r.fires(p))
+        t = _affine(s, zero, zero, 1 / s, zero, zero)
+        return t @ _rotation((r.uniform() * 2 - 1) * math.pi * r.fires(p_rot))  # the second
+    on = r.fires(p)  # xfrac
+    return _affine(one, zero, zero, one, 2 * r.normal() * 0.125 * on, 2 * r.normal() * 0.125 * on)
+
+
+def _geometric(x: Tensor, p: float, ops: Sequence[str], r: _Draws) -> tuple[Tensor, ...]:
+    """The whole affine per sample, and its blit and geom factors (whole = blit @ geom: the image
+    is blitted first, then resampled)."""
+    m = blits = geom = _eye(x.shape[0], 3, x)
     for op in ops:
-        if op == "xflip":
-            flip = torch.floor(r.uniform() * 2) * r.fires(p)
-            t = _affine(1 - 2 * flip, zero, zero, one, zero, zero)
-        elif op == "rotate90":
-            k = (torch.floor(r.uniform() * 4) * r.fires(p)).long()
-            cos = torch.tensor([1.0, 0.0, -1.0, 0.0], device=x.device)[k]  # exact quarter turns
-            sin = torch.tensor([0.0, 1.0, 0.0, -1.0], device=x.device)[k]
-            t = _affine(cos, -sin, sin, cos, zero, zero)
-        elif op == "xint":
-            on = r.fires(p)
-            tx, ty = [torch.round((r.uniform() * 2 - 1) * 0.125 * size) * on for _ in "xy"]
-            t = _affine(one, zero, zero, one, 2 * tx / size, 2 * ty / size)
-        elif op == "scale":
-            s = torch.exp2(r.normal() * 0.2 * r.fires(p))
-            t = _affine(s, zero, zero, s, zero, zero)
-        elif op == "rotate":
-            t = _rotation((r.uniform() * 2 - 1) * math.pi * r.fires(p_rot))
-        elif op == "aniso":
-            s = torch.exp2(r.normal() * 0.2 * r.fires(p))
-            t = _affine(s, zero, zero, 1 / s, zero, zero)
-            t = t @ _rotation((r.uniform() * 2 - 1) * math.pi * r.fires(p_rot))  # the second
-        else:  # xfrac
-            on = r.fires(p)
-            t = _affine(
-                one, zero, zero, one, 2 * r.normal() * 0.125 * on, 2 * r.normal() * 0.125 * on
-            )
+        t = _geometric_op(op, x, p, r)
         m = m @ t
-    return m
+        if op in BLIT:
+            blits = m
+        else:
+            geom = geom @ t
+    return m, blits, geom
+
+
+def _warp(x: Tensor, p: float, ops: Sequence[str], r: _Draws, antialias: bool) -> Tensor:
+    """The geometric ops: whole-pixel blits exactly, then the anti-aliased resampling of the rows
+    a geom op moved; or (``antialias=False``) the whole affine in one bilinear sample."""
+    m, blits, geom = _geometric(x, p, ops, r)
+    if not antialias:
+        return bilinear_warp(x, m.to(x.dtype))
+    if any(op in BLIT for op in ops):
+        x = blit(x, blits)
+    moved = (geom - torch.eye(3, device=geom.device)).abs().amax(dim=(1, 2)) > 0
+    if not moved.any():  # the rows the geom ops left alone stay exactly as they are
+        return x
+    rows = moved.nonzero().squeeze(1)
+    return x.index_copy(0, rows, antialiased_warp(x[rows], geom[rows]))
 
 
 def _colour(x: Tensor, p: float, ops: Sequence[str], r: _Draws) -> Tensor:
@@ -159,13 +219,13 @@ def ada_augment(
     x: Tensor,
     p: float,
     generator: torch.Generator | None = None,
-    ops: Sequence[str] = ADA_OPS,
+    ops: Sequence[str] = BGC,
+    antialias: bool = True,
 ) -> Tensor:
-    """The ``bgc`` pipeline on an (N, C, H, W) batch in [-1, 1], each op firing with probability
-    ``p`` per sample; ``p = 0`` returns ``x`` itself."""
-    unknown = [op for op in ops if op not in ADA_OPS]
-    if unknown:
-        raise ConfigError(f"ADA op {unknown[0]!r} is unknown: choose from {', '.join(ADA_OPS)}")
+    """ADA's ops (group or op names, :func:`expand_ops`; default ``bgc``) on an (N, C, H, W)
+    batch in [-1, 1], each op firing with probability ``p`` per sample; ``p = 0`` returns ``x``
+    itself. ``antialias=False``: gankit <= 0.3's unfiltered geometric resampling."""
+    ops = expand_ops(ops)
     if p <= 0 or x.shape[0] == 0:
         return x
     if x.dim() != 4 or x.shape[-1] != x.shape[-2]:
@@ -173,9 +233,7 @@ def ada_augment(
     r = _Draws(x.shape[0], x, generator)
     geometric = [op for op in ops if op in GEOMETRIC]
     if geometric:
-        m = _geometric(x, p, geometric, r).to(x.dtype)
-        grid = F.affine_grid(m[:, :2, :], list(x.shape), align_corners=False)
-        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        x = _warp(x, p, geometric, r, antialias)
     colour = [op for op in ops if op in COLOUR]
     if x.shape[1] != 3:  # grey (or other): brightness and contrast only
         colour = [op for op in colour if op in ("brightness", "contrast")]
@@ -186,6 +244,13 @@ def ada_augment(
             x = (m[:, :3, :3] @ flat + m[:, :3, 3:]).view_as(x)
         else:  # the matrix is diagonal with one offset: the same scale and shift on every channel
             x = x * m[:, 0, 0].view(-1, 1, 1, 1) + m[:, 0, 3].view(-1, 1, 1, 1)
+    if "noise" in ops:
+        sigma = r.normal().abs() * NOISE_STD * r.fires(p)
+        x = x + r.normal_like().to(x.dtype) * sigma.to(x.dtype).view(-1, 1, 1, 1)
+    if "cutout" in ops:
+        side = CUTOUT_SIZE * r.fires(p)
+        centre = torch.stack([r.uniform(), r.uniform()], dim=1)
+        x = x * cutout_mask(centre, side, x.shape[-1]).to(x.dtype)
     return x
 
 

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from gankit.data.augment import diff_augment
-from gankit.gan.ada import AdaController, ada_augment
+from gankit.gan.ada import BGC, AdaController, ada_augment, expand_ops
 from gankit.gan.stabilisers.noise import instance_noise, instance_noise_std
 
 
@@ -45,17 +45,26 @@ class Transform:
 
 
 class Ada(Transform):
-    """Adaptive (or fixed-p) discriminator augmentation (Karras et al. 2020), the ``bgc`` ops."""
+    """Adaptive (or fixed-p) discriminator augmentation (Karras et al. 2020b): the op groups
+    ``ops`` (``gan.ada_ops``, default ``bgc``), geometric ops anti-aliased unless ``antialias`` is
+    False (``gan.ada_antialias``). Only the controller's state is checkpointed."""
 
     name = "ada"
 
-    def __init__(self, controller: AdaController, reduce: Callable[[Tensor], Tensor]) -> None:
+    def __init__(
+        self,
+        controller: AdaController,
+        reduce: Callable[[Tensor], Tensor],
+        ops: Sequence[str] = BGC,
+        antialias: bool = True,
+    ) -> None:
         super().__init__()
         self.controller, self.reduce = controller, reduce
+        self.ops, self.antialias = expand_ops(ops), antialias
         self.buffers = {"ada": controller.state}
 
     def __call__(self, x: Tensor) -> Tensor:
-        return ada_augment(x, self.controller.p)
+        return ada_augment(x, self.controller.p, ops=self.ops, antialias=self.antialias)
 
     def observe(self, signal: Tensor, batch: int) -> None:
         self.controller.observe(signal.detach(), batch, reduce=self.reduce)
