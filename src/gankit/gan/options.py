@@ -11,9 +11,11 @@ from gankit.config import Config
 from gankit.config.options import in_range, non_negative, option, positive
 from gankit.data.augment import DIFF_AUGMENTS
 from gankit.errors import ConfigError, did_you_mean
+from gankit.gan.ada import ADA_GROUPS
 from gankit.gan.objectives import LOSSES, resolve_loss
 from gankit.gan.penalties import PENALTIES
 from gankit.gan.pipeline import TRANSFORMS
+from gankit.gan.scheduled import parse_schedules
 
 log = logging.getLogger("gankit")
 
@@ -71,6 +73,16 @@ class GanOptions:
     """Minibatches between adjustments of p."""
     ada_kimg: float = option(500.0, check=positive, hint=" (500 in the paper)")
     """Thousands of real images over which p could move from 0 to 1 (the adjustment speed)."""
+    ada_ops: list[str] = field(default_factory=lambda: ["blit", "geom", "color"])
+    """ADA's op groups (Karras et al. 2020b, appendix B), applied in this order whatever the order
+    listed: blit (x-flip, quarter turns, integer translation), geom (scale, rotation, anisotropic
+    scale, fractional translation), color (brightness, contrast, luma flip, hue, saturation),
+    noise (additive RGB noise, std |N(0, 0.1²)|), cutout (a square of half the side set to 0).
+    The default is the paper's bgc; R3GAN uses blit,geom,color,cutout."""
+    ada_antialias: bool = True
+    """True: the reference's resampling of the geom ops (reflect padding, ×2 upsampling through
+    the symlet-6 wavelet filter, bilinear grid_sample, filtered ×2 downsampling; blit ops move whole
+    pixels exactly); False: gankit <= 0.3's single bilinear grid_sample (aliases)."""
     r1: float = option(0.0, check=non_negative)
     """γ of the R1 penalty γ/2·E‖∇D(x)‖² on real images (Mescheder et al. 2018); 0 = off."""
     r2: float = option(0.0, check=non_negative)
@@ -80,6 +92,10 @@ class GanOptions:
     penalties: list[str] = field(default_factory=list)
     """More penalties from the registry (``gankit.gan.penalties.PENALTIES``), each
     ``name:weight`` or ``name:weight:every``, e.g. ``zero-gp:10`` (Thanh-Tung et al. 2019)."""
+    schedules: list[str] = field(default_factory=list)
+    """Values that follow a schedule over thousands of images, ``NAME:SHAPE:START:END:KIMG``
+    (SHAPE cosine or linear; NAME r1, r2, lr, beta2, ada_p, ema_kimg), e.g.
+    ``r1:cosine:1:0.1:2000`` (R3GAN's burn-in, Huang et al. 2024); the end value holds after."""
     lazy_reg: Literal["fused", "separate"] = "fused"
     """fused: a lazily evaluated penalty is added to D's main loss on its steps (gankit <= 0.2);
     separate: it is an update of its own (the ``Dreg`` phase) and D's Adam gets lr·k/(k+1) and
@@ -236,6 +252,24 @@ def _check_labelled_folder(cfg: Config) -> None:
     )
 
 
+def _check_schedules(cfg: Config) -> None:
+    """``gan.schedules`` parse, and each names something this run has to move."""
+    gan = cfg.section(GanOptions)
+    for s in parse_schedules(gan.schedules):
+        need = {
+            "r1": (gan.r1 > 0, "gan.r1 > 0 (the penalty on; the schedule sets its gamma)"),
+            "r2": (gan.r2 > 0, "gan.r2 > 0 (the penalty on; the schedule sets its gamma)"),
+            "lr": (gan.lr_decay_start is None and gan.lazy_reg == "fused",
+                   "gan.lr_decay_start=null and gan.lazy_reg=fused (one rule for the lr)"),
+            "beta2": (all(o.name == "adam" for o in cfg.optim.values())
+                      and gan.lazy_reg == "fused", "Adam for both nets and gan.lazy_reg=fused"),
+            "ada_p": (gan.ada == "fixed", "gan.ada=fixed (the schedule replaces the controller)"),
+            "ema_kimg": (gan.ema_kimg > 0, "gan.ema_kimg > 0 (the EMA by half-life on)"),
+        }[s.name]  # fmt: skip
+        if not need[0]:
+            raise ConfigError(f"gan.schedules: {s.name} needs {need[1]}")
+
+
 def validate_gan(cfg: Config) -> None:
     """One-line ConfigErrors for ``gan.*`` settings that one field's check cannot see: names from
     registries, and combinations (each field's own range is declared on it)."""
@@ -264,10 +298,16 @@ def validate_gan(cfg: Config) -> None:
         raise ConfigError("gan.vbn works with unconditional generators: set gan.conditional=none")
     if resolve_loss(gan.loss)[0].relativistic and gan.label_smoothing:
         raise ConfigError(f"gan.label_smoothing does not apply to gan.loss={gan.loss}: set it to 0")
+    _check_schedules(cfg)
     if gan.ema and gan.ema_kimg:
         raise ConfigError("choose one of gan.ema (a decay) and gan.ema_kimg (a half-life)")
     if gan.ada == "fixed" and gan.ada_p <= 0:
         raise ConfigError("gan.ada=fixed needs gan.ada_p > 0, e.g. gan.ada_p=0.2")
+    for name in gan.ada_ops:
+        if name not in ADA_GROUPS:
+            raise ConfigError(
+                f"gan.ada_ops: {name!r} is unknown: choose from {', '.join(ADA_GROUPS)}"
+            )
     warning = clipping_with_momentum(cfg)
     if warning and warning not in _WARNED:
         _WARNED.add(warning)

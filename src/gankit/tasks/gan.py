@@ -37,6 +37,8 @@ from gankit.gan.model import (
 from gankit.gan.objectives import resolve_loss
 from gankit.gan.options import GanOptions, critic_steps, gan_advice, validate_gan
 from gankit.gan.phases import Phase, compensate
+from gankit.gan.pipeline import Ada
+from gankit.gan.scheduled import Scheduler, parse_schedules
 from gankit.gan.stabilisers.vbn import VirtualBatchNormNet
 from gankit.inference.roles import ConditionalGenerative, Critic, Exportable, Generative
 from gankit.tasks.base import (
@@ -176,6 +178,12 @@ class GANTask(Task[GanOptions]):
             self.model.num_classes,
         )
         self._declare_parts()
+        ada = next((t for t in self.game.augment.transforms if isinstance(t, Ada)), None)
+        self.scheduler = Scheduler(
+            parse_schedules(gan.schedules), cfg.train.batch_size, self.phases.penalties,
+            [self.opt_g, self.opt_d], ada.controller.state if ada is not None else None,
+            list(self.parts.scheds.values()),
+        )  # fmt: skip
         self.info = TaskInfo(
             progress_keys=("loss_d", "loss_g", "d_real", "d_fake"),
             nan_advice="lower the learning rates or try gan.loss=wgan-gp / nets.D.norm=spectral",
@@ -250,6 +258,8 @@ class GANTask(Task[GanOptions]):
         """One generator update after its critic updates; returns detached scalar tensors."""
         gan, step, out = self.cfg.section(GanOptions), int(self.g_step), {}
         stream = batches["labelled" if self.model.classes else "real"]
+        for name, value in self.scheduler.apply(step).items():
+            out[f"sched_{name}"] = torch.tensor(value)
         self.game.augment.begin(step)
         n_critic = critic_steps(gan.d_steps, gan.d_schedule, step)
         for k in range(n_critic):
@@ -272,8 +282,11 @@ class GANTask(Task[GanOptions]):
 
     def _update_ema(self, gan: GanOptions, step: int) -> None:
         if gan.ema_kimg:  # StyleGAN2's: a half-life in images, ramped
-            batch = self.cfg.train.batch_size
-            beta = ema_beta(gan.ema_kimg, gan.ema_rampup, batch, (step - gan.ema_start) * batch)
+            batch, half_life = (
+                self.cfg.train.batch_size,
+                self.scheduler.value("ema_kimg", gan.ema_kimg),
+            )
+            beta = ema_beta(half_life, gan.ema_rampup, batch, (step - gan.ema_start) * batch)
             update_ema_beta(self.ema, self.G, beta)
         else:  # updates before this one: g_step counts on the host, no device read needed
             update_ema(self.ema, self.G, gan.ema, step - gan.ema_start)

@@ -52,7 +52,7 @@ def build_pipeline(cfg: Config, rt: Runtime) -> Pipeline:
             gan.ada_p,
             adaptive=gan.ada == "adaptive",
         )
-        built["ada"] = Ada(controller, rt.mean_over_ranks)
+        built["ada"] = Ada(controller, rt.mean_over_ranks, gan.ada_ops, gan.ada_antialias)
     if gan.augment:
         built["diffaugment"] = DiffAugment(gan.augment)
     if gan.instance_noise > 0:
