@@ -6,18 +6,19 @@ from __future__ import annotations
 from gankit.config.sections import Config, OptimConfig
 from gankit.errors import ConfigError
 
-SOURCES = ("builtin:mnist", "mnist", "fashion-mnist", "cifar10")
+SOURCES = ("builtin:mnist", "mnist", "fashion-mnist", "cifar10", "stacked-mnist")
 """Named data sources; besides them, ``folder:PATH``, ``lmdb:PATH``, ``aligned:PATH``, ``paired:A,B``."""
 
 
 def check_source(key: str, src: str) -> None:
     """A ConfigError unless ``src`` is a known source form."""
     if src not in SOURCES and not (
-        src.startswith(("folder:", "lmdb:", "aligned:", "paired:")) and src.split(":", 1)[1]
+        src.startswith(("folder:", "lmdb:", "aligned:", "paired:", "stacked-mnist:"))
+        and src.split(":", 1)[1]
     ):
         raise ConfigError(
             f"{key}={src!r} is unknown: use builtin:mnist, mnist, fashion-mnist, cifar10, "
-            "folder:PATH or lmdb:PATH"
+            "stacked-mnist[:N], folder:PATH or lmdb:PATH"
         )
 
 

@@ -60,12 +60,18 @@ def load_reference(
     """The reference and held-out images of ``source`` at ``like``'s size, channels and fit."""
     if n < 1:
         raise ConfigError(f"reference size {n} must be positive")
-    if source not in ("builtin:mnist", "mnist", "fashion-mnist", "cifar10") and not (
-        source.startswith(("folder:", "lmdb:")) and source.split(":", 1)[1]
+    if source not in (
+        "builtin:mnist",
+        "mnist",
+        "fashion-mnist",
+        "cifar10",
+        "stacked-mnist",
+    ) and not (
+        source.startswith(("folder:", "lmdb:", "stacked-mnist:")) and source.split(":", 1)[1]
     ):
         raise ConfigError(
             f"reference {source!r} is unknown: use builtin:mnist, mnist, fashion-mnist, cifar10 "
-            "(with a root), folder:PATH or lmdb:PATH"
+            "(with a root), stacked-mnist[:N], folder:PATH or lmdb:PATH"
         )
     dcfg = DataConfig(
         source=source,
