@@ -301,7 +301,8 @@ def validate_gan(cfg: Config) -> None:
     _check_schedules(cfg)
     if gan.ema and gan.ema_kimg:
         raise ConfigError("choose one of gan.ema (a decay) and gan.ema_kimg (a half-life)")
-    if gan.ada == "fixed" and gan.ada_p <= 0:
+    scheduled_p = any(item.startswith("ada_p:") for item in gan.schedules)
+    if gan.ada == "fixed" and gan.ada_p <= 0 and not scheduled_p:
         raise ConfigError("gan.ada=fixed needs gan.ada_p > 0, e.g. gan.ada_p=0.2")
     for name in gan.ada_ops:
         if name not in ADA_GROUPS:

@@ -1,4 +1,5 @@
-"""StyleGAN2 on a CPU: ``stylegan2-mnist`` against ``dcgan-mnist32`` at the same wall time.
+"""Modern GANs on a CPU: ``stylegan2-mnist`` and ``r3gan-small`` against ``dcgan-mnist32`` at the
+same wall time.
 
 Each recipe is trained with the real command line (``gankit train RECIPE train.minutes=M
 seed=S --out OUT/NAME``, one after the other, never two at once), then scored on ``--n`` samples
@@ -6,10 +7,11 @@ of its EMA generator with ``gankit evaluate RUN --ref builtin:mnist --metrics fi
 Inception, ``--inception`` or gankit's search) and by the digit judge
 (``benchmarks/digit_judge.py``: the share of samples a MNIST CNN reads with confidence >= 0.9).
 A grid of 64 samples of each goes to ``OUT/NAME.png``. Prints one JSON object (also
-``OUT/stylegan2_cpu.json``): steps, images/s, FID, KID and the judge's figures per recipe.
+``OUT/recipes_cpu.json``): steps, images/s, FID, KID and the judge's figures per recipe.
 
-    python benchmarks/stylegan2_cpu.py [--out runs/sg2-cpu] [--minutes 15] [--n 2000]
-        [--seed 0] [--inception PATH] [--mnist DIR] [--recipes stylegan2-mnist,dcgan-mnist32]
+    python benchmarks/recipes_cpu.py [--out runs/recipes-cpu] [--minutes 15] [--n 2000]
+        [--seed 0] [--inception PATH] [--mnist DIR]
+        [--recipes stylegan2-mnist,r3gan-small,dcgan-mnist32]
 
 A run directory that already holds a checkpoint is not trained again. Run it alone: two torch
 processes on two cores slow each other many times over.
@@ -82,13 +84,13 @@ def _cpu() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="runs/sg2-cpu")
+    p.add_argument("--out", default="runs/recipes-cpu")
     p.add_argument("--minutes", type=float, default=15.0)
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--inception", help="the FID Inception file (default: gankit's search)")
     p.add_argument("--mnist", help="MNIST for the digit judge (default: downloaded)")
-    p.add_argument("--recipes", default="stylegan2-mnist,dcgan-mnist32")
+    p.add_argument("--recipes", default="stylegan2-mnist,r3gan-small,dcgan-mnist32")
     args = p.parse_args(argv)
     out = Path(args.out)
     result = {"minutes": args.minutes, "n": args.n, "seed": args.seed, "cpu": _cpu()}
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         run = out / f"{recipe}-s{args.seed}"
         _train(recipe, run, args.minutes, args.seed, out)
         result[recipe] = {**_metrics(run), **_score(run, args, out)}
-    (out / "stylegan2_cpu.json").write_text(json.dumps(result, indent=1))
+    (out / "recipes_cpu.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
     return 0
 
