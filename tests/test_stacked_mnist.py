@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from gankit.config.sections import DataConfig
-from gankit.data.sources import _builtin_mnist, load_source, stacked_mnist
+from gankit.data.sources import _builtin_mnist, load_source
+from gankit.data.stacked import stacked_mnist
 from gankit.errors import ConfigError, DataError
 from gankit.evaluation.metrics.modes import stacked_mode_coverage
 from gankit.registries import build_config
@@ -15,16 +16,18 @@ from gankit.registries import build_config
 
 def test_each_channel_is_a_real_digit_and_the_label_names_all_three():
     x, y = _builtin_mnist()
-    images, labels = stacked_mnist(500, seed=3)
+    images, labels = stacked_mnist(x, y, 500, seed=3)
     assert images.shape == (500, 3, 28, 28) and images.dtype == torch.uint8
     for i in (0, 123, 499):
         for c, digit in enumerate((labels[i] // 100, labels[i] // 10 % 10, labels[i] % 10)):
             match = (x[:, 0] == images[i, c]).flatten(1).all(1)
             assert match.any() and int(y[match][0]) == int(digit)
-    again, _ = stacked_mnist(500, seed=3)
+    again, _ = stacked_mnist(x, y, 500, seed=3)
     assert torch.equal(images, again)
-    assert not torch.equal(images, stacked_mnist(500, seed=4)[0])
-    assert len(torch.unique(stacked_mnist(20_000)[1])) > 990  # nearly every one of 1,000 modes
+    assert not torch.equal(images, stacked_mnist(x, y, 500, seed=4)[0])
+    assert (
+        len(torch.unique(stacked_mnist(x, y, 20_000)[1])) > 990
+    )  # nearly every one of 1,000 modes
 
 
 def test_the_source_reads_at_the_run_size_with_1000_classes():

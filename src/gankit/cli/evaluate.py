@@ -20,16 +20,18 @@ if TYPE_CHECKING:
     from gankit.evaluation.scoring import Evaluation
 
 # The same as gankit.evaluation.evaluate's (tests check): importing it here would load scipy for `--help`.
-METRIC_CHOICES = ("fid", "kid", "prdc", "modes", "memorisation", "copying")
+METRIC_CHOICES = ("fid", "kid", "prdc", "modes", "memorisation", "copying", "ppl")
 DEFAULT_METRICS = ("fid", "kid", "prdc", "modes", "memorisation")
 
 DESCRIPTION = """\
 Score a GAN run (N samples from its newest checkpoint) or a folder of images against real data:
 FID, KID, precision/recall, density/coverage, mode coverage and memorisation. Prints a table and
 writes JSON (default RUN/eval/evaluation-step-NNNNNN.json) and, for memorisation, a PNG of the
-closest sample/reference pairs. See docs/guides/evaluation.md for how to read the numbers.
+closest sample/reference pairs. --metrics ppl: the perceptual path length of a StyleGAN2 run
+(LPIPS-VGG16; no --ref needed). See docs/guides/evaluation.md for how to read the numbers.
 
   gankit evaluate RUN --ref builtin:mnist --n 2000 --ema
+  gankit evaluate STYLEGAN2_RUN --metrics ppl --n 10000 [--vgg PATH --lpips PATH]
   gankit evaluate CGAN_RUN --ref builtin:mnist --n 2000 --per-class 500
   gankit evaluate RUN --ref mnist --root ~/data --features classifier:runs/mnist-clf --classifier runs/mnist-clf
   gankit evaluate samples/ --ref folder:~/faces --metrics fid,kid,prdc --out eval-samples
@@ -40,7 +42,7 @@ def add_evaluate_command(sub: argparse._SubParsersAction) -> None:
     """Register ``gankit evaluate`` on the CLI's sub-command parser."""
     p = sub.add_parser(
         "evaluate",
-        help="FID, KID, precision/recall, modes and memorisation of a run or image folder",
+        help="FID, KID, precision/recall, modes, memorisation and PPL of a run or image folder",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -57,8 +59,8 @@ def _add_reference_options(p: argparse.ArgumentParser) -> None:
     """What to compare with: the real data and how many samples and reference images."""
     p.add_argument(
         "--ref",
-        required=True,
-        help="real data: builtin:mnist, mnist, fashion-mnist, cifar10 (with --root), folder:PATH, lmdb:PATH",
+        help="real data: builtin:mnist, mnist, fashion-mnist, cifar10 (with --root), folder:PATH, "
+        "lmdb:PATH (needed by every metric but ppl)",
     )
     p.add_argument("--root", help="data.root for mnist/fashion-mnist/cifar10 (default: the run's)")
     p.add_argument(
@@ -98,6 +100,8 @@ def _add_metric_options(p: argparse.ArgumentParser) -> None:
         "CPU, ~3x faster, same features; torch on a GPU)",
     )
     p.add_argument("--classifier", metavar="RUN", help="classifier run for the modes metric")
+    p.add_argument("--vgg", metavar="PATH", help="ppl: torchvision's vgg16-397923af.pth file")
+    p.add_argument("--lpips", metavar="PATH", help="ppl: the LPIPS v0.1 vgg.pth lin weights")
 
 
 def _add_sample_options(p: argparse.ArgumentParser) -> None:
@@ -160,6 +164,7 @@ _READING = {
     "gen_nn_median": "median sample -> nearest reference distance",
     "ref_nn_median": "the same for held-out real images",
     "c_t": "<< 0 copying, ~0 fine, >> 0 under-fitting",
+    "ppl": "lower is better; LPIPS/eps^2 of a small step in W",
 }
 
 
@@ -233,6 +238,8 @@ def _evaluate(args: argparse.Namespace, device: str, main: bool) -> int:
         fit=args.fit,
         root=args.root,
         direction=args.direction,
+        vgg=args.vgg,
+        lpips=args.lpips,
     )
     per_class = _per_class(args, done, path, device) if args.per_class is not None else None
     if not main:
@@ -256,6 +263,8 @@ def _check_per_class(path: Path, args: argparse.Namespace) -> None:
 
     if not (path / "config.yaml").is_file():
         raise ConfigError(f"--per-class needs a conditional GAN run; {path} is not a run directory")
+    if not args.ref:
+        raise ConfigError("--per-class needs --ref DATA (labelled real images, e.g. builtin:mnist)")
     check_per_class(
         path, load_role(path, Generative, checkpoint=args.checkpoint).model, args.per_class
     )
@@ -299,15 +308,15 @@ def _record(
         "checkpoint": str(checkpoint) if checkpoint else None,
         "ema": samples.ema,
         "seed": args.seed,
-        "n": len(samples.images),
+        "n": len(samples.images) if reference else args.n,  # ppl alone: its pairs
         "image_size": like.image_size,
         "channels": like.channels,
         "fit": like.fit,
         "ref": args.ref,
         "ref_root": done.root,
-        "ref_images": len(reference.images),
-        "heldout_images": len(reference.heldout),
-        "ref_source_images": reference.size,
+        "ref_images": len(reference.images) if reference else 0,
+        "heldout_images": len(reference.heldout) if reference else 0,
+        "ref_source_images": reference.size if reference else None,
         "features": extractor.feature_id if extractor else None,
         "classifier": str(classifier.run) if classifier else None,
         "fid_method": "eigh",
@@ -325,10 +334,14 @@ def _print_summary(
     """What was compared, the features, the table of scores and the per-class rows."""
     samples, reference = done.samples, done.reference
     step = f", step {samples.step}" if samples.step is not None else ""
-    print(
-        f"{samples.origin}{step}{' (EMA)' if samples.ema else ''}: {len(samples.images)} samples vs "
-        f"{args.ref} ({len(reference.images)} reference, {len(reference.heldout)} held out)"
-    )
+    head = f"{samples.origin}{step}{' (EMA)' if samples.ema else ''}"
+    if reference is None:
+        print(f"{head}: perceptual path length of {args.n} pairs")
+    else:
+        print(
+            f"{head}: {len(samples.images)} samples vs {args.ref} ({len(reference.images)} "
+            f"reference, {len(reference.heldout)} held out)"
+        )
     if done.extractor:
         print(f"features: {done.extractor.feature_id}")
     print(format_table(done.result))

@@ -320,31 +320,14 @@ def labelled_subset(data: ImageData, per_class: int, seed: int) -> ImageData:
     )
 
 
-STACKED_DEFAULT = 60_000
-"""Stacked MNIST images by default (``stacked-mnist``; ``stacked-mnist:N`` for another count)."""
+def _stacked(src: str, cfg: DataConfig, size: int) -> ImageData:
+    from gankit.data.stacked import stack_count, stacked_mnist
 
-
-def _stack_count(src: str) -> int:
-    _, _, n = src.partition(":")
-    try:
-        count = int(n) if n else STACKED_DEFAULT
-    except ValueError:
-        count = 0
-    if count < 1:
-        raise DataError(f"data.source={src!r}: give stacked-mnist or stacked-mnist:N with N >= 1")
-    return count
-
-
-def stacked_mnist(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` Stacked MNIST images (Metz et al. 2017, "Unrolled GANs"; Srivastava et al. 2017,
-    VEEGAN): three digits drawn independently from the built-in MNIST digits as the R, G and B
-    channels, 1,000 modes; label 100·d_R + 10·d_G + d_B. The same ``seed`` gives the same set."""
-    x, y = _builtin_mnist()
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randint(len(x), (n, 3), generator=g)
-    images = x[idx, 0]  # (n, 3, 28, 28): one digit per channel
-    labels = (y[idx] * torch.tensor([100, 10, 1])).sum(1)
-    return images.contiguous(), labels
+    x, y = stacked_mnist(*_builtin_mnist(), stack_count(src))
+    if cfg.limit:
+        x, y = x[: cfg.limit], y[: cfg.limit]
+    images = fit_tensor(x, size, cfg.fit, cfg.channels)
+    return ImageData(name=src, images=images, labels=y, classes=[f"{k:03d}" for k in range(1000)])
 
 
 def load_source(cfg: DataConfig, progress: bool = True, with_labels: bool = False) -> ImageData:
@@ -365,13 +348,7 @@ def load_source(cfg: DataConfig, progress: bool = True, with_labels: bool = Fals
         images = fit_tensor(x, size, cfg.fit, cfg.channels)
         return ImageData(name=src, images=images, labels=y, classes=list(CLASS_NAMES[src]))
     if src == "stacked-mnist" or src.startswith("stacked-mnist:"):
-        x, y = stacked_mnist(_stack_count(src))
-        if cfg.limit:
-            x, y = x[: cfg.limit], y[: cfg.limit]
-        images = fit_tensor(x, size, cfg.fit, cfg.channels)
-        return ImageData(
-            name=src, images=images, labels=y, classes=[f"{k:03d}" for k in range(1000)]
-        )
+        return _stacked(src, cfg, size)
     if src.startswith("folder:") and with_labels:
         files, labels, classes = class_folder_files(src.split(":", 1)[1], cfg.split)
         if cfg.limit:

@@ -24,6 +24,9 @@ The protocol, in one place so that the command line and training report comparab
   relative (tests/test_fid.py) and takes seconds instead of a minute for 2048-d features on a CPU.
 - **Modes** need class probabilities from a gankit classifier run; the real class histogram is the
   same classifier's predictions on the reference images, so its own biases cancel.
+- **PPL** (perceptual path length, asked for by name) is scored on a StyleGAN2 generator itself,
+  not on samples: ``n`` pairs a small step apart in W, LPIPS-VGG16 (:mod:`.metrics.ppl`). Alone,
+  it needs no reference set.
 
 This module evaluates a run or a folder (:func:`evaluate_source`) and scores a GAN during training
 (:class:`TrainingEvaluator`); the parts live beside it: the samples (:mod:`.samples`), the
@@ -52,7 +55,7 @@ from gankit.evaluation.reference import ReferenceSet, load_reference
 from gankit.evaluation.samples import Samples, load_samples, to_uint8
 from gankit.evaluation.scoring import FEATURE_METRICS, Evaluation, evaluate_images
 
-METRIC_CHOICES = ("fid", "kid", "prdc", "modes", "memorisation", "copying")
+METRIC_CHOICES = ("fid", "kid", "prdc", "modes", "memorisation", "copying", "ppl")
 DEFAULT_METRICS = ("fid", "kid", "prdc", "modes", "memorisation")
 TRAINING_METRICS: dict[str, tuple[str, bool]] = {
     "fid": ("fid", False),
@@ -86,7 +89,9 @@ class EvaluationRun:
     """One evaluation of a run or folder: what was compared and the scores."""
 
     samples: Samples
-    reference: ReferenceSet
+    """With ``--metrics ppl`` alone: the run's step, data and EMA choice, and no images."""
+    reference: ReferenceSet | None
+    """None with ``--metrics ppl`` alone."""
     result: Evaluation
     extractor: FeatureExtractor | None
     classifier: ClassifierRun | None
@@ -97,7 +102,7 @@ class EvaluationRun:
 
 def evaluate_source(
     path: str | Path,
-    ref: str,
+    ref: str | None,
     *,
     n: int = 2000,
     metrics: str | Sequence[str] = DEFAULT_METRICS,
@@ -113,6 +118,8 @@ def evaluate_source(
     fit: str | None = None,
     root: str | None = None,
     direction: str | None = None,
+    vgg: str | Path | None = None,
+    lpips: str | Path | None = None,
 ) -> EvaluationRun:
     """Evaluate a GAN run's samples (or a folder of images) against the reference source ``ref``.
 
@@ -121,21 +128,21 @@ def evaluate_source(
 
     The one implementation behind ``gankit evaluate`` and :func:`gankit.evaluate`; see the module
     docstring for the protocol. ``metrics`` named explicitly must all be computable (``modes``
-    needs ``classifier``); the default set skips what it cannot compute, with a note.
+    needs ``classifier``); the default set skips what it cannot compute, with a note. ``ppl``
+    scores a StyleGAN2 generator over ``n`` pairs (LPIPS weights ``vgg``, ``lpips``), no ``ref``.
     """
     explicit = metrics != DEFAULT_METRICS and metrics != ",".join(DEFAULT_METRICS)
     names = parse_metrics(metrics)
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(
-            f"{path} does not exist: give a GAN run directory or a folder of images"
-        )
-    if ref_n is not None and ref_n < 1:
-        raise ConfigError(f"--ref-n {ref_n} must be positive")
+    scored = _check_arguments(path, ref, ref_n, names)
     ckpt = _checkpoint_file(path, checkpoint)
     # Feature networks first: a missing Inception should fail before minutes of sampling.
     extractor = _source_extractor(names, features, inception, device, backend)
     judge = ClassifierRun(classifier, device) if classifier else None
+    ppl = _path_length(path, n, vgg, lpips, ema, seed, device, ckpt) if "ppl" in names else None
+    if ppl and not scored:  # PPL alone: no samples, no reference
+        record, result = ppl[0], Evaluation({"ppl": ppl[1]()})
+        return EvaluationRun(record, None, result, None, judge, ckpt, record.data, root)
     samples = load_samples(
         path, n, ema=ema, seed=seed, device=device, checkpoint=ckpt, fit=fit, direction=direction
     )
@@ -147,10 +154,57 @@ def evaluate_source(
         raise ConfigError(
             "--metrics modes needs --classifier RUN (a gankit classifier run) to count classes"
         )
-    result = evaluate_images(samples.images, reference, names, extractor, classifier=judge)
+    result = evaluate_images(samples.images, reference, scored, extractor, classifier=judge)
     if len(samples.images) < n:
         result.notes.append(f"{path} has only {len(samples.images)} images (asked for --n {n})")
+    if ppl:
+        result.metrics["ppl"] = ppl[1]()
     return EvaluationRun(samples, reference, result, extractor, judge, ckpt, like, root)
+
+
+def _check_arguments(path: Path, ref: str | None, ref_n: int | None, names: list[str]) -> list[str]:
+    """The metrics scored on samples (all but ``ppl``), after one-line errors for a missing path,
+    a bad ``--ref-n`` and sample metrics without ``--ref``."""
+    scored = [m for m in names if m != "ppl"]
+    if not path.exists():
+        raise CheckpointError(
+            f"{path} does not exist: give a GAN run directory or a folder of images"
+        )
+    if ref_n is not None and ref_n < 1:
+        raise ConfigError(f"--ref-n {ref_n} must be positive")
+    if scored and not ref:
+        raise ConfigError(
+            f"--metrics {','.join(scored)} needs --ref DATA (the real images, e.g. builtin:mnist)"
+        )
+    return scored
+
+
+def _path_length(
+    path: Path, n: int, vgg: str | Path | None, lpips: str | Path | None, ema: bool | None,
+    seed: int, device: str, checkpoint: Path | None,
+) -> tuple[Samples, Callable[[], dict[str, float]]]:  # fmt: skip
+    """``--metrics ppl``: the run, its W space and LPIPS loaded and checked (in that order, so that
+    a run without a W space fails before any download); the run's record (no images) and the PPL,
+    computed when called (:mod:`gankit.evaluation.metrics.ppl`)."""
+    from gankit.evaluation.metrics.lpips import load_lpips
+    from gankit.evaluation.metrics.ppl import perceptual_path_length
+    from gankit.inference.loading import load_role
+    from gankit.inference.roles import Generative
+    from gankit.inference.sampling import resolve_ema
+    from gankit.inference.wspace import mapped_generator
+
+    if not (path / "config.yaml").is_file():
+        raise ConfigError(
+            f"--metrics ppl needs a GAN run with a W space (StyleGAN2); {path} is not a run directory"
+        )
+    loaded = load_role(path, Generative, device=device, checkpoint=checkpoint)
+    model, ema = loaded.model, resolve_ema(ema, loaded.model, path)
+    mapped_generator(model, ema, "--metrics ppl")
+    distance = load_lpips(vgg, lpips, model.device)  # where the run went (--device auto)
+    data = loaded.cfg.data
+    blank = torch.zeros(0, data.channels, data.image_size, data.image_size, dtype=torch.uint8)
+    record = Samples(blank, str(path), loaded.step, data, is_run=True, ema=ema)
+    return record, lambda: perceptual_path_length(model, distance, n, ema=ema, seed=seed)
 
 
 def _checkpoint_file(path: Path, checkpoint: str | Path | None) -> Path | None:
