@@ -10,8 +10,51 @@ from gankit.registries import build_config
 
 from conftest import write_domains, write_random_images
 
+GPU_SIZED = (
+    *("stylegan2", "stylegan2-paper256", "stylegan2-small-data", "stylegan2-cifar10"),
+    *("r3gan-cifar10", "r3gan-ffhq64", "r3gan-ffhq256", "r3gan-stacked-mnist"),
+)
+"""20-30 M-parameter recipes: a step at full size takes 10 s to 3 min on 2 CPU cores, so the
+default suite runs them at a tiny size (test_gpu_recipe_at_a_tiny_size) and the full-size smoke
+is ``slow`` (``pytest -m slow``)."""
 
-@pytest.mark.parametrize("name", recipe_names())
+
+def _smoke_params():
+    return [
+        pytest.param(n, marks=pytest.mark.slow) if n in GPU_SIZED else n for n in recipe_names()
+    ]
+
+
+TINY_NETS = {
+    "stylegan2": ["nets.G.fmaps=0.002", "nets.G.channel_max=8", "nets.G.nz=8", "nets.G.w_dim=8",
+                  "nets.D.fmaps=0.002", "nets.D.channel_max=8"],
+    "r3gan": ["nets.G.widths=16,16,16", "nets.D.widths=16,16,16", "nets.G.blocks=1",
+              "nets.D.blocks=1"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", GPU_SIZED)
+def test_gpu_recipe_at_a_tiny_size(name, tmp_path):
+    """The recipe's whole game (phases, penalties, schedules, ADA, EMA) with its nets shrunk."""
+    arch = build_config(name).nets["G"].arch
+    base = build_config(name, ["data.image_size=16", *TINY_NETS[arch]])  # auto follows the size
+    if base.section(GanOptions).conditional != "none":  # labels from class sub-folders
+        for name_ in ("a", "b"):
+            write_random_images(tmp_path / "imgs" / name_, n=2, size=24, mode="RGB")
+    else:
+        write_random_images(tmp_path / "imgs", n=4, size=24, mode="RGB")
+    overrides = [
+        f"data.source=folder:{tmp_path / 'imgs'}", "data.image_size=16", "data.workers=0",
+        "train.steps=2", "train.batch_size=2", "train.n_preview=2", "train.progress=false",
+        "train.device=cpu", *TINY_NETS[arch],
+    ]  # fmt: skip
+    cfg = build_config(name, overrides)
+    assert cfg.section(GanOptions) == base.section(GanOptions)  # the recipe's own game
+    run = train(cfg, tmp_path / "run")
+    assert load_checkpoint(latest_checkpoint(run))["step"] == 2
+
+
+@pytest.mark.parametrize("name", _smoke_params())
 def test_recipe_smoke(name, tmp_path):
     base = build_config(name)
     if base.task == "classifier":

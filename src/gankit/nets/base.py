@@ -31,5 +31,10 @@ class GANNetOptions(NetOptions):
     """normal02: N(0, 0.02) (Radford et al. 2015); xavier: Xavier-uniform (cs231n); default: torch's."""
 
 
+class WeightLayer(nn.Module):
+    """A layer of gankit's own that holds a weight like a conv or linear layer does (StyleGAN2's
+    equalised-lr layers): FreezeD (``gan.freeze_d``) counts it as one."""
+
+
 def initialised(net: nn.Module, opts: GANNetOptions) -> nn.Module:
     return init_weights(net, opts.init)

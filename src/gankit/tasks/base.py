@@ -47,6 +47,7 @@ from gankit.config import Config, DataConfig, OptimConfig, TaskSchema
 from gankit.config.options import structural_keys
 from gankit.engine.runtime import Runtime
 from gankit.errors import CheckpointError, ConfigError, first_line
+from gankit.nets.base import WeightLayer
 
 if TYPE_CHECKING:
     from gankit.data.sources import ImageData
@@ -246,8 +247,8 @@ _WEIGHT_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 
 
 def _is_weight_layer(m: nn.Module) -> bool:
-    """A torch conv/linear layer, or one that says it is one (StyleGAN2's equalised layers)."""
-    return isinstance(m, _WEIGHT_LAYERS) or getattr(type(m), "weight_layer", False)
+    """A torch conv/linear layer, or gankit's own kind (StyleGAN2's equalised layers)."""
+    return isinstance(m, (*_WEIGHT_LAYERS, WeightLayer))
 
 
 def freeze_first_layers(net: nn.Module, k: int, key: str = "gan.freeze_d") -> list[str]:

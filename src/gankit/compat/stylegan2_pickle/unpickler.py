@@ -161,7 +161,7 @@ def _tensor(storage: Any, offset: Any, size: Any, stride: Any, dtype: Any = None
         dtype = storage.dtype if dtype is None else dtype
         # ``_untyped_storage`` rather than ``untyped()``, which warns that TypedStorage is
         # deprecated (torch.load of a legacy storage gives one, and there is no other way)
-        storage = getattr(storage, "_untyped_storage", None) or storage.untyped()
+        storage = storage._untyped_storage
     if not isinstance(storage, torch.UntypedStorage) or not isinstance(dtype, torch.dtype):
         raise _refuse("a tensor without a storage")
     if not isinstance(offset, int):

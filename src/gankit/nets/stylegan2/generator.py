@@ -72,6 +72,7 @@ class MappingNetwork(nn.Module):
         x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)
+        x = x.float()  # under bf16 autocast too: w_avg and truncation are fp32
         if self.num_ws is None:
             return x
         if update_w_avg and self.training and self.w_avg_beta is not None:

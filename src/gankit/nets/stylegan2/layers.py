@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gankit.nets.base import WeightLayer
+
 SQRT2 = math.sqrt(2.0)
 
 
@@ -113,11 +115,9 @@ def normalize_2nd_moment(x: Tensor, eps: float = 1e-8) -> Tensor:
     return x * (x.square().mean(dim=1, keepdim=True) + eps).rsqrt()
 
 
-class FullyConnected(nn.Module):
+class FullyConnected(WeightLayer):
     """A linear layer with equalised learning rate: weight N(0, 1)/lr_mult scaled by
     lr_mult/√in at run time, bias scaled by lr_mult."""
-
-    weight_layer = True  # counted by FreezeD (gankit.tasks.base.freeze_first_layers)
 
     def __init__(
         self, cin: int, cout: int, bias: bool = True, act: str = "linear",
@@ -136,11 +136,9 @@ class FullyConnected(nn.Module):
         return bias_act(x.matmul(w.t()), b, self.act)
 
 
-class Conv2d(nn.Module):
+class Conv2d(WeightLayer):
     """A convolution with equalised learning rate, optional FIR up/downsampling by 2, bias,
     activation (lrelu gain √2) and clamp (``conv_clamp``, scaled with the gain)."""
-
-    weight_layer = True
 
     def __init__(
         self, cin: int, cout: int, kernel: int, bias: bool = True, act: str = "linear",
