@@ -447,3 +447,24 @@ def json_load(path):
     import json
 
     return json.loads(path.read_text())
+
+
+def test_walks_and_arithmetic_happen_in_w(sg2_run):
+    from gankit.inference.latent import arithmetic_grid, interpolate
+    from gankit.inference.loading import load_run
+    from gankit.inference.sampling import seeded_noise
+    from gankit.inference.wspace import synthesize, w_codes
+
+    model = load_run(sg2_run).model
+    images = interpolate(model, rows=2, steps=3, seed=5)
+    ws = w_codes(model, seeded_noise(model, 4, 5))
+    ends = synthesize(model, ws)
+    torch.testing.assert_close(images[0], ends[0])  # row 0 starts at code 0 ...
+    torch.testing.assert_close(images[2], ends[2])  # ... and ends at code 2
+    torch.testing.assert_close(images[1], synthesize(model, (ws[:1] + ws[2:3]) / 2)[0])
+    z = seeded_noise(model, 6, 0)
+    grid, width = arithmetic_grid(model, z, [(1, [0, 1]), (-1, [2]), (1, [3])], variants=2)
+    wz = w_codes(model, z)
+    want = synthesize(model, (wz[[0, 1]].mean(0) - wz[2] + wz[3]).unsqueeze(0))[0]
+    torch.testing.assert_close(grid[-1], want)  # the last tile: the result, computed in W
+    assert width == 3

@@ -24,6 +24,7 @@ from gankit.evaluation.metrics import (
     compute_mode_coverage,
     compute_prdc,
     copying_statistic,
+    stacked_mode_coverage,
 )
 from gankit.evaluation.metrics.features import FeatureExtractor, check_images
 from gankit.evaluation.metrics.reference_cache import reference_features
@@ -124,6 +125,10 @@ def _score(
     elif name == "modes":
         if classifier is None:
             out.notes.append("modes skipped: give --classifier RUN (a gankit classifier run)")
+            return
+        if fake.shape[1] == 3 and classifier.cfg.data.channels == 1:  # Stacked MNIST
+            channels = [classifier.probabilities(fake[:, c : c + 1]) for c in range(3)]
+            out.metrics["modes"] = stacked_mode_coverage(channels)
             return
         out.metrics["modes"] = compute_mode_coverage(
             classifier.probabilities(fake), classifier.probabilities(reference.images)

@@ -24,7 +24,7 @@ from torchvision.utils import make_grid
 
 from gankit.drawing import font as load_font
 from gankit.errors import ConfigError
-from gankit.inference.roles import Generative, label_classes
+from gankit.inference.roles import Generative, WSpaceModel, label_classes
 from gankit.inference.sampling import generate_from, save_individual, seeded_noise
 
 # --- interpolation -----------------------------------------------------------------------------
@@ -79,14 +79,31 @@ def interpolate(
     """Images of :func:`interpolation_codes`, row by row: (rows·steps, C, H, W) in [-1, 1].
 
     A class-conditional generator keeps one class along each row (row r draws class r mod K),
-    so a row walks the noise only, not the label.
+    so a row walks the noise only, not the label. A generator with a W space (StyleGAN2) walks a
+    straight line between the ws of the same endpoints instead (``mode`` is for z), as Karras et
+    al. interpolate.
     """
+    k = len(label_classes(model) or ())
+    if _has_w(model, ema):  # StyleGAN2: a straight line between the endpoints' ws
+        from gankit.inference.wspace import synthesize, w_codes
+
+        if rows <= 0 or steps < 2:
+            raise ConfigError(f"need --rows >= 1 and --steps >= 2 (got {rows} and {steps})")
+        ends = seeded_noise(model, 2 * rows, seed)
+        y = (torch.arange(rows) % k).repeat(2) if k else None
+        ws = w_codes(model, ends, y, ema=ema)
+        path = lerp(ws[:rows].flatten(1), ws[rows:].flatten(1), torch.linspace(0, 1, steps))
+        return synthesize(model, path.reshape(rows * steps, *ws.shape[1:]), ema)
     z = interpolation_codes(model, rows, steps, mode, seed)
     labels = None
-    k = len(label_classes(model) or ())
     if k:
         labels = (torch.arange(rows) % k).repeat_interleave(steps)
     return generate_from(model, z.flatten(0, 1), ema=ema, labels=labels)
+
+
+def _has_w(model: object, ema: bool) -> bool:
+    """Whether the model's generator has a W space (walks and arithmetic then happen in W)."""
+    return isinstance(model, WSpaceModel) and model.w_generator(ema) is not None
 
 
 def _upscale(img: Image.Image, tile: int, min_tile: int = 64) -> Image.Image:
@@ -235,10 +252,12 @@ def arithmetic_grid(
     (last column) the result itself. Read the last column top to bottom as the expression.
     Blank tiles are white.
     """
-    result = arithmetic_codes(z, terms)
-    gen = torch.Generator().manual_seed(seed)
     if variants < 0 or not jitter >= 0:
         raise ConfigError(f"variants={variants} and jitter={jitter} must be >= 0")
+    if _has_w(model, ema):
+        return _arithmetic_grid_w(model, z, terms, variants, jitter, seed, ema)
+    result = arithmetic_codes(z, terms)
+    gen = torch.Generator().manual_seed(seed)
     noisy = result + (torch.rand(variants, z.shape[1], generator=gen) * 2 - 1) * jitter
     width = max(max(len(idx) for _, idx in terms), variants) + 1
     codes = [*(z[idx] for _, idx in terms), noisy]
@@ -246,6 +265,29 @@ def arithmetic_grid(
     rows = []
     for members, mean in zip(codes, means, strict=True):
         images = generate_from(model, torch.cat([members, mean]), ema=ema)
+        blank = torch.ones(width - images.shape[0], *images.shape[1:])
+        rows.append(torch.cat([images[:-1], blank, images[-1:]]))
+    return torch.cat(rows), width
+
+
+def _arithmetic_grid_w(
+    model: object, z: Tensor, terms: list[tuple[int, list[int]]], variants: int,
+    jitter: float, seed: int, ema: bool,
+) -> tuple[Tensor, int]:  # fmt: skip
+    """:func:`arithmetic_grid` in W: the bank's codes mapped to ws, the means and the sum taken
+    there (where StyleGAN's directions are closer to linear); the variants add U(−jitter,
+    jitter) times the bank's per-dimension std of w."""
+    from gankit.inference.wspace import synthesize, w_codes
+
+    ws = w_codes(model, z, ema=ema)
+    result = sum(sign * ws[idx].mean(0) for sign, idx in terms)
+    gen = torch.Generator().manual_seed(seed)
+    spread = ws.std(0) if len(ws) > 1 else torch.ones_like(ws[0])
+    noisy = result + (torch.rand(variants, *ws.shape[1:], generator=gen) * 2 - 1) * jitter * spread
+    width = max(max(len(idx) for _, idx in terms), variants) + 1
+    rows = []
+    for members, mean in [*((ws[idx], ws[idx].mean(0)) for _, idx in terms), (noisy, result)]:
+        images = synthesize(model, torch.cat([members, mean.unsqueeze(0)]), ema)
         blank = torch.ones(width - images.shape[0], *images.shape[1:])
         rows.append(torch.cat([images[:-1], blank, images[-1:]]))
     return torch.cat(rows), width

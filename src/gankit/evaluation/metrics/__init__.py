@@ -44,7 +44,11 @@ from gankit.evaluation.metrics.memorisation import (
     compute_memorisation,
     copying_statistic,
 )
-from gankit.evaluation.metrics.modes import class_probabilities, compute_mode_coverage
+from gankit.evaluation.metrics.modes import (
+    class_probabilities,
+    compute_mode_coverage,
+    stacked_mode_coverage,
+)
 from gankit.evaluation.metrics.prdc import compute_prdc
 
 
@@ -72,6 +76,7 @@ __all__ = [
     "compute_kid",
     "compute_memorisation",
     "compute_mode_coverage",
+    "stacked_mode_coverage",
     "compute_prdc",
     "copying_statistic",
     "feature_stats",
