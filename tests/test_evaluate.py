@@ -345,3 +345,20 @@ def test_translation_runs_are_scored_on_their_translated_test_images(tmp_path):
     assert len(load_samples(run, 100).images) == 5  # all of testA
     with pytest.raises(ConfigError, match="translation run; it has no EMA"):
         load_samples(run, 3, ema=True)
+
+
+def test_modes_of_a_stacked_mnist_run_read_each_channel(clf, tmp_path, capsys):
+    """A 3-channel run scored with a 1-channel digit classifier: 1,000 Stacked MNIST modes."""
+    from gankit.engine.loop import train
+    from gankit.registries import build_config
+
+    over = ["data.source=stacked-mnist:64", "data.channels=3", "train.steps=1"]
+    run = train(build_config("dcgan-mnist", [*TINY, *over]), tmp_path / "stk")
+    code = cli(
+        run, "--ref", "stacked-mnist:64", "--n", "40", "--metrics", "modes", "--classifier", clf,
+        "--out", tmp_path / "ev",
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    modes = json.loads(next((tmp_path / "ev").glob("evaluation-*.json")).read_text())["metrics"]
+    assert modes["modes"]["num_modes"] == 1000 and 1 <= modes["modes"]["modes"] <= 40
+    assert modes["modes"]["n"] == 40
