@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -61,11 +62,16 @@ def interpolation_codes(
     model: Generative, rows: int, steps: int, mode: str = "slerp", seed: int = 0
 ) -> Tensor:
     """``rows`` paths of ``steps`` codes each between seeded random endpoints: (rows, steps, nz)."""
-    if rows <= 0 or steps < 2:
-        raise ConfigError(f"need --rows >= 1 and --steps >= 2 (got {rows} and {steps})")
-    ends = seeded_noise(model, 2 * rows, seed)
+    ends = _endpoints(model, rows, steps, seed)
     t = torch.linspace(0, 1, steps)
     return INTERPOLATIONS[mode](ends[:rows], ends[rows:], t)
+
+
+def _endpoints(model: Generative, rows: int, steps: int, seed: int) -> Tensor:
+    """The seeded codes the rows start (first ``rows``) and end (last ``rows``) at."""
+    if rows <= 0 or steps < 2:
+        raise ConfigError(f"need --rows >= 1 and --steps >= 2 (got {rows} and {steps})")
+    return seeded_noise(model, 2 * rows, seed)
 
 
 def interpolate(
@@ -87,9 +93,7 @@ def interpolate(
     if _has_w(model, ema):  # StyleGAN2: a straight line between the endpoints' ws
         from gankit.inference.wspace import synthesize, w_codes
 
-        if rows <= 0 or steps < 2:
-            raise ConfigError(f"need --rows >= 1 and --steps >= 2 (got {rows} and {steps})")
-        ends = seeded_noise(model, 2 * rows, seed)
+        ends = _endpoints(model, rows, steps, seed)
         y = (torch.arange(rows) % k).repeat(2) if k else None
         ws = w_codes(model, ends, y, ema=ema)
         path = lerp(ws[:rows].flatten(1), ws[rows:].flatten(1), torch.linspace(0, 1, steps))
@@ -232,7 +236,8 @@ def parse_expression(expr: str, bank_size: int) -> list[tuple[int, list[int]]]:
 
 
 def arithmetic_codes(z: Tensor, terms: list[tuple[int, list[int]]]) -> Tensor:
-    """Σ sign · mean(z[indices]) over the terms: one code of shape (nz,)."""
+    """Σ sign · mean(z[indices]) over the terms: one code of shape (nz,) (or one w per layer
+    for ws of shape (N, num_ws, w_dim))."""
     return sum(sign * z[idx].mean(0) for sign, idx in terms)
 
 
@@ -254,40 +259,29 @@ def arithmetic_grid(
     """
     if variants < 0 or not jitter >= 0:
         raise ConfigError(f"variants={variants} and jitter={jitter} must be >= 0")
-    if _has_w(model, ema):
-        return _arithmetic_grid_w(model, z, terms, variants, jitter, seed, ema)
-    result = arithmetic_codes(z, terms)
+    codes, render, spread = _arithmetic_space(model, z, ema)
+    result = arithmetic_codes(codes, terms)
     gen = torch.Generator().manual_seed(seed)
-    noisy = result + (torch.rand(variants, z.shape[1], generator=gen) * 2 - 1) * jitter
+    noise = torch.rand(variants, *codes.shape[1:], generator=gen) * 2 - 1
+    noisy = result + noise * jitter * spread
     width = max(max(len(idx) for _, idx in terms), variants) + 1
-    codes = [*(z[idx] for _, idx in terms), noisy]
-    means = [*(z[idx].mean(0, keepdim=True) for _, idx in terms), result.unsqueeze(0)]
     rows = []
-    for members, mean in zip(codes, means, strict=True):
-        images = generate_from(model, torch.cat([members, mean]), ema=ema)
+    for members, mean in [*((codes[idx], codes[idx].mean(0)) for _, idx in terms), (noisy, result)]:
+        images = render(torch.cat([members, mean.unsqueeze(0)]))
         blank = torch.ones(width - images.shape[0], *images.shape[1:])
         rows.append(torch.cat([images[:-1], blank, images[-1:]]))
     return torch.cat(rows), width
 
 
-def _arithmetic_grid_w(
-    model: object, z: Tensor, terms: list[tuple[int, list[int]]], variants: int,
-    jitter: float, seed: int, ema: bool,
-) -> tuple[Tensor, int]:  # fmt: skip
-    """:func:`arithmetic_grid` in W: the bank's codes mapped to ws, the means and the sum taken
-    there (where StyleGAN's directions are closer to linear); the variants add U(−jitter,
-    jitter) times the bank's per-dimension std of w."""
+def _arithmetic_space(model: Generative, z: Tensor, ema: bool) -> tuple[Tensor, Callable, Tensor]:
+    """Where arithmetic happens: the bank's codes, how to draw codes, the jitter's scale. In z
+    (jitter U(−jitter, jitter)); or, for a generator with a W space, in W, where StyleGAN's
+    directions are closer to linear (the codes mapped to ws, the jitter scaled by the bank's
+    per-dimension std of w)."""
+    if not _has_w(model, ema):
+        return z, lambda codes: generate_from(model, codes, ema=ema), torch.ones(())
     from gankit.inference.wspace import synthesize, w_codes
 
     ws = w_codes(model, z, ema=ema)
-    result = sum(sign * ws[idx].mean(0) for sign, idx in terms)
-    gen = torch.Generator().manual_seed(seed)
     spread = ws.std(0) if len(ws) > 1 else torch.ones_like(ws[0])
-    noisy = result + (torch.rand(variants, *ws.shape[1:], generator=gen) * 2 - 1) * jitter * spread
-    width = max(max(len(idx) for _, idx in terms), variants) + 1
-    rows = []
-    for members, mean in [*((ws[idx], ws[idx].mean(0)) for _, idx in terms), (noisy, result)]:
-        images = synthesize(model, torch.cat([members, mean.unsqueeze(0)]), ema)
-        blank = torch.ones(width - images.shape[0], *images.shape[1:])
-        rows.append(torch.cat([images[:-1], blank, images[-1:]]))
-    return torch.cat(rows), width
+    return ws, lambda codes: synthesize(model, codes, ema), spread

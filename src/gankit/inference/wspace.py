@@ -17,7 +17,12 @@ import torch
 from torch import Tensor
 
 from gankit.errors import ConfigError
-from gankit.inference.roles import MappedGenerator, WSpaceModel, label_classes
+from gankit.inference.roles import (
+    ConditionalGenerative,
+    MappedGenerator,
+    WSpaceModel,
+    label_classes,
+)
 from gankit.inference.sampling import seeded_noise
 from gankit.nets.eval_mode import eval_mode
 
@@ -34,9 +39,12 @@ def mapped_generator(model: object, ema: bool = True, what: str = "this") -> Map
 
 
 def _labels(model: object, n: int, labels: Tensor | None) -> Tensor | None:
-    if labels is not None or not label_classes(model):
+    """``labels``, or every class in turn for a conditional generator (as ``gankit sample``)."""
+    if labels is not None or not (
+        isinstance(model, ConditionalGenerative) and label_classes(model)
+    ):
         return labels
-    return torch.arange(n) % len(label_classes(model))
+    return model.default_labels(n).cpu()
 
 
 @torch.no_grad()

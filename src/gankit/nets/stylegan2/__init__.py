@@ -76,7 +76,8 @@ class StyleGAN2DiscriminatorOptions(NetOptions):
 def check(opts: NetOptions, image_size: int, channels: int) -> None:
     if image_size < 4 or 2 ** int(math.log2(image_size)) != image_size:
         raise ConfigError(
-            f"nets.{'G' if hasattr(opts, 'w_dim') else 'D'}.arch=stylegan2 needs a power-of-two "
+            f"nets.{'G' if isinstance(opts, StyleGAN2GeneratorOptions) else 'D'}.arch=stylegan2 "
+            "needs a power-of-two "
             f"data.image_size of at least 4, got {image_size}"
         )
 
