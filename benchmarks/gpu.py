@@ -23,6 +23,8 @@ Parts:
 - ``stylegan2``: img/s of a full StyleGAN2 iteration at 256² (the ``stylegan2`` recipe, auto
   config: batch 16, path length every 4 and R1 every 16 amortised over 32 steps) in fp32, with the
   reference's fp16 in the top 4 resolutions, with bf16 autocast, and fp16 + ``torch.compile``.
+- ``r3gan``: img/s of an R3GAN CIFAR-10 iteration (the ``r3gan-cifar10`` recipe's networks and
+  game, batch 128) in fp32 and bf16, eager and compiled.
 
 Without CUDA (and without ``--device cpu``) it exits at once with one line and status 2.
 """
@@ -58,6 +60,8 @@ FULL = {
     "sg2_size": 256,
     "sg2_batch": 16,
     "sg2_steps": 32,
+    "r3_batch": 128,
+    "r3_steps": 24,
 }
 TINY = {
     "dcgan_steps": 8,
@@ -74,6 +78,8 @@ TINY = {
     "sg2_size": 16,
     "sg2_batch": 4,
     "sg2_steps": 4,
+    "r3_batch": 4,
+    "r3_steps": 4,
 }
 
 
@@ -279,6 +285,42 @@ def stylegan2(args, sizes) -> dict:
     return out
 
 
+def r3gan(args, sizes) -> dict:
+    """One R3GAN CIFAR-10 iteration (the ``r3gan-cifar10`` recipe's 768-wide conditional pair,
+    RpGAN + R1 + R2 every step, ADA with cutout at p 0.3) on 32x32 digits as RGB with their
+    labels: img/s in fp32 and bf16 autocast, eager and compiled."""
+    from train_speed import ours
+
+    base = [
+        "data.source=builtin:mnist",
+        "data.channels=3",
+        f"data.limit={4 * sizes['r3_batch']}",
+        f"train.batch_size={sizes['r3_batch']}",
+        f"train.device={args.device}",
+        "gan.schedules=[]",
+        "gan.ada_p=0.3",
+    ]
+    if args.tiny:
+        base += ["nets.G.widths=[16,16,16,16]", "nets.D.widths=[16,16,16,16]"]
+    variants = {
+        "fp32": [],
+        "bf16_autocast": ["train.autocast=bf16"],
+        "fp32_compile": ["train.compile=true"],
+        "bf16_compile": ["train.autocast=bf16", "train.compile=true"],
+    }
+    out: dict = {"size": 32, "batch": sizes["r3_batch"]}
+    for name, extra in variants.items():
+        if name.endswith("compile") and args.tiny:
+            out[name] = {"skipped": "--tiny: compiling takes minutes on a CPU"}
+            continue
+        speed = ours([*base, *extra], sizes["r3_steps"], "r3gan-cifar10")
+        out[name] = {"img_per_s": round(speed, 1), "over_fp32": None}
+    for name in variants:
+        if "img_per_s" in out[name]:
+            out[name]["over_fp32"] = round(out[name]["img_per_s"] / out["fp32"]["img_per_s"], 3)
+    return out
+
+
 PARTS = {
     "dcgan64": dcgan64,
     "dcgan64_switches": dcgan64_switches,
@@ -286,6 +328,7 @@ PARTS = {
     "fid": fid,
     "cyclegan": cyclegan,
     "stylegan2": stylegan2,
+    "r3gan": r3gan,
 }
 
 

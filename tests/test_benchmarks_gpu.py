@@ -60,4 +60,6 @@ def test_tiny_dry_run_of_every_part(gpu, tmp_path, monkeypatch):
     assert cyc["ours_s_per_step"] > 0 and cyc["reference_style_s_per_step"] > 0
     sg2 = result["parts"]["stylegan2"]
     assert sg2["fp32"]["img_per_s"] > 0 and sg2["bf16_autocast"]["over_fp32"] > 0
+    r3 = result["parts"]["r3gan"]
+    assert r3["fp32"]["img_per_s"] > 0 and r3["bf16_autocast"]["over_fp32"] > 0
     assert sys.modules["gpu"] is gpu

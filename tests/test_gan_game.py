@@ -190,3 +190,30 @@ def test_g_steps_updates_g_that_many_times_each_on_new_noise():
     assert len(draws) == 4  # the first G update of a step reuses D's fakes
     with pytest.raises(ConfigError, match="gan.g_steps=0 must be > 0"):
         _task(["gan.g_steps=0"])
+
+
+def test_watched_gradient_norms_are_logged_every_k_steps_and_equal_r1_when_penalised(tmp_path):
+    from gankit.gan.game import PhaseBatch
+    from gankit.gan.phases import _watched_grads
+
+    class Linear:  # D(x) = <w, x>: |grad|^2 = |w|^2 on any image, real or generated
+        w = torch.arange(4.0).view(1, 1, 2, 2)
+
+        def discriminate(self, x, y, compiled=True):
+            return (x * self.w).flatten(1).sum(1), None
+
+        def augment(self, x):
+            return x
+
+    batch = PhaseBatch(torch.rand(3, 1, 2, 2), None, torch.rand(3, 1, 2, 2), None, 0, True)
+    got = _watched_grads(Linear(), batch)
+    assert got["grad_real"].item() == pytest.approx(14) and got["grad_fake"].item() == 14
+
+    over = ["gan.watch_grads=2", "gan.r1=1", "nets.D.norm=none", "train.steps=6"]
+    over += ["train.log_every=1"]
+    rows = _rows(train(build_config("dcgan-mnist", [*TINY, *over]), tmp_path / "r"))
+    watched = [r for r in rows if "grad_real" in r]
+    assert [r["step"] for r in watched] == [1, 3, 5]  # generator steps 0, 2, 4 (rows count from 1)
+    assert all(r["grad_fake"] > 0 for r in watched)
+    # the monitor measures what R1 penalises: same images, same D, before the update
+    assert all(r["grad_real"] == pytest.approx(r["r1"], rel=1e-4) for r in watched)

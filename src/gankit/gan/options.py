@@ -89,6 +89,9 @@ class GanOptions:
     """γ of the R2 penalty, the same on generated images (with rpgan: R3GAN, Huang et al. 2024)."""
     reg_every: int = option(1, check=positive)
     """Lazy regularisation: R1/R2 every k generator steps, scaled by k (Karras et al. 2020)."""
+    watch_grads: int = option(0, check=non_negative, hint=" (0 = off)")
+    """Every k steps, log E‖∇D‖² on real (``grad_real``) and generated (``grad_fake``) images
+    as D sees them, whether or not R1/R2 penalise it (R3GAN's Fig. 2 curves); 0 = off."""
     penalties: list[str] = field(default_factory=list)
     """More penalties from the registry (``gankit.gan.penalties.PENALTIES``), each
     ``name:weight`` or ``name:weight:every``, e.g. ``zero-gp:10`` (Thanh-Tung et al. 2019)."""

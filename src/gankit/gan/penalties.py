@@ -35,6 +35,14 @@ def zero_centred_penalty(critic: Callable[[Tensor], Tensor], x: Tensor) -> Tenso
     return grad.flatten(1).pow(2).sum(1).mean()
 
 
+def gradient_sq_norm(critic: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """E‖∇ₓD(x)‖², the value :func:`zero_centred_penalty` penalises, measured without a graph
+    (a monitor: nothing flows back from it)."""
+    x = x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).float().sum(), x)
+    return grad.flatten(1).pow(2).sum(1).mean().detach()
+
+
 def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor:
     """E[(‖∇D(x̂)‖₂ - 1)²] at x̂ = εx + (1-ε)G(z), one ε ~ U[0, 1] per sample (Gulrajani et al. 2017, alg. 1)."""
     eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)

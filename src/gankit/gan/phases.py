@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from gankit.config import OptimConfig
 from gankit.errors import ConfigError
 from gankit.gan.game import Game, PhaseBatch
-from gankit.gan.penalties import Penalty, weighted_sum
+from gankit.gan.penalties import Penalty, gradient_sq_norm, weighted_sum
 from gankit.gan.stabilisers.matching import feature_matching_loss, penultimate
 
 
@@ -65,9 +65,11 @@ class DMain:
         label_smoothing: float = 0.0,
         aux_weight: float = 1.0,
         reconstructs: bool = False,
+        watch_grads: int = 0,
     ) -> None:
         self.penalties, self.smoothing = list(penalties), label_smoothing
         self.aux_weight, self.reconstructs = aux_weight, reconstructs
+        self.watch_grads = watch_grads
 
     def due(self, batch: PhaseBatch) -> bool:
         return True
@@ -103,7 +105,20 @@ class DMain:
             squash = torch.sigmoid if game.objective.probability else (lambda t: t)
             head["d_real"] = squash(real_logits.detach()).mean()
             head["d_fake"] = squash(fake_logits.detach()).mean()
+            if self.watch_grads and b.step % self.watch_grads == 0:
+                logs.update(_watched_grads(game, b))
         return loss, {**head, **logs}
+
+
+def _watched_grads(game: Game, b: PhaseBatch) -> dict[str, Tensor]:
+    """``gan.watch_grads``: E‖∇D‖² on the batch's real and generated images (through D's
+    augmentation, as R1/R2 measure it), logged whether or not a penalty acts on it."""
+    out = {}
+    for key, x, y in (("grad_real", b.real, b.y_real), ("grad_fake", b.fake, b.y_fake)):
+        out[key] = gradient_sq_norm(
+            lambda t, y=y: game.discriminate(game.augment(t), y, compiled=False)[0], x.float()
+        )
+    return out
 
 
 class Regularise:

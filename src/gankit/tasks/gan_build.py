@@ -92,6 +92,7 @@ def build_phases(gan: GanOptions, D: nn.Module, penalties: list[Penalty]) -> Gan
         gan.label_smoothing,
         gan.aux_weight,
         reconstructs=isinstance(D, ReconstructingDiscriminator),
+        watch_grads=gan.watch_grads,
     )
     main_g = GMain(last_layer(base) if gan.feature_matching else None, gan.aux_weight, fused["G"])
     regs = {net: [Regularise(net, lazy[net])] if lazy[net] else [] for net in "DG"}
