@@ -23,7 +23,6 @@ or ``data.channels``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -37,12 +36,11 @@ import torch
 from torch import Tensor, nn
 
 from gankit import __version__
+from gankit.compat.run_writing import check_out, move_into_place, sha256
 from gankit.compat.stylegan2_pickle import Snapshot, SnapshotNetwork, describe, load_snapshot
 from gankit.config import Config, save_config
 from gankit.engine.checkpoint import save_checkpoint
 from gankit.engine.hooks import checkpoint_state
-from gankit.engine.locks import exclusive
-from gankit.engine.rundir import LOCK_NAME, run_busy
 from gankit.engine.runtime import Runtime
 from gankit.errors import ConfigError, first_line
 from gankit.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
@@ -91,13 +89,13 @@ def import_stylegan2_ada(
     hears what is being done (a large file takes a while).
     """
     pkl, out = Path(pkl), Path(out)
-    _check_out(out, force)
+    check_out(out, force)
     say(f"reading {pkl} (no code from it runs) ...")
     snapshot = load_snapshot(pkl)
     facts = _supported(snapshot)
     cfg = _config(snapshot, facts)
     task, rng = _build_task(cfg, snapshot)
-    digest = _sha256(pkl)
+    digest = sha256(pkl)
     record = {
         "imported_from": "stylegan2-ada-pytorch",
         "description": f"imported from stylegan2-ada-pytorch: {pkl.name}",
@@ -123,26 +121,6 @@ def import_stylegan2_ada(
 
 
 # --- checks ------------------------------------------------------------------------------------
-
-
-def _check_out(out: Path, force: bool) -> None:
-    """``--out``: new, an empty folder, or (``force``) a run directory to replace."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise ConfigError(f"--out {out} is a file: give a directory for the run")
-    if not any(out.iterdir()):
-        return
-    if not force:
-        raise ConfigError(
-            f"--out {out} exists and is not empty: choose another directory, or add --force to "
-            "replace the run in it"
-        )
-    if not (out / "config.yaml").is_file():
-        raise ConfigError(
-            f"--out {out} is not a gankit run directory (no config.yaml): --force replaces a run, "
-            "never other files; choose another directory"
-        )
 
 
 def _supported(snapshot: Snapshot) -> dict[str, Any]:
@@ -332,14 +310,6 @@ def _fit(net: nn.Module, source: SnapshotNetwork, key: str, path: Path) -> None:
         raise ConfigError(f"{what} ({first_line(e, 120)})") from None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 # --- writing -----------------------------------------------------------------------------------
 
 
@@ -360,19 +330,7 @@ def _write(
         save_checkpoint({**state, "best": None}, tmp / "checkpoints" / "step-000000.pt")
         text = json.dumps(record, indent=2, default=str)
         (tmp / IMPORTED_FILE).write_text(text + "\n", encoding="utf-8")
-        _move_into_place(tmp, out, force)
+        move_into_place(tmp, out, force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def _move_into_place(tmp: Path, out: Path, force: bool) -> None:
-    _check_out(out, force)  # again: it may have changed while the snapshot was read
-    if out.is_dir() and any(out.iterdir()):  # a run, replaced with force, unless it trains
-        with exclusive(out / LOCK_NAME, lambda holder: run_busy(out, holder)):
-            shutil.rmtree(out)
-            os.replace(tmp, out)
-        return
-    if out.is_dir():
-        out.rmdir()
-    os.replace(tmp, out)

@@ -5,6 +5,13 @@ two reflect-padded 3×3 convs (optional dropout 0.5 between them), two stride-2 
 up, a 7×7 output conv and tanh. With ngf 64 and instance norm the 9-block net has 11,378,179
 parameters, as the reference's ``resnet_9blocks``. It works on any height and width divisible by
 4 (the translate command pads to that).
+
+``antialias`` and ``antialias_up`` give CUT's generator (Park et al. 2020, its ``ResnetGenerator``
+without ``--no_antialias`` / ``--no_antialias_up``, its default): each downsampling conv has stride
+1 and is followed, after norm and ReLU, by a [1, 2, 1]² blur with stride 2 (:class:`BlurDown`);
+each upsampling stage is a transposed [1, 3, 3, 1]² blur with stride 2 (:class:`BlurUp`) then a
+3×3 conv, norm and ReLU. Same parameter count; the layer list is longer (index 12 is the first
+residual block), which is where CUT's default ``nce_layers`` 0, 4, 8, 12, 16 point.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gankit.errors import ConfigError
@@ -29,6 +37,41 @@ def _padded_conv(dim: int, bias: bool, padding: str) -> list[nn.Module]:
     if pad is None:
         return [nn.Conv2d(dim, dim, 3, padding=1, bias=bias)]
     return [pad(1), nn.Conv2d(dim, dim, 3, bias=bias)]
+
+
+def binomial_filter(taps: tuple[float, ...], channels: int) -> torch.Tensor:
+    """The normalised outer product of ``taps``, one copy per channel: (channels, 1, k, k)."""
+    a = torch.tensor(taps)
+    f = a[:, None] * a[None, :]
+    return (f / f.sum()).expand(channels, 1, len(taps), len(taps)).clone()
+
+
+class BlurDown(nn.Module):
+    """CUT's ``Downsample``: reflect-pad 1, then a [1, 2, 1]² blur per channel with stride 2
+    (H×W → ⌈H/2⌉×⌈W/2⌉). The filter is a constant, not saved with the weights."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.register_buffer("filt", binomial_filter((1.0, 2.0, 1.0), channels), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        return F.conv2d(x, self.filt.to(x.dtype), stride=2, groups=x.shape[1])
+
+
+class BlurUp(nn.Module):
+    """CUT's ``Upsample``: replicate-pad 1, a transposed [1, 3, 3, 1]² blur (times 4) per channel
+    with stride 2, cropped to 2H×2W. The filter is a constant, not saved with the weights."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        filt = 4 * binomial_filter((1.0, 3.0, 3.0, 1.0), channels)
+        self.register_buffer("filt", filt, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (1, 1, 1, 1), mode="replicate")
+        y = F.conv_transpose2d(x, self.filt.to(x.dtype), stride=2, padding=2, groups=x.shape[1])
+        return y[:, :, 1:-1, 1:-1]
 
 
 class ResnetBlock(nn.Module):
@@ -57,6 +100,8 @@ class ResnetGenerator(nn.Module):
         norm: str = "instance",
         dropout: bool = False,
         padding: str = "reflect",
+        antialias: bool = False,
+        antialias_up: bool = False,
     ) -> None:
         super().__init__()
         make, bias = norm_layer(norm), conv_bias(norm)
@@ -68,12 +113,20 @@ class ResnetGenerator(nn.Module):
         ]
         for i in range(2):  # down
             c = ngf * 2**i
-            layers += [nn.Conv2d(c, 2 * c, 3, 2, 1, bias=bias), make(2 * c), nn.ReLU(True)]
+            if antialias:
+                conv = nn.Conv2d(c, 2 * c, 3, 1, 1, bias=bias)
+                layers += [conv, make(2 * c), nn.ReLU(True), BlurDown(2 * c)]
+            else:
+                layers += [nn.Conv2d(c, 2 * c, 3, 2, 1, bias=bias), make(2 * c), nn.ReLU(True)]
         layers += [ResnetBlock(ngf * 4, norm, dropout, padding) for _ in range(n_blocks)]
         for i in range(2):  # up
             c = ngf * 2 ** (2 - i)
-            up = nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1, bias=bias)
-            layers += [up, make(c // 2), nn.ReLU(True)]
+            if antialias_up:
+                conv = nn.Conv2d(c, c // 2, 3, 1, 1, bias=bias)
+                layers += [BlurUp(c), conv, make(c // 2), nn.ReLU(True)]
+            else:
+                up = nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1, bias=bias)
+                layers += [up, make(c // 2), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
@@ -87,7 +140,9 @@ class ResnetGenerator(nn.Module):
         """The outputs of ``self.model[i]`` for each ``i`` in ``layers`` (CUT's PatchNCE taps).
 
         Index 0 is the reflect-padded input, 4 the first downsampling conv, 8 the second one's
-        norm, 10 onwards the residual blocks (the layout of CUT's ``--no_antialias`` generator).
+        norm, 10 onwards the residual blocks (the layout of CUT's ``--no_antialias`` generator);
+        with ``antialias``: 4 and 8 the two downsampling convs (stride 1), 12 onwards the blocks
+        (CUT's default layout).
         """
         feats, last = [], max(layers)
         for i, layer in enumerate(self.model):
@@ -109,6 +164,12 @@ class ResnetOptions(NetOptions):
     padding_type: Literal["reflect", "replicate", "zero"] = "reflect"
     """Padding inside the residual blocks, the reference's ``--padding_type`` (its default:
     reflect); the 7×7 stem and output convs are reflect-padded either way, as there."""
+    antialias: bool = False
+    """CUT's antialiased downsampling, its default (without ``--no_antialias``): stride-1
+    convs, each followed by a [1, 2, 1]² blur with stride 2. Same parameters, other indices."""
+    antialias_up: bool = False
+    """CUT's antialiased upsampling, its default (without ``--no_antialias_up``): a
+    [1, 3, 3, 1]² transposed blur, then a 3×3 conv, instead of a transposed conv."""
     init: Init = "normal"
     init_gain: float = 0.02
 
@@ -134,5 +195,7 @@ def build(
         opts.norm,
         opts.dropout,
         opts.padding_type,
+        opts.antialias,
+        opts.antialias_up,
     )
     return init_translation_weights(net, opts.init, opts.init_gain)
