@@ -26,6 +26,8 @@ Train, sample and evaluate GANs.
   gankit interpolate RUN --gif walk.gif
   gankit style-mix RUN --rows 1,2,3 --cols 4,5  StyleGAN2: coarse/fine styles of two seeds
   gankit arithmetic RUN "3,7 - 12 + 5,9" --bank bank.pt
+  gankit project RUN photo.png --out proj   the latent code of a real image
+  gankit serve RUN                     a local web page to explore a run (pip install -e ".[serve]")
   gankit report RUN                    RUN/report.html: curves, samples, health, evaluation
   gankit recipes                       list the presets
   gankit lr-find darknet-cifar10-cpu data.source=folder:cifar10 --out lr
@@ -45,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gankit.cli.evaluate import add_evaluate_command
     from gankit.cli.imports import add_import_command
     from gankit.cli.options import OneLineParser
+    from gankit.cli.project import add_project_command
     from gankit.cli.sample import add_export_command, add_sample_commands
+    from gankit.cli.serve import add_serve_command
     from gankit.cli.toy import add_toy_command
     from gankit.cli.train import add_recipes_command, add_train_command
     from gankit.cli.view import add_viz_commands
@@ -62,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_command(sub)  # export
     add_evaluate_command(sub)  # evaluate
     add_viz_commands(sub)  # report, interpolate, arithmetic
+    add_project_command(sub)  # project
+    add_serve_command(sub)  # serve
     add_import_command(sub)  # import stylegan2-ada
     add_toy_command(sub)  # toy
     add_recipes_command(sub)  # recipes

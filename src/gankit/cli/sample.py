@@ -40,7 +40,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         raise ConfigError(
             "--bank stores plain codes: leave out --class/--noise-std/--noise-mean/--truncation"
         )
-    images = _sample_images(args, run, label)
+    images = _latent_images(args, run, label) if args.latents else _sample_images(args, run, label)
     out = (
         Path(args.out)
         if args.out
@@ -52,6 +52,20 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         paths = save_individual(images, args.individual)
         print(f"wrote {len(paths)} images to {args.individual}")
     return 0
+
+
+def _latent_images(args: argparse.Namespace, run: LoadedRun, label: int | None) -> torch.Tensor:
+    """The images of a latent file (``--latents``, written by gankit project)."""
+    import torch
+
+    from gankit.inference.projection_files import load_latents, render_latents
+
+    if args.bank or args.rank_by_d or args.truncation is not None or args.noise_std != 1:
+        raise ConfigError("--latents draws the file's codes as they are: leave out --bank, "
+                          "--rank-by-d, --truncation and --noise-std")  # fmt: skip
+    codes = load_latents(args.latents, run.model, args.ema)
+    labels = None if label is None else torch.full((len(codes.latent),), label)
+    return render_latents(run.model, codes, args.ema, labels)
 
 
 def _sample_images(args: argparse.Namespace, run: LoadedRun, label: int | None) -> torch.Tensor:
@@ -157,6 +171,11 @@ def add_sample_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     _add_sample_selection_options(p)
+    p.add_argument(
+        "--latents",
+        metavar="FILE",
+        help="draw the codes of FILE (.pt or .npy of gankit project) instead of seeded noise",
+    )
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser(

@@ -19,6 +19,10 @@ def _gan_run(args: argparse.Namespace):
         output_file(args.out, "--out", IMAGE_SUFFIXES)
     if getattr(args, "gif", None):
         output_file(args.gif, "--gif", (".gif",))
+    if getattr(args, "mp4", None):
+        from gankit.inference.latent import check_mp4
+
+        check_mp4(output_file(args.mp4, "--mp4", (".mp4",)))
     from gankit.inference.loading import load_role
     from gankit.inference.roles import Generative
     from gankit.inference.sampling import resolve_ema
@@ -50,6 +54,8 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
     print(f"wrote {out} ({args.rows} rows of {args.steps} steps, {args.mode})")
     if args.gif:
         print(f"wrote {save_gif(images, args.rows, args.steps, args.gif)}")
+    if args.mp4:
+        print(f"wrote {save_gif(images, args.rows, args.steps, args.mp4)}")
     return 0
 
 
@@ -160,6 +166,7 @@ def add_viz_commands(sub) -> None:
     )
     p.add_argument("--out", help="grid PNG (default RUN/samples/interpolate-...png)")
     p.add_argument("--gif", help="also write an animated GIF here")
+    p.add_argument("--mp4", help='also write an MP4 video here (pip install -e ".[video]")')
     p.set_defaults(func=_cmd_interpolate)
 
     _add_style_mix_command(sub)

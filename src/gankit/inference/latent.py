@@ -1,4 +1,4 @@
-"""Walking the latent space: interpolation grids and GIFs, latent banks, vector arithmetic.
+"""Walking the latent space: interpolation grids, GIFs and MP4s, latent banks, vector arithmetic.
 
 Interpolation between two codes shows whether the generator's output changes smoothly, a sign
 that it has not memorised its training images (Radford et al. 2015, section 6.1). For Gaussian
@@ -16,7 +16,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
+from types import ModuleType
 
 import torch
 from PIL import Image, ImageDraw
@@ -122,20 +124,62 @@ def _to_pil(grid: Tensor) -> Image.Image:
     return Image.fromarray(arr.squeeze(-1) if arr.shape[-1] == 1 else arr)
 
 
-def save_gif(images: Tensor, rows: int, steps: int, path: str | Path, frame_ms: int = 120) -> Path:
-    """An animated GIF of the interpolation: frame j shows step j of every row, side by side.
+def frame_image(images: Tensor) -> Image.Image:
+    """Images in [-1, 1] side by side as one video frame, enlarged so that tiles are >= 64 px."""
+    g = make_grid(images.float(), nrow=len(images), padding=2, normalize=True, value_range=(-1, 1))
+    return _upscale(_to_pil(g), images.shape[-1])
 
-    The frames run forward and back so that the loop has no jump.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+
+def walk_frames(images: Tensor, rows: int, steps: int) -> list[Image.Image]:
+    """The frames of an interpolation: frame j shows step j of every row, side by side; they run
+    forward and back so that the loop has no jump."""
     grid = images.view(rows, steps, *images.shape[1:])
-    frames = []
-    for j in [*range(steps), *range(steps - 2, 0, -1)]:
-        g = make_grid(grid[:, j].float(), nrow=rows, padding=2, normalize=True, value_range=(-1, 1))
-        frames.append(_upscale(_to_pil(g), images.shape[-1]))
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
+    return [frame_image(grid[:, j]) for j in [*range(steps), *range(steps - 2, 0, -1)]]
+
+
+VIDEO_SUFFIXES = (".gif", ".mp4")
+MP4_HINT = 'pip install -e ".[video]" (PyAV, which brings its own FFmpeg libraries)'
+
+
+def check_mp4(path: str | Path = "walk.mp4") -> ModuleType:
+    """The optional MP4 encoder (PyAV's ``av`` module), or a one-line ConfigError saying how to
+    install it."""
+    try:
+        import av
+    except ImportError:
+        raise ConfigError(f"writing {Path(path).name} needs an MP4 encoder: {MP4_HINT}") from None
+    return av
+
+
+def write_video(frames: list[Image.Image], path: str | Path, frame_ms: int = 120) -> Path:
+    """``frames`` as an animated GIF (PIL) or, for a ``.mp4`` path, an H.264 video (PyAV, the
+    optional ``video`` extra; a one-line ConfigError without it)."""
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ConfigError(f"{path}: write a video as .gif or .mp4")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".gif":
+        frames[0].save(path, save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
+        return path
+    av = check_mp4(path)
+    w, h = frames[0].size
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(1000, frame_ms))
+        stream.width, stream.height = w + w % 2, h + h % 2  # yuv420p wants even sides
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "18"}
+        for frame in frames:
+            canvas = Image.new("RGB", (stream.width, stream.height))
+            canvas.paste(frame.convert("RGB"))
+            container.mux(stream.encode(av.VideoFrame.from_image(canvas)))
+        container.mux(stream.encode())  # flush the encoder
     return path
+
+
+def save_gif(images: Tensor, rows: int, steps: int, path: str | Path, frame_ms: int = 120) -> Path:
+    """The interpolation as a looping video (:func:`walk_frames`): a GIF, or an MP4 for a
+    ``.mp4`` path (``gankit interpolate --mp4``)."""
+    return write_video(walk_frames(images, rows, steps), path, frame_ms)
 
 
 # --- latent banks ------------------------------------------------------------------------------
