@@ -8,20 +8,32 @@ is reference, the rest held out):
 - ``--ref builtin:mnist`` (default; no data needed): the samples are mirrored left-right so they
   differ from the reference, which is 8,000 of the same digits for ``--n 10000``.
 - ``--ref mnist --root DIR`` (MNIST's training split): the samples are the test digits as they
-  are, so the FID printed is FID(MNIST train 10k, MNIST test 10k), the sanity value of docs/benchmarks.md
-  (1.65 at n = 10,000) — one run gives both the time and the check.
+  are, so the FID printed is FID(MNIST train 10k, MNIST test 10k), the sanity value of
+  docs/benchmarks.md (1.65 at n = 10,000 under ``--resizer legacy-pytorch``) — one run gives both
+  the time and the check.
 
 Timed separately, once each and for each Inception backend (``--backends torch,onnx``: torch and
 ONNX Runtime, on the same inputs in one run): reading the reference, its Inception features on a
 miss (computed and written to an empty cache folder) and on a hit (read back), the samples'
 features, FID (eigh), KID (100 subsets of 1,000) and PRDC. ``uncached_s`` and ``cached_s`` are the
 totals of the steps that an evaluation runs in each case; ``speedup`` compares the backends'
-``cached_s`` and images/s, and ``max_abs_feature_diff`` their features. ``--classifier-features``
-adds the same comparison for a gankit classifier's penultimate features (a MnistNet, 28x28).
-Prints one JSON object, with the metric values.
+``cached_s`` and images/s, and ``max_abs_feature_diff`` their features. ``--resizer`` (default
+gankit's, ``legacy-tensorflow``) is the resize in front of the Inception for this comparison; the
+figures in docs/benchmarks.md were made before it existed, with ``legacy-pytorch`` (gankit 0.2's
+resize). ``--classifier-features`` adds the same comparison for a gankit classifier's penultimate
+features (a MnistNet, 28x28).
+
+``--resizers`` (default all four) times the cached evaluation once per resizer in front of the
+Inception (gankit.evaluation.metrics.resize), with the first of ``--backends``, in one process:
+``cached_s`` each, the resize alone (``resize_s``: every sample and reference image through
+``resize_images``, no network), and the growth over ``legacy-pytorch`` (gankit 0.2's resize), both
+end to end (``growth_pct``, which other load on the machine makes noisy) and from the resize
+alone (``resize_growth_pct`` = extra resize seconds / legacy-pytorch's ``cached_s``). The issue's
+bound is 10 %. Prints one JSON object, with the metric values.
 
     python benchmarks/eval_speed.py [--n 2000] [--ref mnist --root DIR] [--inception PATH]
-                                    [--backends torch,onnx] [--classifier-features]
+                                    [--backends torch,onnx] [--resizer NAME] [--classifier-features]
+                                    [--resizers legacy-pytorch,legacy-tensorflow,clean,pil-bilinear]
 """
 
 from __future__ import annotations
@@ -40,6 +52,7 @@ from gankit.data.sources import load_source
 from gankit.evaluation.metrics import compute_fid, compute_kid, compute_prdc
 from gankit.evaluation.metrics.inception import InceptionFeatures, find_inception
 from gankit.evaluation.metrics.reference_cache import reference_features
+from gankit.evaluation.metrics.resize import DEFAULT_RESIZER, RESIZERS, resize_images
 from gankit.evaluation.reference import load_reference
 
 
@@ -49,9 +62,12 @@ def timed(fn):
     return out, round(time.perf_counter() - t, 2)
 
 
-def one_backend(backend: str, args, reference, fake) -> tuple[dict, torch.Tensor]:
+def one_backend(
+    backend: str, args, reference, fake, resizer: str = DEFAULT_RESIZER
+) -> tuple[dict, torch.Tensor]:
     extractor = InceptionFeatures(
         find_inception(args.inception),
+        resizer=resizer,
         device=args.device,
         batch_size=args.batch_size,
         backend=backend,
@@ -148,7 +164,19 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--backends", default="torch,onnx", help="comma-separated: torch, onnx")
+    parser.add_argument(
+        "--resizer",
+        choices=RESIZERS,
+        default=DEFAULT_RESIZER,
+        help="resize of the backend comparison (default legacy-tensorflow; legacy-pytorch: "
+        "gankit 0.2's, that of the recorded figures)",
+    )
     parser.add_argument("--classifier-features", action="store_true")
+    parser.add_argument(
+        "--resizers",
+        default=",".join(["legacy-pytorch", *(r for r in RESIZERS if r != "legacy-pytorch")]),
+        help="time the cached evaluation under each (empty: skip); legacy-pytorch is the baseline",
+    )
     args = parser.parse_args()
     args.inception = args.inception or shared_inception()
 
@@ -159,7 +187,9 @@ def main() -> None:
     reference, t_read = timed(lambda: load_reference(args.ref, like, args.n, root=args.root))
     results, feats = {}, {}
     for backend in args.backends.split(","):
-        results[backend], feats[backend] = one_backend(backend, args, reference, fake)
+        results[backend], feats[backend] = one_backend(
+            backend, args, reference, fake, resizer=args.resizer
+        )
         results[backend]["cached_s"] = round(results[backend]["cached_s"] + t_read, 2)
         results[backend]["uncached_s"] = round(results[backend]["uncached_s"] + t_read, 2)
     out = {
@@ -168,6 +198,7 @@ def main() -> None:
         "n_reference": len(reference.images),
         "reference": args.ref,
         "device": args.device,
+        "resizer": args.resizer,
         "torch_threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),
         "torch": torch.__version__,
@@ -183,7 +214,34 @@ def main() -> None:
         out["max_abs_feature_diff"] = float((feats["torch"] - feats["onnx"]).abs().max())
     if args.classifier_features:
         out["classifier_features"] = classifier_features(args.n)
+    if args.resizers:
+        backend = args.backends.split(",")[0]
+        out["resizers"] = resizer_timings(args.resizers.split(","), backend, args, reference, fake)
+        out["resizers_backend"] = backend
     print(json.dumps(out, indent=1))
+
+
+def resizer_timings(names: list[str], backend: str, args, reference, fake) -> dict:
+    """The cached evaluation and the resize alone under each resizer (see the docstring)."""
+    rows = {}
+    every = [fake, reference.images]
+    batches = [b for images in every for b in images.split(args.batch_size)]
+    for name in names:
+        row, _ = one_backend(backend, args, reference, fake, resizer=name)
+        _, resize_s = timed(lambda n=name: [resize_images(b.to(args.device), n) for b in batches])
+        rows[name] = {
+            "cached_s": row["cached_s"],
+            "sample_features_s": row["sample_features_s"],
+            "resize_s": resize_s,
+            "fid": row["values"]["fid"]["fid"],
+        }
+    base = rows.get("legacy-pytorch")
+    if base:
+        for row in rows.values():
+            row["growth_pct"] = round(100 * (row["cached_s"] / base["cached_s"] - 1), 1)
+            extra = row["resize_s"] - base["resize_s"]
+            row["resize_growth_pct"] = round(100 * extra / base["cached_s"], 2)
+    return rows
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """FID sanity values on MNIST and Fashion-MNIST, to compare with an independent measurement
 (plain torch bilinear resize and scipy sqrtm; docs/guides/evaluation.md).
 
-Computes, with gankit's FID Inception features (torch bilinear resize to 299, align_corners=False,
+Computes, with gankit's FID Inception features (``--resizer``, default ``legacy-pytorch``: torch
+bilinear resize to 299, align_corners=False, the resize of that measurement and of gankit 0.2;
 float64 statistics, scipy sqrtm):
 
 - FID(MNIST train[:n], MNIST test[:n])          independent: 9.5 at n = 2,000, 1.65 at n = 10,000
@@ -12,7 +13,7 @@ took 27 minutes), so n = 10,000 takes over an hour there (minutes on a GPU); fea
 gankit cache folder, so a second run is instant. ``--n 20`` is a smoke test.
 
     python benchmarks/fid_sanity.py [--n 10000] [--data ../shared/datasets] [--device cuda]
-                                    [--fid-method sqrtm|eigh] [--skip-fashion]
+                                    [--fid-method sqrtm|eigh] [--skip-fashion] [--resizer NAME]
 
 With scipy's sqrtm each 2048-d FID takes 30-100 s on a busy 2-core CPU; ``--fid-method eigh``
 gives the same value in seconds.
@@ -33,8 +34,13 @@ import torch
 from gankit.evaluation.metrics.fid import FID_METHODS, fid_from_features
 from gankit.evaluation.metrics.inception import InceptionFeatures
 from gankit.evaluation.metrics.reference_cache import reference_features
+from gankit.evaluation.metrics.resize import RESIZERS
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+# The independent measurement resized with torch bilinear (pytorch-fid's resize), which is gankit's
+# `legacy-pytorch`: its values only apply under that resizer, so it is this script's default (not
+# gankit's default `legacy-tensorflow`) and the result names no reference under another one.
+REFERENCE_RESIZER = "legacy-pytorch"
 REFERENCE = {
     2000: {"mnist_train_vs_test": 9.5, "mnist_vs_fashion": 185.0},
     10000: {"mnist_train_vs_test": 1.65},
@@ -82,6 +88,13 @@ def main() -> None:
         help="only FID(MNIST train, test): saves a third of the Inception passes",
     )
     parser.add_argument(
+        "--resizer",
+        choices=RESIZERS,
+        default=REFERENCE_RESIZER,
+        help="the resize to 299 (default legacy-pytorch: the one the reference values were "
+        "measured with; the others print no reference)",
+    )
+    parser.add_argument(
         "--backend", default="auto", help="auto, torch or onnx: which runtime computes features"
     )
     parser.add_argument(
@@ -93,7 +106,11 @@ def main() -> None:
 
     inception = args.inception or shared_inception(args.data)
     extractor = InceptionFeatures(
-        inception, device=args.device, batch_size=args.batch_size, backend=args.backend
+        inception,
+        resizer=args.resizer,
+        device=args.device,
+        batch_size=args.batch_size,
+        backend=args.backend,
     )
     cache = tempfile.mkdtemp() if args.fresh else None
     files = {
@@ -120,13 +137,14 @@ def main() -> None:
         "n": args.n,
         "feature_id": extractor.feature_id,
         "backend": extractor.backend,
+        "resizer": args.resizer,
         "device": args.device,
         "fid_method": args.fid_method,
         "fid_mnist_train_vs_test": fid(feats["mnist-train"], feats["mnist-test"]),
         "fid_mnist_vs_fashion": None
         if args.skip_fashion
         else fid(feats["mnist-test"], feats["fashion-mnist-test"]),
-        "reference": REFERENCE.get(args.n),
+        "reference": REFERENCE.get(args.n) if args.resizer == REFERENCE_RESIZER else None,
         "feature_seconds": round(seconds, 1),
         "note": "cached features make feature_seconds ~0 on a second run; FID is biased up at small n",
     }

@@ -17,7 +17,8 @@ Parts:
   within the cap). Needs ``--cifar DIR`` with ``train/`` and ``test/`` class folders (the shared
   ``cifar10-jpg`` archive, extracted); skipped with a note without it.
 - ``fid``: the FID Inception's images/s and the time of a 10,000-sample evaluation (reference
-  features computed, FID + KID + PRDC) on MNIST digits.
+  features computed, FID + KID + PRDC) on MNIST digits, resized by ``--resizer`` (default
+  gankit's, ``legacy-tensorflow``).
 - ``cyclegan``: seconds per CycleGAN step at 256², batch 1, ResNet-9 / basic PatchGAN at 64 channels,
   gankit's task against the reference-style eager step (``translation_speed.py``).
 - ``stylegan2``: img/s of a full StyleGAN2 iteration at 256² (the ``stylegan2`` recipe, auto
@@ -210,7 +211,9 @@ def fid(args, sizes) -> dict:
     n = sizes["fid_n"]
     like = DataConfig(source="builtin:mnist", image_size=28, channels=1, fit="pad")
     fake = load_source(like, progress=False).images[:n].flip(-1)
-    ext = InceptionFeatures(path, device=args.device, progress=False, batch_size=200)
+    ext = InceptionFeatures(
+        path, resizer=args.resizer, device=args.device, progress=False, batch_size=200
+    )
     ext(fake[:4])  # load (and on a CPU export) the network outside the clock
     t0 = time.perf_counter()
     feats = ext(fake)
@@ -227,6 +230,7 @@ def fid(args, sizes) -> dict:
     t_eval = time.perf_counter() - t0 + t_feat
     return {
         "backend": ext.backend,
+        "resizer": args.resizer,
         "n": n,
         "img_per_s": round(n / t_feat, 1),
         "evaluation_s": round(t_eval, 1),
@@ -340,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cifar", help="CIFAR-10 folder with train/ and test/ class folders")
     ap.add_argument("--inception", help="inception-2015-12-05.pt (default: gankit's search)")
     ap.add_argument("--parts", default=",".join(PARTS), help="comma-separated subset of parts")
+    ap.add_argument("--resizer", default="legacy-tensorflow", help="the fid part's resize to 299")
     args = ap.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print(

@@ -3,14 +3,16 @@ same wall time.
 
 Each recipe is trained with the real command line (``gankit train RECIPE train.minutes=M
 seed=S --out OUT/NAME``, one after the other, never two at once), then scored on ``--n`` samples
-of its EMA generator with ``gankit evaluate RUN --ref builtin:mnist --metrics fid,kid`` (the FID
-Inception, ``--inception`` or gankit's search) and by the digit judge
+of its EMA generator with ``gankit evaluate RUN --ref builtin:mnist --metrics fid,kid --resizer R``
+(the FID Inception, ``--inception`` or gankit's search; ``--resizer``, default gankit's
+``legacy-tensorflow``: the figures in the docs, measured before it existed, need
+``--resizer legacy-pytorch``, gankit 0.2's resize) and by the digit judge
 (``benchmarks/digit_judge.py``: the share of samples a MNIST CNN reads with confidence >= 0.9).
 A grid of 64 samples of each goes to ``OUT/NAME.png``. Prints one JSON object (also
 ``OUT/recipes_cpu.json``): steps, images/s, FID, KID and the judge's figures per recipe.
 
     python benchmarks/recipes_cpu.py [--out runs/recipes-cpu] [--minutes 15] [--n 2000]
-        [--seed 0] [--inception PATH] [--mnist DIR]
+        [--seed 0] [--inception PATH] [--mnist DIR] [--resizer legacy-tensorflow]
         [--recipes stylegan2-mnist,r3gan-small,dcgan-mnist32]
 
 A run directory that already holds a checkpoint is not trained again. Run it alone: two torch
@@ -25,6 +27,8 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
+
+from gankit.evaluation.metrics.resize import DEFAULT_RESIZER, RESIZERS
 
 HERE = Path(__file__).resolve().parent
 
@@ -59,7 +63,7 @@ def _metrics(run: Path) -> dict:
 def _score(run: Path, args: argparse.Namespace, out: Path) -> dict:
     ev = out / f"{run.name}-eval"
     cmd = ["gankit", "evaluate", str(run), "--ref", "builtin:mnist", "--n", str(args.n)]
-    cmd += ["--metrics", "fid,kid", "--out", str(ev)]
+    cmd += ["--metrics", "fid,kid", "--resizer", args.resizer, "--out", str(ev)]
     if args.inception:
         cmd += ["--inception", args.inception]
     _run(cmd, out / "logs" / f"{run.name}-eval.log")
@@ -89,11 +93,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--inception", help="the FID Inception file (default: gankit's search)")
+    p.add_argument(
+        "--resizer",
+        choices=RESIZERS,
+        default=DEFAULT_RESIZER,
+        help="gankit evaluate's resize (legacy-pytorch: gankit 0.2's, that of the recorded figures)",
+    )
     p.add_argument("--mnist", help="MNIST for the digit judge (default: downloaded)")
     p.add_argument("--recipes", default="stylegan2-mnist,r3gan-small,dcgan-mnist32")
     args = p.parse_args(argv)
     out = Path(args.out)
-    result = {"minutes": args.minutes, "n": args.n, "seed": args.seed, "cpu": _cpu()}
+    result = {"minutes": args.minutes, "n": args.n, "seed": args.seed, "resizer": args.resizer}
+    result["cpu"] = _cpu()
     for recipe in args.recipes.split(","):
         run = out / f"{recipe}-s{args.seed}"
         _train(recipe, run, args.minutes, args.seed, out)

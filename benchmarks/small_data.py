@@ -10,6 +10,8 @@ samples):
 
 - FID against all 5,000 horses at the run's size, read through gankit's own ``folder:`` pipeline
   at that size (the geometry the training images had), Inception features cached in OUT/cache;
+  the resize to the Inception's 299 is ``--resizer`` (default gankit's ``legacy-tensorflow``; the
+  figures in docs/guides/small-data.md were measured with ``legacy-pytorch``, gankit 0.2's);
 - memorisation (``compute_memorisation``) with the 300 training images as the training side and
   1,000 of the held-out horses as the novel side: the default rule's ``fraction_flagged``, and
   ``share_closer_than_median``, the share of samples nearer to a training image than the median
@@ -23,7 +25,7 @@ A run directory that already holds a checkpoint is not trained again (an interru
 resumes where it stopped); ``--retrain`` trains it afresh.
 
     python benchmarks/small_data.py [--out runs/small-data-bench] [--sizes 32,64] [--minutes 5]
-        [--seeds 0,1] [--n 1000] [--rows plain,small-data,ada,...] [--retrain]
+        [--seeds 0,1] [--n 1000] [--rows plain,small-data,ada,...] [--retrain] [--resizer NAME]
 
 ``--seeds`` applies to the headline rows (plain and small-data); the other rows use the first seed.
 Run it alone: two torch processes on two cores slow each other many times over. Needs
@@ -60,6 +62,7 @@ from gankit.engine.health import read_rows  # noqa: E402
 from gankit.evaluation.extractors import make_extractor  # noqa: E402
 from gankit.evaluation.metrics import compute_fid, compute_memorisation  # noqa: E402
 from gankit.evaluation.metrics.reference_cache import reference_features  # noqa: E402
+from gankit.evaluation.metrics.resize import DEFAULT_RESIZER, RESIZERS  # noqa: E402
 from gankit.evaluation.samples import generate_samples  # noqa: E402
 from gankit.gan.options import GanOptions
 from gankit.inference.sampling import save_grid  # noqa: E402
@@ -312,6 +315,7 @@ def cached_score(run: Path, n: int, ref: Reference, pairs_png: Path) -> dict:
     rerun of the benchmark that adds rows does not score the finished ones again)."""
     newest = str(list_checkpoints(run / "checkpoints")[-1])
     key = {"checkpoint": newest, "n": n, "references": len(ref.fid_idx)}
+    key["resizer"] = ref.extractor.resizer  # a score made under another resize is not reused
     path = run / "small_data_score.json"
     if path.is_file():
         saved = json.loads(path.read_text())
@@ -524,6 +528,7 @@ def main() -> None:
         metavar="NAME=RECIPE[:OVERRIDE ...]",
         help="an extra row, e.g. 'small32=small-data:nets.G.ngf=32 nets.D.ndf=32' (repeatable)",
     )
+    ap.add_argument("--resizer", choices=RESIZERS, default=DEFAULT_RESIZER, help="FID's resize")
     ap.add_argument("--ref-limit", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     for spec in a.custom:
@@ -554,7 +559,7 @@ def main() -> None:
             notes.append(f"row {name} skipped: recipe {ROWS[name][0]!r} is not in `gankit recipes`")
             say(notes[-1])
     names = [r for r in names if ROWS[r][0] in recipes]
-    extractor = make_extractor("inception", progress=True)
+    extractor = make_extractor("inception", progress=True, resizer=a.resizer)
     ref = Reference(horses, files, train_idx, heldout_idx, extractor, out / "cache", a.ref_limit)
     if a.ref_limit:
         notes.append(f"--ref-limit {a.ref_limit}: FID and memorisation use only a few references")
@@ -613,6 +618,7 @@ def main() -> None:
         "hardware": hardware(),
         "minutes": a.minutes,
         "n": a.n,
+        "resizer": a.resizer,
         "data": {
             "source": str(horses),
             "train": str(train_dir),

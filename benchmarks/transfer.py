@@ -13,7 +13,8 @@ source's minutes are extra compute it had: reported beside it); ``scratch-ada`` 
 start's share of a difference from the options'.
 
 Each run (the source too, as "no fine-tuning") is scored as benchmarks/small_data.py scores, on
-``--n`` samples of its EMA generator: FID and KID against all target images, the memorisation
+``--n`` samples of its EMA generator: FID and KID against all target images (``--resizer``,
+default gankit's ``legacy-tensorflow``, resizes them for the Inception), the memorisation
 check (the 300 as the training side, 1,000 held-out images as the novel side; closest pairs in
 ``OUT/pairs``), steps; 64 samples in ``OUT/RUN.png``. Prints one JSON object (also
 ``OUT/transfer.json``) and a Markdown table on stderr. A run with a checkpoint is not trained again
@@ -21,6 +22,7 @@ check (the 300 as the training side, 1,000 held-out images as the novel side; cl
 
     python benchmarks/transfer.py [--out runs/transfer-bench] [--minutes 5] [--pretrain-minutes 10]
         [--seeds 0,1] [--n 1000] [--target ship] [--size 32] [--cifar DIR] [--inception FILE]
+        [--resizer NAME]
 
 Run it alone: two torch processes on two cores slow each other many times over. ``--tiny``: the
 smoke test's sizes (a few images and steps; its numbers mean nothing).
@@ -53,6 +55,7 @@ from gankit.engine.checkpoint import list_checkpoints  # noqa: E402
 from gankit.evaluation.extractors import make_extractor  # noqa: E402
 from gankit.evaluation.metrics import compute_fid, compute_kid, compute_memorisation  # noqa: E402
 from gankit.evaluation.metrics.reference_cache import reference_features  # noqa: E402
+from gankit.evaluation.metrics.resize import DEFAULT_RESIZER, RESIZERS  # noqa: E402
 from gankit.evaluation.samples import generate_samples  # noqa: E402
 from gankit.gan.options import GanOptions  # noqa: E402
 from gankit.inference.sampling import save_grid  # noqa: E402
@@ -292,6 +295,7 @@ OPTIONS = (  # flag, type, default, help
     ("--size", int, 32, "image size (default 32)"),
     ("--arms", str, "scratch,fine-tuned", f"of {', '.join(ARMS)} (default scratch,fine-tuned)"),
     ("--cifar", Path, None, "unpacked CIFAR-10 JPEGs, train/ and test/ (default: the archive)"),
+    ("--resizer", str, DEFAULT_RESIZER, f"of {', '.join(RESIZERS)} (default {DEFAULT_RESIZER})"),
 )
 
 
@@ -356,11 +360,13 @@ def main(argv: list[str] | None = None) -> dict:
     target = build_target(cifar, a.target, a.out, TINY_TRAIN if a.tiny else N_TRAIN)
     per_class = TINY_PER_CLASS if a.tiny else None
     source_dir, n_source = build_source(cifar, a.target, a.out, per_class)
-    extractor = make_extractor("inception", inception=a.inception, progress=not a.tiny)
+    extractor = make_extractor(
+        "inception", inception=a.inception, progress=not a.tiny, resizer=a.resizer
+    )
     ref = ClassFeatures(target, a.target, extractor, a.out / "cache")
     src_row, rows = run_all(a, target, source_dir, ref)
     summary = summarise(rows)
-    settings = ("size", "minutes", "pretrain_minutes", "n", "seeds", "tiny")
+    settings = ("size", "minutes", "pretrain_minutes", "n", "seeds", "resizer", "tiny")
     result = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "hardware": hardware(),

@@ -362,3 +362,31 @@ def test_modes_of_a_stacked_mnist_run_read_each_channel(clf, tmp_path, capsys):
     modes = json.loads(next((tmp_path / "ev").glob("evaluation-*.json")).read_text())["metrics"]
     assert modes["modes"]["num_modes"] == 1000 and 1 <= modes["modes"]["modes"] <= 40
     assert modes["modes"]["n"] == 40
+
+
+def test_modes_of_a_stacked_mnist_run_train_the_digit_classifier_once(
+    tmp_path, monkeypatch, capsys
+):
+    """Without --classifier gankit trains its own digit classifier into the cache, once."""
+    from gankit.engine.loop import train
+    from gankit.evaluation import digit_classifier
+    from gankit.registries import build_config
+
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
+    fast = ["data.image_size=16", "data.fit=resize", "data.limit=256", "nets.net.nf=4"]
+    fast += ["classifier.eval_every=0", "train.epochs=null", "train.steps=4"]
+    monkeypatch.setattr(
+        digit_classifier, "CLASSIFIER_OVERRIDES", (*digit_classifier.CLASSIFIER_OVERRIDES, *fast)
+    )
+    over = ["data.source=stacked-mnist:64", "data.channels=3", "train.steps=1"]
+    run = train(build_config("dcgan-mnist", [*TINY, *over]), tmp_path / "stk")
+    for out in ("ev1", "ev2"):
+        code = cli(run, "--ref", "stacked-mnist:64", "--n", "40", "--metrics", "modes",
+                   "--out", tmp_path / out)  # fmt: skip
+        assert code == 0, capsys.readouterr().err
+    said = capsys.readouterr().out
+    assert said.count("training the digit classifier") == 1  # the second evaluation reuses it
+    cached = tmp_path / "cache" / "classifiers" / "mnist-builtin"
+    assert (cached / "DONE").is_file() and (cached / "config.yaml").is_file()
+    modes = json.loads(next((tmp_path / "ev2").glob("evaluation-*.json")).read_text())["metrics"]
+    assert modes["modes"]["num_modes"] == 1000

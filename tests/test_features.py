@@ -154,13 +154,17 @@ def test_unreadable_weights_file(tmp_path: Path) -> None:
 
 def test_inception_preprocess_is_the_documented_resize() -> None:
     grey = torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8)
-    x = inception_preprocess(grey)
+    x = inception_preprocess(grey, "legacy-pytorch")  # gankit 0.2's resize, still an option
     assert x.shape == (2, 3, 299, 299) and x.dtype == torch.float32
     expected = F.interpolate(grey.float(), size=(299, 299), mode="bilinear", align_corners=False)
     assert torch.equal(x[:, 1:2], (expected - 128) / 128)
     assert torch.equal(x[:, 0], x[:, 2])
     full = torch.full((1, 3, 299, 299), 128, dtype=torch.uint8)
     assert torch.equal(inception_preprocess(full), torch.zeros(1, 3, 299, 299))
+    # The default is the TF1 resize of the original FID code (tests/test_resize.py checks it).
+    default = inception_preprocess(grey)
+    assert torch.equal(default, inception_preprocess(grey, "legacy-tensorflow"))
+    assert not torch.equal(default, x)
 
 
 def test_extractors_reject_non_uint8() -> None:

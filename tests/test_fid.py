@@ -88,3 +88,21 @@ def test_bad_inputs_raise_one_line_errors() -> None:
         fid_from_features(a, np.full_like(a, np.nan))
     with pytest.raises(DataError, match="at least 2"):
         fid_from_features(a, a[:1])
+
+
+def test_low_rank_form_equals_eigh_and_sqrtm_for_few_samples() -> None:
+    from gankit.evaluation.metrics.fid import feature_stats, fid_low_rank
+
+    rng = np.random.default_rng(5)
+    for n1, n2, d in ((6, 9, 64), (40, 30, 128)):
+        a = rng.normal(size=(n1, d)) @ rng.normal(size=(d, d)) / 8
+        b = rng.normal(size=(n2, d)) + 0.3
+        for ddof in (0, 1):
+            # eigh of a singular product adds square roots of rounding noise (~1e-8 relative
+            # here); the low-rank form has no zero eigenvalues to round
+            full = frechet_distance(*feature_stats(a, ddof), *feature_stats(b, ddof), method="eigh")
+            assert fid_low_rank(a, b, ddof) == pytest.approx(full, rel=1e-7)
+            # fid_from_features takes the low-rank form by itself when N < D
+            assert fid_from_features(a, b, method="eigh", ddof=ddof) == fid_low_rank(a, b, ddof)
+        sq = fid_from_features(a, b, method="sqrtm")
+        assert fid_from_features(a, b, method="eigh") == pytest.approx(sq, rel=1e-6)

@@ -123,7 +123,7 @@ def test_runs_lists_what_each_run_can_do(client):
     assert runs["cyclegan"]["translator"] and not runs["cyclegan"]["generative"]
     assert "not a checkpoint" in runs["broken"]["error"] or runs["broken"]["error"]
     assert "\n" not in runs["broken"]["error"]
-    assert body["distance"] == "dfeat" and "lpips" not in body["distances"]
+    assert body["distance"] == "pixel" and "lpips" not in body["distances"]
     page = client.get("/")
     assert page.status_code == 200 and 'id="sample-img"' in page.text
     assert client.get("/static/explorer.js").status_code == 200

@@ -248,6 +248,11 @@ class Scores:
     modes: dict | None = None
     memorisation: dict | None = None
     copying: dict | None = None
+    inception_score: float | None = None
+    """``metrics=["is"]``: the mean over 10 splits; ``inception_score_std`` their std."""
+    inception_score_std: float | None = None
+    fd_infinity: float | None = None
+    """``metrics=["fdinf"]``: FID extrapolated to infinitely many samples (Chong & Forsyth 2020)."""
     n: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -256,7 +261,7 @@ def evaluate(
     samples: str | Path,
     ref: str,
     *,
-    n: int = 2000,
+    n: int | None = None,
     metrics: Sequence[str] = ("fid", "kid", "prdc"),
     **options: Any,
 ) -> Scores:
@@ -264,7 +269,8 @@ def evaluate(
 
     The same computation as ``gankit evaluate`` (options: ``features``, ``inception``,
     ``backend``, ``classifier``, ``ema``, ``seed``, ``device``, ``checkpoint``, ``ref_n``, ``fit``,
-    ``root``); nothing is written.
+    ``root``, ``protocol``, ``resizer``); nothing is written. ``n`` samples, 2,000 by default; a
+    named ``protocol`` (``"fid50k_full"``, ...) fixes it, and ``n`` must then be left out.
     """
     from gankit.evaluation.evaluate import evaluate_source
 
@@ -282,6 +288,9 @@ def evaluate(
         modes=m.get("modes"),
         memorisation=m.get("memorisation"),
         copying=m.get("copying"),
+        inception_score=m.get("is", {}).get("is"),
+        inception_score_std=m.get("is", {}).get("is_std"),
+        fd_infinity=m.get("fdinf", {}).get("fd_inf"),
         n=len(done.samples.images),
         notes=list(done.result.notes),
     )

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gankit.cli.evaluate_output import (
+    compare_results,
+    describe_protocol,
+    format_table,
+    reference_counts,
+)
 from gankit.cli.options import add_ema_option, number
 from gankit.errors import ConfigError
 from gankit.outputs import output_dir
@@ -19,18 +24,28 @@ if TYPE_CHECKING:
     from gankit.evaluation.reference import ReferenceSet
     from gankit.evaluation.scoring import Evaluation
 
-# The same as gankit.evaluation.evaluate's (tests check): importing it here would load scipy for `--help`.
-METRIC_CHOICES = ("fid", "kid", "prdc", "modes", "memorisation", "copying", "ppl")
+# The same as gankit.evaluation's (tests check): importing them here would load scipy for `--help`.
+METRIC_CHOICES = ("fid", "kid", "prdc", "modes", "memorisation", "copying", "ppl", "is", "fdinf")
 DEFAULT_METRICS = ("fid", "kid", "prdc", "modes", "memorisation")
+PROTOCOLS = ("fid50k_full", "fid10k", "clean-fid", "studiogan", "custom")
+RESIZERS = ("legacy-tensorflow", "clean", "legacy-pytorch", "pil-bilinear")
+CUSTOM_N = 10_000
 
 DESCRIPTION = """\
 Score a GAN run (N samples from its newest checkpoint) or a folder of images against real data:
 FID, KID, precision/recall, density/coverage, mode coverage and memorisation. Prints a table and
 writes JSON (default RUN/eval/evaluation-step-NNNNNN.json) and, for memorisation, a PNG of the
 closest sample/reference pairs. --metrics ppl: the perceptual path length of a StyleGAN2 run
-(LPIPS-VGG16; no --ref needed). See docs/guides/evaluation.md for how to read the numbers.
+(LPIPS-VGG16; no --ref needed); is: the Inception Score (full Inception); fdinf: FID extrapolated
+to infinitely many samples. --protocol fixes a published pipeline's samples, reference and resize
+so the FID can sit next to a paper's; --compare says whether two results can. See
+docs/guides/evaluation.md for how to read the numbers.
 
   gankit evaluate RUN --ref builtin:mnist --n 2000 --ema
+  gankit evaluate RUN --ref folder:~/cifar10-train --protocol fid50k_full
+  gankit evaluate RUN --ref stats:cifar10_clean_train_32.npz --protocol clean-fid
+  gankit evaluate RUN --metrics is --inception inception-2015-12-05.pt   (NVIDIA's full network)
+  gankit evaluate --compare RUN/eval/evaluation-step-010000.json paper-run/evaluation.json
   gankit evaluate STYLEGAN2_RUN --metrics ppl --n 10000 [--vgg PATH --lpips PATH]
   gankit evaluate CGAN_RUN --ref builtin:mnist --n 2000 --per-class 500
   gankit evaluate RUN --ref mnist --root ~/data --features classifier:runs/mnist-clf --classifier runs/mnist-clf
@@ -46,7 +61,16 @@ def add_evaluate_command(sub: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run", metavar="RUN_OR_FOLDER", help="GAN run directory or folder of images")
+    p.add_argument(
+        "run", metavar="RUN_OR_FOLDER", nargs="?", help="GAN run directory or folder of images"
+    )
+    p.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("A.json", "B.json"),
+        help="say whether two evaluation results are comparable, one line per difference "
+        "(exit status 0: comparable, 1: not); nothing is evaluated",
+    )
     _add_reference_options(p)
     _add_metric_options(p)
     _add_sample_options(p)
@@ -60,7 +84,8 @@ def _add_reference_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ref",
         help="real data: builtin:mnist, mnist, fashion-mnist, cifar10 (with --root), folder:PATH, "
-        "lmdb:PATH (needed by every metric but ppl)",
+        "lmdb:PATH, or stats:FILE.npz (mu/sigma[/feats] from gankit stats, pytorch-fid or "
+        "clean-fid); needed by every metric but ppl and is",
     )
     p.add_argument("--root", help="data.root for mnist/fashion-mnist/cifar10 (default: the run's)")
     p.add_argument(
@@ -68,14 +93,29 @@ def _add_reference_options(p: argparse.ArgumentParser) -> None:
         "--n-samples",
         dest="n",
         type=number(int, 1),
-        default=10_000,
-        help="samples to score (default 10000); under torchrun spell it --n-samples, which "
-        "torchrun's own option parser does not take for one of its --n... options",
+        help=f"samples to score (default {CUSTOM_N}; a named --protocol fixes it); under "
+        "torchrun spell it --n-samples, which torchrun's own option parser does not take for "
+        "one of its --n... options",
     )
     p.add_argument(
         "--ref-n",
         type=number(int, 1),
-        help="reference images (default --n; at most 4/5 of the reference data)",
+        help="reference images (default --n; at most 4/5 of the reference data; a named "
+        "--protocol fixes it)",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="custom",
+        help="fid50k_full (stylegan2-ada), fid10k, clean-fid, studiogan: fix samples, reference, "
+        "resize and covariance as that pipeline does; custom (default): --n, --ref-n, --resizer",
+    )
+    p.add_argument(
+        "--resizer",
+        choices=RESIZERS,
+        help="how images reach the Inception's 299x299 (default legacy-tensorflow, the original "
+        "FID code's and stylegan2-ada's; clean: clean-fid's PIL bicubic; legacy-pytorch: gankit "
+        "0.2's torch bilinear; pil-bilinear: StudioGAN's); a named --protocol fixes it",
     )
 
 
@@ -91,7 +131,12 @@ def _add_metric_options(p: argparse.ArgumentParser) -> None:
         default="inception",
         help="inception (the FID Inception) or classifier:RUN (a gankit classifier run)",
     )
-    p.add_argument("--inception", metavar="PATH", help="FID Inception file (default: search)")
+    p.add_argument(
+        "--inception",
+        metavar="PATH",
+        help="FID Inception file (default: search); --metrics is needs NVIDIA's full "
+        "inception-2015-12-05.pt, which also gives the FID features",
+    )
     p.add_argument(
         "--backend",
         choices=("auto", "torch", "onnx"),
@@ -148,46 +193,6 @@ def save_pairs_grid(
     return save_grid(grid, path, nrow=8)
 
 
-_READING = {
-    "fid": "lower is better; 0 = same feature statistics",
-    "kid": "lower is better; ~0 (can be < 0) = same distribution",
-    "kid_std": "spread over subsets",
-    "precision": "share of samples that look real (fidelity)",
-    "recall": "share of real images the samples cover (diversity)",
-    "density": "~1 for real-like samples; > 1 = crowding typical images",
-    "coverage": "~0.97 for identical distributions",
-    "classes_hit": "classes with confident samples",
-    "kl": "KL(sample classes || real classes); 0 = same mix",
-    "confident_fraction": "samples the classifier is >= 0.9 sure of",
-    "memorised_fraction": "samples flagged as near-copies; look at the PNG",
-    "copy_threshold": "distance below which a sample is a copy",
-    "gen_nn_median": "median sample -> nearest reference distance",
-    "ref_nn_median": "the same for held-out real images",
-    "c_t": "<< 0 copying, ~0 fine, >> 0 under-fitting",
-    "ppl": "lower is better; LPIPS/eps^2 of a small step in W",
-}
-
-
-def format_table(evaluation: Evaluation) -> str:
-    """The scalar results as aligned text rows: metric, value, how to read it."""
-    rows = []
-    for family, values in evaluation.metrics.items():
-        for key, value in values.items():
-            if isinstance(value, list) or key in ("num_classes", "cells_used"):
-                continue
-            if key == "classes_hit":
-                shown = f"{value} / {values['num_classes']}"
-            elif isinstance(value, float):
-                shown = f"{value:.4g}" if math.isfinite(value) else str(value)
-            else:
-                shown = str(value)
-            rows.append((f"{family}.{key}" if key != family else key, shown, _READING.get(key, "")))
-    width = max((len(r[0]) for r in rows), default=6)
-    lines = [f"  {name:<{width}}  {shown:>10}  {hint}".rstrip() for name, shown, hint in rows]
-    lines += [f"  note: {note}" for note in evaluation.notes]
-    return "\n".join(lines)
-
-
 def _output_paths(args: argparse.Namespace, path: Path, step: int | None, is_run: bool):
     out = (
         Path(args.out)
@@ -218,13 +223,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace, device: str, main: bool) -> int:
     from gankit.evaluation.evaluate import evaluate_source
 
+    if args.compare:
+        if args.run:
+            raise ConfigError("--compare A.json B.json takes no RUN_OR_FOLDER")
+        return compare_results(*args.compare) if main else 0
+    if not args.run:
+        raise ConfigError("give RUN_OR_FOLDER to evaluate, or --compare A.json B.json")
     path = Path(args.run)
     if args.per_class is not None:
         _check_per_class(path, args)
     done = evaluate_source(
         path,
         args.ref,
-        n=args.n,
+        n=args.n if args.n is not None or args.protocol != "custom" else CUSTOM_N,
         metrics=args.metrics,
         ref_n=args.ref_n,
         features=args.features,
@@ -240,6 +251,8 @@ def _evaluate(args: argparse.Namespace, device: str, main: bool) -> int:
         direction=args.direction,
         vgg=args.vgg,
         lpips=args.lpips,
+        protocol=args.protocol,
+        resizer=args.resizer,
     )
     per_class = _per_class(args, done, path, device) if args.per_class is not None else None
     if not main:
@@ -278,7 +291,11 @@ def _per_class(
     from gankit.evaluation.per_class import per_class_scores
 
     feats = done.extractor or make_extractor(
-        args.features, inception=args.inception, device=device, backend=args.backend
+        args.features,
+        inception=args.inception,
+        device=device,
+        backend=args.backend,
+        resizer=args.resizer or "legacy-tensorflow",
     )
     return per_class_scores(
         path,
@@ -302,24 +319,27 @@ def _record(
     """What ``evaluation-*.json`` holds: what was compared, how, and the scores."""
     samples, reference, result, like = done.samples, done.reference, done.result, done.like
     extractor, classifier, checkpoint = done.extractor, done.classifier, done.checkpoint
+    images = reference_counts(reference)
     return {
         "samples": samples.origin,
         "step": samples.step,
         "checkpoint": str(checkpoint) if checkpoint else None,
         "ema": samples.ema,
         "seed": args.seed,
-        "n": len(samples.images) if reference else args.n,  # ppl alone: its pairs
+        # ppl alone: its pairs
+        "n": len(samples.images) if len(samples.images) else (args.n or CUSTOM_N),
         "image_size": like.image_size,
         "channels": like.channels,
         "fit": like.fit,
         "ref": args.ref,
         "ref_root": done.root,
-        "ref_images": len(reference.images) if reference else 0,
-        "heldout_images": len(reference.heldout) if reference else 0,
-        "ref_source_images": reference.size if reference else None,
+        "ref_images": images[0],
+        "heldout_images": images[1],
+        "ref_source_images": images[2],
         "features": extractor.feature_id if extractor else None,
         "classifier": str(classifier.run) if classifier else None,
         "fid_method": "eigh",
+        "protocol": done.protocol,
         "metrics": result.metrics,
         "notes": result.notes,
         "closest_pairs": result.closest_pairs,
@@ -335,15 +355,20 @@ def _print_summary(
     samples, reference = done.samples, done.reference
     step = f", step {samples.step}" if samples.step is not None else ""
     head = f"{samples.origin}{step}{' (EMA)' if samples.ema else ''}"
-    if reference is None:
-        print(f"{head}: perceptual path length of {args.n} pairs")
+    if reference is None and not len(samples.images):
+        print(f"{head}: perceptual path length of {args.n or CUSTOM_N} pairs")
+    elif reference is None:
+        print(f"{head}: {len(samples.images)} samples (no reference)")
     else:
+        ref_images, heldout, _ = reference_counts(reference)
         print(
-            f"{head}: {len(samples.images)} samples vs {args.ref} ({len(reference.images)} "
-            f"reference, {len(reference.heldout)} held out)"
+            f"{head}: {len(samples.images)} samples vs {args.ref} ({ref_images} "
+            f"reference, {heldout} held out)"
         )
     if done.extractor:
         print(f"features: {done.extractor.feature_id}")
+    if done.protocol and done.protocol.get("ref_n") is not None:
+        print(describe_protocol(done.protocol))
     print(format_table(done.result))
     if per_class:
         from gankit.evaluation.per_class import format_per_class

@@ -33,6 +33,7 @@ Train, sample and evaluate GANs.
   gankit lr-find darknet-cifar10-cpu data.source=folder:cifar10 --out lr
   gankit evaluate-classifier RUN --data folder:cifar10
   gankit evaluate RUN --ref builtin:mnist --n 2000   FID, KID, precision/recall, modes, copying
+  gankit stats FOLDER --out ref.npz                  FID statistics (mu, sigma) for pytorch-fid, clean-fid
   gankit export RUN --format onnx --out g.onnx       the generator, for use without gankit
   gankit import stylegan2-ada ffhq.pkl --out RUN     NVIDIA's StyleGAN2-ADA networks, safely
 """
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     from gankit.cli.project import add_project_command
     from gankit.cli.sample import add_export_command, add_sample_commands
     from gankit.cli.serve import add_serve_command
+    from gankit.cli.stats import add_stats_command
     from gankit.cli.toy import add_toy_command
     from gankit.cli.train import add_recipes_command, add_train_command
     from gankit.cli.view import add_viz_commands
@@ -65,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_classifier_commands(sub)  # lr-find, evaluate-classifier
     add_export_command(sub)  # export
     add_evaluate_command(sub)  # evaluate
+    add_stats_command(sub)  # stats
     add_viz_commands(sub)  # report, interpolate, arithmetic
     add_project_command(sub)  # project
     add_serve_command(sub)  # serve

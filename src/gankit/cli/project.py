@@ -95,7 +95,7 @@ def add_project_command(sub: argparse._SubParsersAction) -> None:
         default="auto",
         help="what is minimised: lpips (LPIPS-VGG16, needs its weights), pixel (MSE) or dfeat "
         "(the run's discriminator features + MSE); auto: lpips when its weights are given or "
-        "cached, else dfeat",
+        "cached, else pixel (the better offline one on held-out digits: docs/guides/explorer.md)",
     )
     p.add_argument("--vgg", help="torchvision's vgg16-397923af.pth, for --distance lpips")
     p.add_argument("--lpips", help="LPIPS v0.1 vgg.pth (lin weights), for --distance lpips")

@@ -14,12 +14,20 @@ The protocol, in one place so that the command line and training report comparab
   depend on which metrics are asked for. Memorisation only searches the reference part for copies:
   raise ``ref_n`` to search more of a large training set.
 - **Features** come from one extractor for all sides (:mod:`gankit.evaluation.metrics.features`): the FID
-  Inception (torch bilinear resize to 299 of the uint8 images, ``align_corners=False``, no
-  antialiasing; see :func:`~gankit.evaluation.metrics.inception.inception_preprocess`) or a gankit classifier
+  Inception (after one of the resizers of :mod:`gankit.evaluation.metrics.resize`, by default
+  ``legacy-tensorflow``, the original TF FID code's; see
+  :func:`~gankit.evaluation.metrics.inception.inception_preprocess`) or a gankit classifier
   run's penultimate layer, after bringing the images to the classifier's size and channels with the
   data pipeline's :func:`~gankit.data.sources.fit_tensor`. Reference features are cached on disk,
-  keyed by the extractor and a hash of the reference images' bytes
-  (:func:`~gankit.evaluation.metrics.reference_cache.reference_features`).
+  keyed by the extractor (resizer, network checksum), a hash of the reference images' bytes and
+  the protocol (:func:`~gankit.evaluation.metrics.reference_cache.reference_features`).
+- **Protocols** (:mod:`gankit.evaluation.protocols`): ``protocol="fid50k_full"`` and the other
+  named ones fix the samples, the reference, the resizer and the covariance convention of a
+  published pipeline, and hold nothing out (their reference is the training images the pipeline
+  uses); ``custom`` (default) takes ``n``, ``ref_n`` and ``resizer``. Every result carries the
+  protocol record that :func:`~gankit.evaluation.protocols.compare_records` checks.
+- **Statistics files** (``ref="stats:FILE.npz"``, :mod:`gankit.evaluation.stats_files`) stand for
+  the reference: FID and FD∞ from their ``mu``/``sigma``, KID and PRDC from their ``feats``.
 - **FID** uses the ``eigh`` form of the matrix square root: it equals scipy's ``sqrtm`` to 1e-13
   relative (tests/test_fid.py) and takes seconds instead of a minute for 2048-d features on a CPU.
 - **Modes** need class probabilities from a gankit classifier run; the real class histogram is the
@@ -27,6 +35,9 @@ The protocol, in one place so that the command line and training report comparab
 - **PPL** (perceptual path length, asked for by name) is scored on a StyleGAN2 generator itself,
   not on samples: ``n`` pairs a small step apart in W, LPIPS-VGG16 (:mod:`.metrics.ppl`). Alone,
   it needs no reference set.
+- **IS** (asked for by name) needs the full Inception with its classification head
+  (:mod:`.metrics.inception_score`) and no reference; **FD∞** (``fdinf``) fits FID against 1/N
+  (:mod:`.metrics.fd_infinity`).
 
 This module evaluates a run or a folder (:func:`evaluate_source`) and scores a GAN during training
 (:class:`TrainingEvaluator`); the parts live beside it: the samples (:mod:`.samples`), the
@@ -36,10 +47,11 @@ of images (:mod:`.scoring`) and the per-class scores (:mod:`.per_class`).
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -51,11 +63,25 @@ from gankit.evaluation.extractors import ClassifierRun, make_extractor
 from gankit.evaluation.metrics import compute_fid, compute_kid, compute_prdc
 from gankit.evaluation.metrics.features import FeatureExtractor
 from gankit.evaluation.metrics.reference_cache import reference_features
+from gankit.evaluation.protocol_inputs import (
+    evaluation_record,
+    protocol_notes,
+    read_checked_stats,
+    samples_and_reference,
+)
+from gankit.evaluation.protocols import Resolved, resolve_protocol
 from gankit.evaluation.reference import ReferenceSet, load_reference
 from gankit.evaluation.samples import Samples, load_samples, to_uint8
-from gankit.evaluation.scoring import FEATURE_METRICS, Evaluation, evaluate_images
+from gankit.evaluation.scoring import (
+    FEATURE_METRICS,
+    REFERENCE_FREE,
+    Evaluation,
+    ScoringOptions,
+    evaluate_images,
+)
+from gankit.evaluation.stats_files import StatsFile
 
-METRIC_CHOICES = ("fid", "kid", "prdc", "modes", "memorisation", "copying", "ppl")
+METRIC_CHOICES = ("fid", "kid", "prdc", "modes", "memorisation", "copying", "ppl", "is", "fdinf")
 DEFAULT_METRICS = ("fid", "kid", "prdc", "modes", "memorisation")
 TRAINING_METRICS: dict[str, tuple[str, bool]] = {
     "fid": ("fid", False),
@@ -90,22 +116,24 @@ class EvaluationRun:
 
     samples: Samples
     """With ``--metrics ppl`` alone: the run's step, data and EMA choice, and no images."""
-    reference: ReferenceSet | None
-    """None with ``--metrics ppl`` alone."""
+    reference: ReferenceSet | StatsFile | None
+    """None with ``--metrics ppl`` or ``is`` alone; a :class:`StatsFile` for ``stats:FILE``."""
     result: Evaluation
     extractor: FeatureExtractor | None
     classifier: ClassifierRun | None
     checkpoint: Path | None
     like: DataConfig
     root: str | None
+    protocol: dict[str, Any] | None = None
+    """What makes the scores comparable (:func:`~gankit.evaluation.protocols.protocol_record`)."""
 
 
 def evaluate_source(
     path: str | Path,
     ref: str | None,
     *,
-    n: int = 2000,
-    metrics: str | Sequence[str] = DEFAULT_METRICS,
+    n: int | None = None,
+    metrics: str | Sequence[str] | None = None,
     ref_n: int | None = None,
     features: str = "inception",
     inception: str | None = None,
@@ -120,51 +148,92 @@ def evaluate_source(
     direction: str | None = None,
     vgg: str | Path | None = None,
     lpips: str | Path | None = None,
+    protocol: str = "custom",
+    resizer: str | None = None,
 ) -> EvaluationRun:
-    """Evaluate a GAN run's samples (or a folder of images) against the reference source ``ref``.
-
-    A translation run is scored on its source domain's test images translated in ``direction``
-    (default AtoB, or its one direction): give the target domain's test images as ``ref``.
-
-    The one implementation behind ``gankit evaluate`` and :func:`gankit.evaluate`; see the module
-    docstring for the protocol. ``metrics`` named explicitly must all be computable (``modes``
-    needs ``classifier``); the default set skips what it cannot compute, with a note. ``ppl``
-    scores a StyleGAN2 generator over ``n`` pairs (LPIPS weights ``vgg``, ``lpips``), no ``ref``.
-    """
-    explicit = metrics != DEFAULT_METRICS and metrics != ",".join(DEFAULT_METRICS)
-    names = parse_metrics(metrics)
+    """Evaluate a GAN run's samples (or a folder of images) against ``ref`` (a data source or
+    ``stats:FILE.npz``); a translation run on its source domain's test images translated in
+    ``direction``. Behind ``gankit evaluate`` and :func:`gankit.evaluate`. A named ``protocol``
+    fixes ``n``, ``ref_n``, ``resizer`` and the default ``metrics`` (the module docstring).
+    Metrics named explicitly must be computable; ``ppl`` and ``is`` need no ``ref``."""
+    resolved = resolve_protocol(protocol, n=n, ref_n=ref_n, resizer=resizer)
+    names, explicit = _metric_names(metrics, resolved)
     path = Path(path)
-    scored = _check_arguments(path, ref, ref_n, names)
+    scored = _check_arguments(path, ref, ref_n, names, resolved, features, ema)
+    stats = read_checked_stats(ref, scored, resolved)
     ckpt = _checkpoint_file(path, checkpoint)
     # Feature networks first: a missing Inception should fail before minutes of sampling.
-    extractor = _source_extractor(names, features, inception, device, backend)
+    extractor = _source_extractor(names, features, inception, device, backend, resolved.resizer)
+    head = extractor.head_weight() if "is" in names else None  # type: ignore[union-attr]
+    classifier = classifier or _stacked_digit_classifier(path, names, explicit)
     judge = ClassifierRun(classifier, device) if classifier else None
-    ppl = _path_length(path, n, vgg, lpips, ema, seed, device, ckpt) if "ppl" in names else None
+    count = resolved.n if isinstance(resolved.n, int) else 0
+    ppl = _path_length(path, count, vgg, lpips, ema, seed, device, ckpt) if "ppl" in names else None
     if ppl and not scored:  # PPL alone: no samples, no reference
         record, result = ppl[0], Evaluation({"ppl": ppl[1]()})
         return EvaluationRun(record, None, result, None, judge, ckpt, record.data, root)
-    samples = load_samples(
-        path, n, ema=ema, seed=seed, device=device, checkpoint=ckpt, fit=fit, direction=direction
+    load = functools.partial(
+        load_samples, ema=ema, seed=seed, device=device, checkpoint=ckpt, fit=fit, direction=direction
+    )  # fmt: skip
+    samples, reference, like, root, count = samples_and_reference(
+        path, ref, resolved, load, fit, root, stats, bool(set(scored) - REFERENCE_FREE)
     )
-    like = dataclasses.replace(samples.data, fit=fit) if fit else samples.data
-    root = root or (samples.data.root if samples.is_run else None)
-    reference = load_reference(ref, like, ref_n or n, root=root)
-    if "modes" in names and judge is None and explicit:
+    _check_modes(names, classifier, explicit)  # after the data: their errors come first
+    options = ScoringOptions(resolved.ddof, resolved.name, head, seed)
+    result = evaluate_images(
+        samples.images, reference, scored, extractor, classifier=judge, options=options
+    )
+    result.notes += protocol_notes(path, samples, reference, resolved, count, stats)
+    if ppl:
+        result.metrics["ppl"] = ppl[1]()
+    record = evaluation_record(resolved, samples, reference, extractor, like)
+    return EvaluationRun(samples, reference, result, extractor, judge, ckpt, like, root, record)
+
+
+def _stacked_digit_classifier(path: Path, names: list[str], explicit: bool) -> Path | None:
+    """``--metrics modes`` on a Stacked MNIST run without ``--classifier``: gankit's own digit
+    classifier, trained once and cached (:mod:`gankit.evaluation.digit_classifier`)."""
+    config = path / "config.yaml"
+    if "modes" not in names or not explicit or not config.is_file():
+        return None
+    from gankit.evaluation.digit_classifier import cached_digit_classifier
+    from gankit.registries import load_config
+
+    if not load_config(config).data.source.startswith("stacked-mnist"):
+        return None
+    return cached_digit_classifier(say=lambda message: print(message, flush=True))
+
+
+def _check_modes(names: list[str], classifier: str | Path | None, explicit: bool) -> None:
+    if "modes" in names and classifier is None and explicit:
         # Asked for by name, it must not silently come back empty (by default it is skipped).
         raise ConfigError(
             "--metrics modes needs --classifier RUN (a gankit classifier run) to count classes"
         )
-    result = evaluate_images(samples.images, reference, scored, extractor, classifier=judge)
-    if len(samples.images) < n:
-        result.notes.append(f"{path} has only {len(samples.images)} images (asked for --n {n})")
-    if ppl:
-        result.metrics["ppl"] = ppl[1]()
-    return EvaluationRun(samples, reference, result, extractor, judge, ckpt, like, root)
 
 
-def _check_arguments(path: Path, ref: str | None, ref_n: int | None, names: list[str]) -> list[str]:
+def _metric_names(
+    metrics: str | Sequence[str] | None, resolved: Resolved
+) -> tuple[list[str], bool]:
+    """The metrics to compute and whether they were named explicitly: the default set (None, or
+    the command line's default string) is a named protocol's own."""
+    default = metrics is None or metrics in (DEFAULT_METRICS, ",".join(DEFAULT_METRICS))
+    if default:
+        metrics = resolved.protocol.metrics or DEFAULT_METRICS
+    return parse_metrics(metrics), not default  # type: ignore[arg-type]
+
+
+def _check_arguments(
+    path: Path,
+    ref: str | None,
+    ref_n: int | None,
+    names: list[str],
+    resolved: Resolved,
+    features: str,
+    ema: bool | None,
+) -> list[str]:
     """The metrics scored on samples (all but ``ppl``), after one-line errors for a missing path,
-    a bad ``--ref-n`` and sample metrics without ``--ref``."""
+    a bad ``--ref-n``, sample metrics without ``--ref`` and what a named protocol rules out."""
     scored = [m for m in names if m != "ppl"]
     if not path.exists():
         raise CheckpointError(
@@ -172,10 +241,28 @@ def _check_arguments(path: Path, ref: str | None, ref_n: int | None, names: list
         )
     if ref_n is not None and ref_n < 1:
         raise ConfigError(f"--ref-n {ref_n} must be positive")
-    if scored and not ref:
+    needing = [m for m in scored if m not in REFERENCE_FREE]
+    if needing and not ref:
         raise ConfigError(
-            f"--metrics {','.join(scored)} needs --ref DATA (the real images, e.g. builtin:mnist)"
+            f"--metrics {','.join(needing)} needs --ref DATA (the real images, e.g. builtin:mnist)"
         )
+    name = resolved.name
+    if resolved.protocol.named:
+        if features != "inception":
+            raise ConfigError(
+                f"--protocol {name} is defined on the FID Inception: --features {features} "
+                "needs --protocol custom"
+            )
+        held = [m for m in scored if m in ("memorisation", "copying")]
+        if held:
+            raise ConfigError(
+                f"--metrics {','.join(held)} needs held-out real images, and --protocol {name} "
+                "uses the training images it names as the reference: use --protocol custom"
+            )
+        if resolved.protocol.ema and ema is False:
+            raise ConfigError(
+                f"--protocol {name} samples the EMA generator: drop --no-ema, or use --protocol custom"
+            )
     return scored
 
 
@@ -222,12 +309,24 @@ def _checkpoint_file(path: Path, checkpoint: str | Path | None) -> Path | None:
 
 
 def _source_extractor(
-    names: list[str], features: str, inception: str | None, device: str, backend: str
+    names: list[str],
+    features: str,
+    inception: str | None,
+    device: str,
+    backend: str,
+    resizer: str,
 ) -> FeatureExtractor | None:
     """The feature extractor the metrics ``names`` need, or None when none needs features."""
     if not FEATURE_METRICS & set(names):
         return None
-    extractor = make_extractor(features, inception=inception, device=device, backend=backend)
+    extractor = make_extractor(
+        features,
+        inception=inception,
+        device=device,
+        backend=backend,
+        resizer=resizer,
+        head="is" in names,
+    )
     # Under torchrun (`torchrun --nproc_per_node=N -m gankit evaluate ...`) every rank
     # extracts 1/N of the features and gathers the rest: the same scores, N times faster.
     extractor.split = distributed.active()

@@ -16,7 +16,12 @@ from torch import Tensor
 from gankit.data.sources import fit_tensor
 from gankit.errors import ConfigError
 from gankit.evaluation.metrics.features import FeatureExtractor, ModuleFeatures, check_images
-from gankit.evaluation.metrics.inception import InceptionFeatures, find_inception
+from gankit.evaluation.metrics.inception import (
+    InceptionFeatures,
+    find_full_inception,
+    find_inception,
+)
+from gankit.evaluation.metrics.resize import DEFAULT_RESIZER
 
 
 class ClassifierRun:
@@ -70,13 +75,25 @@ def make_extractor(
     device: str = "cpu",
     progress: bool = True,
     backend: str = "auto",
+    resizer: str = DEFAULT_RESIZER,
+    head: bool = False,
 ) -> FeatureExtractor:
     """``inception`` (found or downloaded now, so a missing file fails before any work) or
     ``classifier:RUN``. ``backend`` runs the Inception under ONNX Runtime or torch (``auto``:
-    ONNX Runtime on a CPU when installed)."""
+    ONNX Runtime on a CPU when installed); ``resizer`` brings images to its 299x299
+    (:mod:`gankit.evaluation.metrics.resize`). ``head=True`` (the Inception Score) needs the full
+    network with its classification head: it is looked for as :func:`find_full_inception` says
+    and checked now, a one-line error for the head-less copy."""
     if spec == "inception":
-        path = find_inception(inception)
-        return InceptionFeatures(path, device=device, progress=progress, backend=backend)
+        path = find_full_inception(inception) if head else find_inception(inception)
+        extractor = InceptionFeatures(
+            path, resizer=resizer, device=device, progress=progress, backend=backend
+        )
+        if head:
+            extractor.head_weight()  # the head-less copy fails here, before any sampling
+        return extractor
+    if head:
+        raise ConfigError("the Inception Score needs --features inception (the full network)")
     if spec.startswith("classifier:") and spec.split(":", 1)[1]:
         return ClassifierRun(spec.split(":", 1)[1], device).features(progress)
     raise ConfigError(f"features {spec!r} is unknown: use inception or classifier:RUN")

@@ -2,8 +2,9 @@
 
 The M images of the reference source are put in one fixed random order; the last
 ``h = min(n, M // 5)`` are held out and the first ``min(ref_n, M - h)`` are the reference, so the two
-parts never overlap (the protocol is in :mod:`gankit.evaluation.evaluate`). A hash of both parts'
-bytes keys their cached features.
+parts never overlap (the protocol is in :mod:`gankit.evaluation.evaluate`). Protocols whose
+reference is every training image (``fid50k_full``, ``clean-fid``, ``studiogan``) hold nothing
+out. A hash of both parts' bytes keys their cached features.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class ReferenceSet:
     """Images in the whole source."""
     key: str
     """Source, geometry and a hash of the images' bytes: the feature-cache key."""
+    sha256: str = ""
+    """SHA-256 of the reference images' bytes (uint8, in their order): the recorded checksum."""
 
     def feature_key(self, part: str) -> str:
         return f"{self.key}:{part}"
@@ -55,10 +58,19 @@ def _take(data: Any, index: np.ndarray, progress: bool) -> Tensor:
 
 
 def load_reference(
-    source: str, like: DataConfig, n: int, *, root: str | None = None, progress: bool = True
+    source: str,
+    like: DataConfig,
+    n: int | None,
+    *,
+    root: str | None = None,
+    progress: bool = True,
+    holdout: bool = True,
 ) -> ReferenceSet:
-    """The reference and held-out images of ``source`` at ``like``'s size, channels and fit."""
-    if n < 1:
+    """The reference and held-out images of ``source`` at ``like``'s size, channels and fit.
+
+    ``n`` None takes every image; ``holdout=False`` keeps none back (the held-out part is empty).
+    """
+    if n is not None and n < 1:
         raise ConfigError(f"reference size {n} must be positive")
     if source not in (
         "builtin:mnist",
@@ -90,9 +102,11 @@ def load_reference(
             f"reference {source} has {m} images: evaluation needs at least {2 * HELDOUT_DIVISOR}"
         )
     order = np.random.default_rng(0).permutation(m)
-    h = min(n, m // HELDOUT_DIVISOR)
+    n = m if n is None else n
+    h = min(n, m // HELDOUT_DIVISOR) if holdout else 0
     images = _take(data, order[: min(n, m - h)], progress)
-    heldout = _take(data, order[m - h :], progress)
+    heldout = _take(data, order[m - h :], progress) if h else images[:0].clone()
     geometry = f"{like.image_size}px-{like.channels}ch-{like.fit}"
-    key = f"{source}:{geometry}:{_content_hash(images)}-{_content_hash(heldout)}"
-    return ReferenceSet(source, images, heldout, m, key)
+    sha = hashlib.sha256(images.contiguous().numpy().tobytes()).hexdigest()
+    key = f"{source}:{geometry}:{sha[:16]}-{_content_hash(heldout)}"
+    return ReferenceSet(source, images, heldout, m, key, sha)

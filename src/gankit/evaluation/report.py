@@ -215,10 +215,29 @@ def _evaluations(run: Path) -> str:
     found = [(f"step {evals[-1][0]} ({evals[-1][1].name})", evals[-1][1])] if evals else []
     if (run / "evaluation.json").is_file():
         found.append(("evaluation.json", run / "evaluation.json"))
-    body = "".join(
-        f"<h3>{escape(name)}</h3>{_value_table(json.loads(p.read_text()))}" for name, p in found
-    )
+    body = ""
+    for name, p in found:
+        data = json.loads(p.read_text())
+        body += f"<h3>{escape(name)}</h3>{_protocol_line(data)}{_value_table(data)}"
     return body or _muted("no evaluation yet: gankit evaluate RUN --ref DATA writes one")
+
+
+def _protocol_line(data: dict) -> str:
+    """What the numbers are comparable with: protocol, resize, samples and reference, ddof."""
+    from gankit.evaluation.protocols import record_of
+
+    r = record_of(data)
+    if not r.get("features"):
+        return ""
+    text = (
+        f"Comparable only with results of the same protocol "
+        f"({r.get('protocol') or 'not recorded: gankit 0.2'}), resize "
+        f"({r.get('resizer') or 'n/a'}), {r.get('n')} samples vs {r.get('ref_n')} reference "
+        f"images of {r.get('reference')}, covariance ddof {r.get('ddof')} and network (sha256 "
+        f"{str(r.get('network_sha256') or 'not recorded')[:12]}); gankit evaluate --compare "
+        "checks two results."
+    )
+    return f'<p class="muted">{escape(text)}</p>'
 
 
 def _memorisation(run: Path) -> str:

@@ -100,10 +100,9 @@ def translated_samples(
     return Samples(torch.cat(out), str(run), loaded.step, data, is_run=True)
 
 
-def folder_samples(
-    folder: str | Path, n: int, *, fit: str = "resize", progress: bool = True
-) -> Samples:
-    """Up to ``n`` images of a folder (sorted names), at the first image's size and channels."""
+def folder_config(folder: str | Path, n: int, *, fit: str = "resize") -> DataConfig:
+    """The data settings that read up to ``n`` images of a folder at its first image's size
+    and channels (sorted names)."""
     files = scan_images(
         folder, label="gankit evaluate:", hint="give a GAN run directory or a folder of images"
     )
@@ -113,7 +112,7 @@ def folder_samples(
     except OSError as e:
         raise DataError(f"{files[0]}: not an image file that PIL can read ({e})") from None
     channels = 1 if mode in ("1", "L", "LA", "I", "I;16", "F") else 3
-    dcfg = DataConfig(
+    return DataConfig(
         source=f"folder:{folder}",
         image_size=size,
         channels=channels,
@@ -122,6 +121,13 @@ def folder_samples(
         in_memory="yes",
         workers=2 if min(n, len(files)) > 2000 else 0,  # worker start-up outweighs small folders
     )
+
+
+def folder_samples(
+    folder: str | Path, n: int, *, fit: str = "resize", progress: bool = True
+) -> Samples:
+    """Up to ``n`` images of a folder (sorted names), at the first image's size and channels."""
+    dcfg = folder_config(folder, n, fit=fit)
     data = load_source(dcfg, progress=progress)
     return Samples(data.images, str(folder), None, dcfg, is_run=False)  # type: ignore[arg-type]
 

@@ -42,7 +42,7 @@ from gankit.inference.roles import Exportable, WSpaceModel, label_classes
 from gankit.inference.sampling import seeded_noise
 from gankit.inference.wspace import mapped_generator
 
-OFFLINE_DISTANCE = "dfeat"
+OFFLINE_DISTANCE = "pixel"
 """The distance of ``--distance auto`` without LPIPS weights: the best of the offline ones on
 held-out MNIST digits (docs/guides/explorer.md, ``benchmarks/projection.py``)."""
 
@@ -111,7 +111,7 @@ class Projection:
 def project(
     model: object,
     target: Tensor,
-    distance: str = "dfeat",
+    distance: str = OFFLINE_DISTANCE,
     schedule: Schedule | None = None,
     **options: Any,
 ) -> Projection:
@@ -122,7 +122,7 @@ def project(
 def project_many(
     model: object,
     targets: Tensor,
-    distance: str = "dfeat",
+    distance: str = OFFLINE_DISTANCE,
     schedule: Schedule | None = None,
     *,
     label: int | None = None,

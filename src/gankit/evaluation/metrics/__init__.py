@@ -21,7 +21,14 @@ memorisation    ``(generated, train, heldout,               ``memorised_fraction
                                                             nearest-training distances
 copying         ``(generated, train, heldout,               ``c_t`` (Meehan et al. 2020; << 0 means
                 num_cells=20)``                             copying), ``cells_used``, ``cell_z``
+is              ``(features, head_weight, splits=10,        ``is``, ``is_std`` (Salimans et al. 2016;
+                shuffle_seed=None)``                        higher better; the full Inception's head)
+fdinf           ``(real, fake, num_points=15, seed=0)``     ``fd_inf``, ``fid_at_n`` (Chong & Forsyth
+                                                            2020; FID extrapolated to N = infinity)
 ==============  ==========================================  =========================================
+
+``real`` of ``fid`` and ``fdinf`` may also be statistics ``(mu, sigma)``; both take ``ddof`` (the
+covariance divisor, 1 by default, 0 for stylegan2-ada's protocol).
 
 For the per-sample distances and the closest (sample, training) pairs behind ``memorisation``
 call :func:`gankit.evaluation.metrics.memorisation.compute_memorisation` directly.
@@ -32,12 +39,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from gankit.evaluation.metrics.fd_infinity import fd_infinity
 from gankit.evaluation.metrics.fid import (
     compute_fid,
     feature_stats,
     fid_from_features,
     frechet_distance,
 )
+from gankit.evaluation.metrics.inception_score import compute_is
 from gankit.evaluation.metrics.kid import compute_kid
 from gankit.evaluation.metrics.memorisation import (
     MemorisationResult,
@@ -66,6 +75,8 @@ METRICS: dict[str, Callable[..., dict[str, Any]]] = {
     "modes": compute_mode_coverage,
     "memorisation": memorisation_summary,
     "copying": copying_statistic,
+    "is": compute_is,
+    "fdinf": fd_infinity,
 }
 
 __all__ = [
@@ -73,6 +84,8 @@ __all__ = [
     "MemorisationResult",
     "class_probabilities",
     "compute_fid",
+    "compute_is",
+    "fd_infinity",
     "compute_kid",
     "compute_memorisation",
     "compute_mode_coverage",

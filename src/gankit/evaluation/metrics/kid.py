@@ -46,11 +46,15 @@ def compute_kid(
     num_subsets: int = 100,
     subset_size: int = 1000,
     seed: int = 0,
+    subsets: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, float]:
     """KID between two feature matrices: ``{"kid": mean, "kid_std": std}`` over subsets.
 
     Each of ``num_subsets`` subsets draws m = min(len(real), len(fake), subset_size) rows from each
     set without replacement, with a ``numpy.random.default_rng(seed)`` so results are reproducible.
+    ``subsets`` gives the (real rows, fake rows) index pairs instead (all of one size m): how the
+    tests reproduce clean-fid's and stylegan2-ada's draws, whose per-subset estimator and
+    average this is.
     """
     x, y = as_features(real, "real features"), as_features(fake, "fake features")
     if x.shape[1] != y.shape[1]:
@@ -64,11 +68,14 @@ def compute_kid(
         raise DataError(
             f"KID needs at least 2 samples per set, got {len(x)} real and {len(y)} fake"
         )
-    rng = np.random.default_rng(seed)
-    subsets = [
-        (rng.choice(len(x), m, replace=False), rng.choice(len(y), m, replace=False))
-        for _ in range(num_subsets)
-    ]
+    if subsets is None:
+        rng = np.random.default_rng(seed)
+        subsets = [
+            (rng.choice(len(x), m, replace=False), rng.choice(len(y), m, replace=False))
+            for _ in range(num_subsets)
+        ]
+    elif not subsets or len({len(i) for i, _ in subsets} | {len(j) for _, j in subsets}) != 1:
+        raise ConfigError("KID subsets must be a non-empty list of index pairs of one size")
     if len(x) + len(y) <= JOINT_KERNEL_MAX:
         values = _from_joint_kernel(x, y, subsets)
     else:

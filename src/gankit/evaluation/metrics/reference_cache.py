@@ -1,7 +1,8 @@
 """The reference-feature cache: a reference set's features computed once, then read from disk.
 
 Files are ``.npy`` arrays in ``cache_dir() / "features"`` (or a given folder), named by a hash of
-the extractor's ``feature_id``, the reference set's id and its size, each with a ``.json`` beside it
+the extractor's ``feature_id`` (for the Inception: its resizer and the network file's checksum),
+the reference set's id, its size and the evaluation protocol, each with a ``.json`` beside it
 saying what it holds. Under torchrun rank 0 alone reads and writes them.
 """
 
@@ -31,16 +32,24 @@ def reference_features(
     load: Callable[[], Tensor],
     *,
     cache: str | os.PathLike | None = None,
+    protocol: str = "custom",
 ) -> Tensor:
     """Features of a reference set, computed once and then read back from a ``.npy`` file.
 
-    The file name is a hash of (``extractor.feature_id``, ``dataset_id``, ``n``); ``load`` is only
+    The file name is a hash of (``extractor.feature_id`` -- the network file's checksum and the
+    resizer --, ``dataset_id``, ``n``, ``protocol``), so features made under one resizer or
+    protocol are never read under another; ``load`` is only
     called on a miss and must return exactly ``n`` uint8 images. ``dataset_id`` must change when the
     images do (e.g. ``"mnist-train"`` with the split and order fixed). Files live in ``cache``
     (default ``cache_dir() / "features"``), written to a temporary name and renamed, with a
     ``.json`` beside each saying what it holds.
     """
-    key_fields = {"feature_id": extractor.feature_id, "dataset_id": dataset_id, "n": int(n)}
+    key_fields = {
+        "feature_id": extractor.feature_id,
+        "dataset_id": dataset_id,
+        "n": int(n),
+        "protocol": protocol,
+    }
     key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()[:20]
     folder = Path(cache).expanduser() if cache is not None else cache_dir() / "features"
     path = folder / f"{key}.npy"
