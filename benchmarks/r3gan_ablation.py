@@ -16,7 +16,7 @@ modes`` on ``--n`` samples of its EMA generator: the modes covered (of 1,000, ea
 by a MNIST classifier) and KL(mode histogram || uniform), as the paper reports them. The classifier is gankit's own
 (``classifier-mnist`` on the built-in digits), trained once into ``OUT/classifier``. Prints one
 JSON object (also ``OUT/r3gan_ablation.json``) and writes the gradient-norm curves of every run
-as ``OUT/grads-ROW.svg`` (log10 of the medians over windows of 100 steps).
+as ``OUT/grads-ROW.svg`` (log10, as logged every ``train.log_every`` steps).
 
     python benchmarks/r3gan_ablation.py [--out runs/r3gan-ablation] [--minutes 3]
         [--seeds 0,1,2] [--rows a,b,c,d] [--gamma 1] [--n 10000] [--classifier RUN]
@@ -93,13 +93,13 @@ def _rows(run: Path) -> list[dict]:
 def _score(run: Path, args: argparse.Namespace, clf: Path, out: Path) -> dict:
     ev = out / f"{run.name}-eval"
     cmd = ["gankit", "evaluate", str(run), "--metrics", "modes", "--classifier", str(clf)]
-    cmd += ["--n", str(args.n), "--out", str(ev)]
+    cmd += ["--ref", f"stacked-mnist:{args.n}", "--n", str(args.n), "--out", str(ev)]
     _run(cmd, out / "logs" / f"{run.name}-eval.log")
     modes = json.loads(next(ev.glob("evaluation-*.json")).read_text())["metrics"]["modes"]
     rows = _rows(run)
     watched = [r for r in rows if "grad_real" in r]
     finite = all(math.isfinite(r["loss_d"]) for r in rows)
-    last = watched[-10:]
+    last = watched[-3:]
     return {
         "steps": rows[-1]["step"] if rows else 0,
         "modes": modes["modes"],
@@ -111,19 +111,19 @@ def _score(run: Path, args: argparse.Namespace, clf: Path, out: Path) -> dict:
 
 
 def _curves(runs: dict[str, Path], title: str) -> str:
-    """An SVG of log10 E|grad D|^2 on reals (solid) and fakes per run, medians over 100 steps."""
+    """An SVG of log10 E|grad D|^2 on reals and on fakes per run, as logged (each row the mean
+    over its logging interval, ``train.log_every`` steps)."""
     from gankit.evaluation.charts import line_chart
 
     series: dict[str, list[tuple[float, float]]] = {}
     for name, run in runs.items():
         watched = [r for r in _rows(run) if "grad_real" in r]
         for key, tag in (("grad_real", "real"), ("grad_fake", "fake")):
-            pts = []
-            for i in range(0, len(watched), 10):
-                window = [r[key] for r in watched[i : i + 10] if math.isfinite(r[key])]
-                if window:
-                    median = max(statistics.median(window), 1e-12)
-                    pts.append((watched[i]["step"], math.log10(median)))
+            pts = [
+                (r["step"], math.log10(max(r[key], 1e-12)))
+                for r in watched
+                if math.isfinite(r[key])
+            ]
             if pts:
                 series[f"{name} {tag}"] = pts
     svg = line_chart(series, title, width=640, height=300) if series else "<svg/>"
