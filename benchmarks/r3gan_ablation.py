@@ -31,10 +31,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import statistics
-import subprocess
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from recipes_cpu import _cpu, _run  # noqa: E402  (the same subprocess and CPU-name helpers)
 
 ROWS = {
     "a": ("GAN + R1", "non-saturating", True),
@@ -44,15 +46,6 @@ ROWS = {
 }
 PAPER = {"a": "fail", "b": "fail", "c": "693 (KL 0.927)", "d": "1000 (KL 0.0781)"}
 """Table 1 of the paper: modes covered and KL on Stacked MNIST at its scale."""
-
-
-def _run(cmd: list[str], log: Path) -> str:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as f:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=f, text=True)
-    if proc.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): see {log}")
-    return proc.stdout
 
 
 def _trained(run: Path) -> bool:
@@ -128,14 +121,6 @@ def _curves(runs: dict[str, Path], title: str) -> str:
                 series[f"{name} {tag}"] = pts
     svg = line_chart(series, title, width=640, height=300) if series else "<svg/>"
     return svg.replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1)
-
-
-def _cpu() -> str:
-    info = Path("/proc/cpuinfo")
-    for line in info.read_text().splitlines() if info.exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def _summary(runs: list[dict]) -> dict:
