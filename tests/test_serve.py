@@ -21,18 +21,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_projection import TINY_SG2
 
 from gankit.cli import main
 
 from conftest import TINY, TINY_CYCLEGAN, write_domains
-
-TINY_SG2 = [
-    "nets.G.arch=stylegan2", "nets.D.arch=stylegan2", "gan.noise=normal", "data.image_size=8",
-    "nets.G.nz=8", "nets.G.w_dim=8", "nets.G.mapping_layers=2", "nets.G.fmaps=0.0039",
-    "nets.G.channel_max=16", "nets.D.fmaps=0.0039", "nets.D.channel_max=16",
-    "train.batch_size=4", "train.n_preview=4", "train.progress=false", "data.limit=64",
-    "train.device=cpu", "gan.conditional=none", "gan.ema=0", "train.steps=2",
-]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ import torch
 from gankit.errors import CheckpointError, ConfigError, DataError, first_line
 from gankit.evaluation.metrics.fid import as_features, feature_stats
 
-TEXT_FIELDS = (
+RECORD_TEXT_FIELDS = (
     "protocol",
     "resizer",
     "network",
@@ -41,8 +41,9 @@ TEXT_FIELDS = (
     "reference",
     "reference_sha256",
     "features",
-    "gankit_version",
 )
+"""The text fields a stats file takes from an evaluation's protocol record."""
+TEXT_FIELDS = (*RECORD_TEXT_FIELDS, "gankit_version")
 NUMBER_FIELDS = ("n", "ddof", "image_size")
 _CLEAN_FID_MODE = re.compile(r"_(clean|legacy_tensorflow|legacy_pytorch)_")
 
@@ -236,19 +237,7 @@ def check_stats(
 
 def fields_from_record(record: dict[str, Any]) -> dict[str, Any]:
     """The stats-file fields of a protocol record (:func:`gankit.evaluation.protocols.protocol_record`)."""
-    return {
-        k: record.get(k)
-        for k in (
-            "protocol",
-            "resizer",
-            "network",
-            "network_sha256",
-            "reference",
-            "reference_sha256",
-            "features",
-            "image_size",
-        )
-    }
+    return {k: record.get(k) for k in (*RECORD_TEXT_FIELDS, "image_size")}
 
 
 # --- gankit stats ------------------------------------------------------------------------------

@@ -35,6 +35,13 @@ def zero_centred_penalty(critic: Callable[[Tensor], Tensor], x: Tensor) -> Tenso
     return grad.flatten(1).pow(2).sum(1).mean()
 
 
+def augmented_critic(game: Game, y: Tensor | None) -> Callable[[Tensor], Tensor]:
+    """``x -> D(aug(x))`` for labels ``y``, uncompiled: the function whose gradient with respect
+    to the images before augmentation R1, R2 and ``gan.watch_grads`` measure, as stylegan2-ada
+    takes it (training/loss.py)."""
+    return lambda t: game.discriminate(game.augment(t), y, compiled=False)[0]
+
+
 def gradient_sq_norm(critic: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     """E‖∇ₓD(x)‖², the value :func:`zero_centred_penalty` penalises, measured without a graph
     (a monitor: nothing flows back from it)."""
@@ -88,10 +95,7 @@ class R1(Penalty):
     name = "r1"
 
     def __call__(self, game: Game, batch: PhaseBatch) -> Tensor:
-        y = batch.y_real
-        return zero_centred_penalty(
-            lambda t: game.discriminate(game.augment(t), y, compiled=False)[0], batch.real.float()
-        )
+        return zero_centred_penalty(augmented_critic(game, batch.y_real), batch.real.float())
 
 
 class R2(Penalty):
@@ -100,11 +104,8 @@ class R2(Penalty):
     name = "r2"
 
     def __call__(self, game: Game, batch: PhaseBatch) -> Tensor:
-        y = batch.y_fake
-        return zero_centred_penalty(
-            lambda t: game.discriminate(game.augment(t), y, compiled=False)[0],
-            batch.fake.detach().float(),
-        )
+        critic = augmented_critic(game, batch.y_fake)
+        return zero_centred_penalty(critic, batch.fake.detach().float())
 
 
 class GradientPenalty(Penalty):

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from gankit.config import OptimConfig
 from gankit.errors import ConfigError
 from gankit.gan.game import Game, PhaseBatch
-from gankit.gan.penalties import Penalty, gradient_sq_norm, weighted_sum
+from gankit.gan.penalties import Penalty, augmented_critic, gradient_sq_norm, weighted_sum
 from gankit.gan.stabilisers.matching import feature_matching_loss, penultimate
 
 
@@ -113,12 +113,10 @@ class DMain:
 def _watched_grads(game: Game, b: PhaseBatch) -> dict[str, Tensor]:
     """``gan.watch_grads``: E‖∇D‖² on the batch's real and generated images (through D's
     augmentation, as R1/R2 measure it), logged whether or not a penalty acts on it."""
-    out = {}
-    for key, x, y in (("grad_real", b.real, b.y_real), ("grad_fake", b.fake, b.y_fake)):
-        out[key] = gradient_sq_norm(
-            lambda t, y=y: game.discriminate(game.augment(t), y, compiled=False)[0], x.float()
-        )
-    return out
+    return {
+        "grad_real": gradient_sq_norm(augmented_critic(game, b.y_real), b.real.float()),
+        "grad_fake": gradient_sq_norm(augmented_critic(game, b.y_fake), b.fake.float()),
+    }
 
 
 class Regularise:
