@@ -15,6 +15,11 @@ source digits ~97 %.
     python benchmarks/translation.py run DIR RECIPE [--out RUN] [overrides ...]
         # trains the recipe with data.root=DIR (pix2pix recipes: DIR/paired), translates test B
         # with `gankit translate ... --direction BtoA`, scores, prints JSON (time, accuracy)
+    python benchmarks/translation.py spread WORK [--recipes R1,R2] [--seeds 0,1,2]
+        [--builds 1:5000,2:10000] [--minutes M] [overrides ...]
+        # every recipe x data build (data seed: the digits and patches drawn; images per domain)
+        # x seed; mean / min / max accuracy, minutes and steps per recipe as a Markdown table on
+        # stderr and JSON (WORK/spread.json); finished runs are read back, so it can be resumed
 
 Needs ../shared/datasets (MNIST, CIFAR-10 JPEGs); never writes there (copies into a cache).
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -35,6 +41,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 from digit_judge import CACHE, get_judge, load_mnist  # noqa: E402
+from recipes_cpu import _cpu  # noqa: E402  (the CPU's name, as the other benchmarks give it)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 N_TRAIN, N_TEST = 10_000, 1_000
@@ -86,28 +93,46 @@ def _save(images: np.ndarray, folder: Path) -> list[str]:
     return names
 
 
-def build(root: Path, shared: Path = SHARED) -> None:
-    """The unpaired domains, the paired version (A|B side by side) and test B's labels."""
-    rng = np.random.default_rng(0)
+def _draw(data_seed: int, n_train: int) -> tuple[np.ndarray, ...]:
+    """MNIST indices of A, B's digits, test A and test B. Data seed 0 is the benchmark's original
+    build (fixed slices; up to 30,000 a side); any other seed draws disjoint sets at random."""
+    if data_seed == 0:
+        a, b = np.arange(n_train), np.arange(30_000, 30_000 + n_train)
+        return a, b, np.arange(N_TEST), np.arange(5_000, 5_000 + N_TEST)
+    rng = np.random.default_rng([data_seed, 1])
+    train, test = rng.permutation(60_000), rng.permutation(10_000)
+    return train[:n_train], train[n_train : 2 * n_train], test[:N_TEST], test[N_TEST : 2 * N_TEST]
+
+
+def build(root: Path, shared: Path = SHARED, *, data_seed: int = 0, n_train: int = N_TRAIN) -> None:
+    """The unpaired domains, the paired version (A|B side by side) and test B's labels.
+
+    ``data_seed`` draws the digits and the CIFAR-10 patches (0: the benchmark's original build),
+    ``n_train`` the images per training domain."""
+    if not 0 < n_train <= 30_000:
+        sys.exit(f"translation benchmark: n_train={n_train} must be in 1..30000")
+    rng = np.random.default_rng(0 if data_seed == 0 else [data_seed, 2])
     cifar = cifar_folder(shared)
-    xtr, ytr = load_mnist(str(shared / "mnist"), True)
+    xtr, _ = load_mnist(str(shared / "mnist"), True)
     xte, yte = load_mnist(str(shared / "mnist"), False)
-    a = padded_rgb(xtr[:N_TRAIN])
-    b_digits = padded_rgb(xtr[30_000 : 30_000 + N_TRAIN])  # disjoint from A's digits
+    ia, ib, ita, itb = _draw(data_seed, n_train)
+    a = padded_rgb(xtr[ia])
+    b_digits = padded_rgb(xtr[ib])  # disjoint from A's digits
     b = mnist_m(b_digits, _cifar_files(cifar, "train"), rng)
-    test_digits = padded_rgb(xte[:N_TEST])
-    test_b = mnist_m(padded_rgb(xte[5_000 : 5_000 + N_TEST]), _cifar_files(cifar, "test"), rng)
+    test_digits = padded_rgb(xte[ita])
+    test_b = mnist_m(padded_rgb(xte[itb]), _cifar_files(cifar, "test"), rng)
     _save(a, root / "trainA")
     _save(b, root / "trainB")
     _save(test_digits, root / "testA")
     names = _save(test_b, root / "testB")
-    labels = {n: int(y) for n, y in zip(names, yte[5_000 : 5_000 + N_TEST], strict=True)}
+    labels = {n: int(y) for n, y in zip(names, yte[itb], strict=True)}
     (root / "testB_labels.json").write_text(json.dumps(labels))
     # Paired: each B digit beside its own clean digit (A on the left), for pix2pix (BtoA).
     _save(np.concatenate([b_digits, b], axis=2), root / "paired" / "train")
-    clean = padded_rgb(xte[5_000 : 5_000 + N_TEST])
+    clean = padded_rgb(xte[itb])
     _save(np.concatenate([clean, test_b], axis=2), root / "paired" / "test")
-    print(json.dumps({"built": str(root), "trainA": len(a), "trainB": len(b), "testB": N_TEST}))
+    info = {"built": str(root), "data_seed": data_seed, "trainA": len(a), "trainB": len(b)}
+    print(json.dumps({**info, "testB": N_TEST}))
 
 
 def _grey28(folder: Path, names: list[str]) -> torch.Tensor:
@@ -140,29 +165,131 @@ def baselines(root: Path, shared: Path = SHARED) -> dict:
     }
 
 
-def run(root: Path, recipe: str, out: Path, overrides: list[str]) -> dict:
+def _last_step(run: Path) -> int:
+    rows = (json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines())
+    return max((int(r.get("step", 0)) for r in rows), default=0)
+
+
+def run(root: Path, recipe: str, out: Path, overrides: list[str], log: Path | None = None) -> dict:
+    """Train ``recipe`` on ``root`` into ``out``, translate test B to A and score it.
+    ``log``: a file for the two commands' output (default: this process's)."""
     data_root = root / "paired" if recipe.startswith("pix2pix") else root
+    sink = open(log, "a") if log else None  # noqa: SIM115 (closed below)
     t0 = time.perf_counter()
-    subprocess.run(
-        ["gankit", "train", recipe, "--out", str(out), f"data.root={data_root}", *overrides],
-        check=True,
-    )
-    train_s = time.perf_counter() - t0
-    translated = out / "translated-testB"
-    subprocess.run(
-        ["gankit", "translate", str(out), str(root / "testB"), "--direction", "BtoA"]
-        + ["--out", str(translated)],
-        check=True,
-    )
-    steps = len((out / "metrics.jsonl").read_text().splitlines())
+    try:
+        subprocess.run(
+            ["gankit", "train", recipe, "--out", str(out), f"data.root={data_root}", *overrides],
+            check=True, stdout=sink, stderr=sink,
+        )  # fmt: skip
+        train_s = time.perf_counter() - t0
+        translated = out / "translated-testB"
+        subprocess.run(
+            ["gankit", "translate", str(out), str(root / "testB"), "--direction", "BtoA"]
+            + ["--out", str(translated)],
+            check=True, stdout=sink, stderr=sink,
+        )  # fmt: skip
+    finally:
+        if sink:
+            sink.close()
     return {
         "recipe": recipe,
         "overrides": overrides,
         "train_minutes": round(train_s / 60, 2),
-        "metrics_rows": steps,
+        "steps": _last_step(out),
         "torch_threads": torch.get_num_threads(),
         **score(root, translated),
     }
+
+
+def parse_builds(text: str) -> list[tuple[int, int]]:
+    """``"1:5000,2:10000"`` -> ``[(1, 5000), (2, 10000)]``: data seed and images per domain."""
+    try:
+        builds = [tuple(int(v) for v in part.split(":")) for part in text.split(",")]
+    except ValueError:
+        builds = []
+    if not builds or any(len(b) != 2 for b in builds):
+        sys.exit(f"translation spread: --builds {text!r} must look like 1:5000,2:10000")
+    return builds  # type: ignore[return-value]
+
+
+def _spread_run(work: Path, root: Path, recipe: str, seed: int, extra: list[str]) -> dict:
+    """One recipe x data build x seed, trained and scored once: a finished one is read back."""
+    name = f"{recipe}-{root.name}-s{seed}"
+    done = work / "results" / f"{name}.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    out = work / "runs" / name
+    shutil.rmtree(out, ignore_errors=True)  # a run cut off halfway starts again
+    log = work / "logs" / f"{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    row = {"data": root.name, "seed": seed, **run(root, recipe, out, [f"seed={seed}", *extra], log)}
+    done.parent.mkdir(parents=True, exist_ok=True)
+    done.write_text(json.dumps(row))
+    return row
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Per recipe: runs, mean / min / max judged accuracy, training minutes and steps."""
+    out: dict = {}
+    for recipe in dict.fromkeys(r["recipe"] for r in rows):
+        mine = [r for r in rows if r["recipe"] == recipe]
+        acc = [r["accuracy"] for r in mine]
+        minutes = [r["train_minutes"] for r in mine]
+        out[recipe] = {
+            "runs": len(mine),
+            "accuracy_mean": round(float(np.mean(acc)), 4),
+            "accuracy_min": round(min(acc), 4),
+            "accuracy_max": round(max(acc), 4),
+            "minutes_mean": round(float(np.mean(minutes)), 1),
+            "minutes_max": round(max(minutes), 1),
+            "steps_mean": round(float(np.mean([r["steps"] for r in mine]))),
+        }
+    return out
+
+
+def table(summary: dict) -> str:
+    lines = ["| recipe | runs | mean | min | max | minutes (mean, max) | steps (mean) |"]
+    lines.append("|---|---|---|---|---|---|---|")
+    for recipe, s in summary.items():
+        pct = [f"{100 * s[k]:.1f} %" for k in ("accuracy_mean", "accuracy_min", "accuracy_max")]
+        cells = [f"`{recipe}`", str(s["runs"]), *pct]
+        cells += [f"{s['minutes_mean']}, {s['minutes_max']}", f"{s['steps_mean']:,}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def spread(
+    work: Path,
+    recipes: list[str],
+    seeds: list[int],
+    builds: list[tuple[int, int]],
+    overrides: list[str],
+    minutes: float | None = None,
+    shared: Path = SHARED,
+) -> dict:
+    """Every recipe on every data build with every seed; builds made in ``work`` once, finished
+    runs read back (an interrupted spread goes on). Writes ``work/spread.json``."""
+    extra = [f"train.minutes={minutes}"] if minutes else []
+    extra += ["train.progress=false", *overrides]
+    rows = []
+    for data_seed, n_train in builds:
+        root = work / f"data-s{data_seed}-n{n_train}"
+        if not (root / "testB_labels.json").is_file():
+            shutil.rmtree(root, ignore_errors=True)
+            build(root, shared, data_seed=data_seed, n_train=n_train)
+        for recipe in recipes:
+            rows += [_spread_run(work, root, recipe, seed, extra) for seed in seeds]
+    result = {
+        "cpu": _cpu(),
+        "builds": [f"seed {s}, {n:,} per domain" for s, n in builds],
+        "seeds": seeds,
+        "overrides": extra,
+        "summary": summarise(rows),
+        "runs": rows,
+    }
+    (work / "spread.json").write_text(json.dumps(result, indent=1))
+    print(table(result["summary"]), file=sys.stderr)
+    return result
 
 
 def picture(root: Path, runs: list[Path], out: Path, n: int = 12) -> None:
@@ -198,13 +325,20 @@ def main() -> None:
     pic.add_argument("root", type=Path)
     pic.add_argument("out", type=Path)
     pic.add_argument("runs", type=Path, nargs="+")
+    sp = sub.add_parser("spread")
+    sp.add_argument("work", type=Path, help="data builds, runs, logs and spread.json go here")
+    sp.add_argument("--recipes", default="cyclegan-mnistm,cut-mnistm,pix2pix-mnistm")
+    sp.add_argument("--seeds", default="0,1,2")
+    sp.add_argument("--builds", default="1:5000,2:10000", help="data seed:images per domain")
+    sp.add_argument("--minutes", type=float, default=None, help="train.minutes of every run")
+    sp.add_argument("overrides", nargs="*")
     r = sub.add_parser("run")
     r.add_argument("root", type=Path)
     r.add_argument("recipe")
     r.add_argument("overrides", nargs="*")
     r.add_argument("--out", type=Path, default=None)
     args, extra = p.parse_known_args()
-    if extra and args.cmd != "run":
+    if extra and args.cmd not in ("run", "spread"):
         p.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.cmd == "build":
         build(args.root)
@@ -212,6 +346,12 @@ def main() -> None:
         print(json.dumps(baselines(args.root)))
     elif args.cmd == "picture":
         picture(args.root, args.runs, args.out)
+    elif args.cmd == "spread":
+        seeds = [int(v) for v in args.seeds.split(",")]
+        recipes = args.recipes.split(",")
+        builds = parse_builds(args.builds)
+        res = spread(args.work, recipes, seeds, builds, args.overrides + extra, args.minutes)
+        print(json.dumps(res["summary"], indent=1))
     elif args.cmd == "score":
         print(json.dumps(score(args.root, args.folder)))
     else:
