@@ -321,10 +321,12 @@ def test_higher_is_better_metrics_and_eval_config_errors(clf):
         "eval.n=3": "eval.n",
         "eval.features=vgg": "eval.features",
         "eval.ref=imagenet": "eval.ref",
+        "eval.resizer=bicubic": "eval.resizer",
+        "eval.resizer=clean eval.features=classifier:x": "eval.resizer",
     }
     for override, fragment in bad.items():
         with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")) as e:
-            build_config("dcgan-mnist", [override])
+            build_config("dcgan-mnist", override.split())
         assert "\n" not in str(e.value)
     with pytest.raises(ConfigError, match="a classifier run evaluates itself"):
         build_config("classifier-mnist", ["eval.every=10"])
@@ -390,3 +392,26 @@ def test_modes_of_a_stacked_mnist_run_train_the_digit_classifier_once(
     assert (cached / "DONE").is_file() and (cached / "config.yaml").is_file()
     modes = json.loads(next((tmp_path / "ev2").glob("evaluation-*.json")).read_text())["metrics"]
     assert modes["modes"]["num_modes"] == 1000
+
+
+def test_eval_resizer_reaches_the_training_evaluators_inception(tmp_path, monkeypatch):
+    from inception_fakes import headless_network
+
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
+    net = headless_network(tmp_path / "inception.pt", dim=16)
+    ids = {}
+    for resizer in ("legacy-tensorflow", "clean"):
+        cfg = build_config(
+            "dcgan-mnist",
+            [
+                *TINY,
+                "eval.every=2",
+                "eval.n=10",
+                f"eval.inception={net}",
+                f"eval.resizer={resizer}",
+            ],
+        )
+        ev = TrainingEvaluator(cfg, "cpu")
+        assert ev.extractor.resizer == resizer
+        ids[resizer] = ev.extractor.feature_id
+    assert ids["clean"] != ids["legacy-tensorflow"]  # so their cached features never mix

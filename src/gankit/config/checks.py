@@ -96,4 +96,9 @@ def validate_eval(cfg: Config) -> None:
         e.features.startswith("classifier:") and e.features.split(":", 1)[1]
     ):
         raise ConfigError(f"eval.features={e.features!r}: use inception or classifier:RUN")
+    if e.resizer != "legacy-tensorflow" and e.features != "inception":
+        raise ConfigError(
+            f"eval.resizer={e.resizer} resizes for the Inception only, and eval.features="
+            f"{e.features}: drop eval.resizer or use eval.features=inception"
+        )
     check_source("eval.ref", e.ref or cfg.data.source)

@@ -118,6 +118,11 @@ class EvalConfig:
     """inception (the FID Inception) or classifier:RUN (a gankit classifier run's features)."""
     inception: str | None = None
     """Path of the FID Inception; None = $GANKIT_INCEPTION or the cache folder (downloaded)."""
+    resizer: Literal["legacy-tensorflow", "clean", "legacy-pytorch", "pil-bilinear"] = (
+        "legacy-tensorflow"
+    )
+    """How images are brought to the Inception's 299x299, as ``gankit evaluate --resizer``
+    (gankit.evaluation.metrics.resize); only with ``features=inception``."""
     ema: bool = True
     """Sample with the EMA generator when the run has one."""
 

@@ -354,7 +354,11 @@ class TrainingEvaluator:
         self.n = e.n
         progress = cfg.train.progress
         self.extractor = make_extractor(
-            e.features, inception=e.inception, device=str(device), progress=progress
+            e.features,
+            inception=e.inception,
+            device=str(device),
+            progress=progress,
+            resizer=e.resizer,
         )
         # Under torchrun every rank evaluates together, each extracting 1/N of the features.
         self.extractor.split = distributed.active()
