@@ -9,8 +9,10 @@ other nine classes' 45,000 training images. Arms, run as a user runs them (``gan
 small-data data.source=folder:OUT/data/ship-300 ...``) for ``--minutes`` on every seed:
 ``scratch``; ``fine-tuned``, the same ``--init-from`` the source with FINE_TUNE's options (the
 source's minutes are extra compute it had: reported beside it); ``scratch-ada`` (only by
-``--arms``), scratch with the fine-tuned arm's augmentation and learning rates, which tells the
-start's share of a difference from the options'.
+``--arms``), scratch with the fine-tuned arm's augmentation and learning rates, and
+``fine-tuned-plain`` (only by ``--arms``), the source's start with the scratch arm's options (the
+recipe's DiffAugment and learning rates, no FreezeD): each tells the start's share of a
+difference from the options'.
 
 Each run (the source too, as "no fine-tuning") is scored as benchmarks/small_data.py scores, on
 ``--n`` samples of its EMA generator: FID and KID against all target images (``--resizer``,
@@ -73,6 +75,7 @@ ARMS: dict[str, tuple[list[str], bool]] = {
     "scratch": ([], False),
     "fine-tuned": (FINE_TUNE, True),
     "scratch-ada": ([*ADA, *LOWER_LR], False),
+    "fine-tuned-plain": ([], True),
 }
 """Arm -> (overrides on the recipe, whether it starts --init-from the source run)."""
 TINY_TRAIN, TINY_PER_CLASS, TINY_N = 24, 8, 8
