@@ -27,6 +27,7 @@ Needs ../shared/datasets (MNIST, CIFAR-10 JPEGs); never writes there (copies int
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import subprocess
@@ -174,9 +175,8 @@ def run(root: Path, recipe: str, out: Path, overrides: list[str], log: Path | No
     """Train ``recipe`` on ``root`` into ``out``, translate test B to A and score it.
     ``log``: a file for the two commands' output (default: this process's)."""
     data_root = root / "paired" if recipe.startswith("pix2pix") else root
-    sink = open(log, "a") if log else None  # noqa: SIM115 (closed below)
-    t0 = time.perf_counter()
-    try:
+    with open(log, "a") if log else contextlib.nullcontext() as sink:
+        t0 = time.perf_counter()
         subprocess.run(
             ["gankit", "train", recipe, "--out", str(out), f"data.root={data_root}", *overrides],
             check=True, stdout=sink, stderr=sink,
@@ -188,9 +188,6 @@ def run(root: Path, recipe: str, out: Path, overrides: list[str], log: Path | No
             + ["--out", str(translated)],
             check=True, stdout=sink, stderr=sink,
         )  # fmt: skip
-    finally:
-        if sink:
-            sink.close()
     return {
         "recipe": recipe,
         "overrides": overrides,

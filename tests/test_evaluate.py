@@ -415,3 +415,13 @@ def test_eval_resizer_reaches_the_training_evaluators_inception(tmp_path, monkey
         assert ev.extractor.resizer == resizer
         ids[resizer] = ev.extractor.feature_id
     assert ids["clean"] != ids["legacy-tensorflow"]  # so their cached features never mix
+
+
+def test_eval_resizer_choices_are_the_resizers():
+    from typing import get_args, get_type_hints
+
+    from gankit.config.sections import EvalConfig
+    from gankit.evaluation.metrics.resize import DEFAULT_RESIZER, RESIZERS
+
+    assert get_args(get_type_hints(EvalConfig)["resizer"]) == RESIZERS
+    assert EvalConfig().resizer == DEFAULT_RESIZER

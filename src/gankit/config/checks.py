@@ -3,7 +3,7 @@ optimizers, evaluation settings."""
 
 from __future__ import annotations
 
-from gankit.config.sections import Config, OptimConfig
+from gankit.config.sections import Config, EvalConfig, OptimConfig
 from gankit.errors import ConfigError
 
 SOURCES = ("builtin:mnist", "mnist", "fashion-mnist", "cifar10", "stacked-mnist")
@@ -96,7 +96,7 @@ def validate_eval(cfg: Config) -> None:
         e.features.startswith("classifier:") and e.features.split(":", 1)[1]
     ):
         raise ConfigError(f"eval.features={e.features!r}: use inception or classifier:RUN")
-    if e.resizer != "legacy-tensorflow" and e.features != "inception":
+    if e.resizer != EvalConfig.resizer and e.features != "inception":
         raise ConfigError(
             f"eval.resizer={e.resizer} resizes for the Inception only, and eval.features="
             f"{e.features}: drop eval.resizer or use eval.features=inception"
