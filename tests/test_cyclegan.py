@@ -12,6 +12,7 @@ import torch
 from gankit.cli import main
 from gankit.engine.checkpoint import latest_checkpoint, load_checkpoint
 from gankit.engine.loop import train
+from gankit.errors import ConfigError
 from gankit.registries import build_config
 
 from conftest import TINY_CYCLEGAN, cut_back, write_domains
@@ -47,10 +48,11 @@ def test_cycle_loss_falls(domains, tmp_path):
     assert rows[-1]["loss_cycle_A"] < 0.8 * rows[0]["loss_cycle_A"]
 
 
-def test_resume_is_bit_exact_with_pools_and_the_decay(domains, tmp_path):
+@pytest.mark.parametrize("noise", [0.0, 0.05])
+def test_resume_is_bit_exact_with_pools_and_the_decay(domains, tmp_path, noise):
     run_cfg = cfg(
         domains, "train.steps=8", "train.ckpt_every=5", "cyclegan.lr_decay_start=0.25",
-        "cyclegan.pool_size=2",
+        "cyclegan.pool_size=2", f"cyclegan.cycle_noise={noise}",
     )  # fmt: skip
     straight = train(run_cfg, tmp_path / "a")
     resumed = train(run_cfg, cut_back(straight, 5, tmp_path / "b"), resume=True)
@@ -66,6 +68,26 @@ def test_resume_is_bit_exact_with_pools_and_the_decay(domains, tmp_path):
     lr_a = a["parts"]["optims"]["G"]["param_groups"][0]["lr"]
     lr_b = b["parts"]["optims"]["G"]["param_groups"][0]["lr"]
     assert lr_a == lr_b < 2e-4  # decaying from step 2 on
+
+
+def first_row(domains, tmp_path, *extra):
+    run = train(cfg(domains, "train.steps=1", "train.log_every=1", *extra), tmp_path)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return next(r for r in rows if "loss_G_A" in r)
+
+
+def test_cycle_noise_reaches_only_the_cycle_terms(domains, tmp_path):
+    plain = first_row(domains, tmp_path / "plain")
+    noisy = first_row(domains, tmp_path / "noisy", "cyclegan.cycle_noise=0.5")
+    for key in ("loss_G_A", "loss_G_B", "loss_idt_A", "loss_idt_B"):
+        assert noisy[key] == pytest.approx(plain[key], rel=1e-6), key
+    for key in ("loss_cycle_A", "loss_cycle_B"):
+        assert abs(noisy[key] - plain[key]) > 1e-4, key
+
+
+def test_negative_cycle_noise_is_refused(domains):
+    with pytest.raises(ConfigError, match=r"cyclegan.cycle_noise=-0.1 must be >= 0"):
+        cfg(domains, "cyclegan.cycle_noise=-0.1")
 
 
 def test_translate_works_from_a_moved_run_directory(domains, tmp_path, capsys):

@@ -65,6 +65,12 @@ class CycleGanOptions(DomainOptions):
     """Identity loss weight, relative to λ_A / λ_B (0 = off)."""
     pool_size: int = option(50, structural=True)
     """Generated images kept for the discriminators (0 = none)."""
+    cycle_noise: float = 0.0
+    """Standard deviation of Gaussian noise added to each translated image before the other
+    generator maps it back, in the cycle terms only (0 = off, the reference). Noise the size of a
+    few grey levels stops a generator from hiding its input in faint patterns that only the
+    reverse generator reads (Bashkirova et al., "Adversarial Self-Defense for Cycle-Consistent
+    GANs", NeurIPS 2019), so the translation must carry the content itself."""
 
 
 class CycleGanTask(TranslationTask[CycleGanOptions]):
@@ -85,7 +91,7 @@ class CycleGanTask(TranslationTask[CycleGanOptions]):
     def validate(cls, cfg: Config) -> None:
         super().validate(cfg)
         o = cfg.section(CycleGanOptions)
-        for key in ("lambda_A", "lambda_B", "lambda_identity"):
+        for key in ("lambda_A", "lambda_B", "lambda_identity", "cycle_noise"):
             if getattr(o, key) < 0:
                 raise ConfigError(f"cyclegan.{key}={getattr(o, key)} must be >= 0")
         if o.pool_size < 0:
@@ -169,6 +175,11 @@ class CycleGanTask(TranslationTask[CycleGanOptions]):
             "rec B": t.translate(fake_A, "AtoB"),
         }
 
+    @staticmethod
+    def _noisy(x: Tensor, std: float) -> Tensor:
+        """``x`` plus Gaussian noise of ``std`` (from the global generator checkpoints save)."""
+        return x + std * torch.randn_like(x) if std > 0 else x
+
     def step(self, batches: Streams) -> dict[str, Tensor]:
         o, mf = self.cfg.section(CycleGanOptions), self.rt.memory_format
         real_A = next(batches["A"]).contiguous(memory_format=mf)
@@ -176,9 +187,9 @@ class CycleGanTask(TranslationTask[CycleGanOptions]):
 
         with self.rt.autocast():
             fake_B = self.g_a(real_A)
-            rec_A = self.g_b(fake_B)
+            rec_A = self.g_b(self._noisy(fake_B, o.cycle_noise))
             fake_A = self.g_b(real_B)
-            rec_B = self.g_a(fake_A)
+            rec_B = self.g_a(self._noisy(fake_A, o.cycle_noise))
 
         # Generators: fool both discriminators, come back where they started, and (identity)
         # leave images of their output domain alone.
