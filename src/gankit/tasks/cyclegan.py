@@ -5,7 +5,8 @@ real A from ``G_B``'s (the reference's naming). One step draws one batch from ea
 makes one generator update and one discriminator update, as the reference's
 ``optimize_parameters``:
 
-1. fake B = G_A(A), rec A = G_B(fake B); fake A = G_B(B), rec B = G_A(fake A);
+1. fake B = G_A(A), rec A = G_B(fake B); fake A = G_B(B), rec B = G_A(fake A) (with
+   ``cycle_noise``, each fake plus Gaussian noise before it goes back);
 2. generators, with the discriminators frozen: adversarial ℓ(D_A(fake B)) + ℓ(D_B(fake A)), cycle
    λ_A‖rec A − A‖₁ + λ_B‖rec B − B‖₁, identity λ_idt·(λ_B‖G_A(B) − B‖₁ + λ_A‖G_B(A) − A‖₁);
 3. discriminators on real images and on fakes drawn from the image pools, each halved.
@@ -67,10 +68,10 @@ class CycleGanOptions(DomainOptions):
     """Generated images kept for the discriminators (0 = none)."""
     cycle_noise: float = 0.0
     """Standard deviation of Gaussian noise added to each translated image before the other
-    generator maps it back, in the cycle terms only (0 = off, the reference). Noise the size of a
-    few grey levels stops a generator from hiding its input in faint patterns that only the
-    reverse generator reads (Bashkirova et al., "Adversarial Self-Defense for Cycle-Consistent
-    GANs", NeurIPS 2019), so the translation must carry the content itself."""
+    generator maps it back, in the cycle terms only (0 = off, the reference), on the images'
+    [-1, 1] scale: 0.02 is about 2.5 of 255 grey levels. Noise of a few grey levels stops a
+    generator from hiding its input in faint patterns that only the reverse generator reads
+    (Bashkirova et al., "Adversarial Self-Defense for Cycle-Consistent GANs", NeurIPS 2019)."""
 
 
 class CycleGanTask(TranslationTask[CycleGanOptions]):
