@@ -27,10 +27,14 @@ def cfg(domains, *extra):
     return build_config("cyclegan-mnistm", [f"data.root={domains}", *TINY_CYCLEGAN, *extra])
 
 
+def rows(run):
+    """The rows of the run's metrics.jsonl, every line parsed (a torn line fails the test)."""
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
 def test_trains_and_previews_six_rows(domains, tmp_path):
     run = train(cfg(domains, "train.sample_every=2"), tmp_path / "run")
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert {"loss_G", "loss_cycle_A", "loss_idt_B", "loss_D_A", "loss_D_B"} <= rows[-1].keys()
+    assert {"loss_G", "loss_cycle_A", "loss_idt_B", "loss_D_A", "loss_D_B"} <= rows(run)[-1].keys()
     from PIL import Image
 
     grid = Image.open(run / "samples" / "step-000004.png")
@@ -40,12 +44,8 @@ def test_trains_and_previews_six_rows(domains, tmp_path):
 def test_cycle_loss_falls(domains, tmp_path):
     fast = ("optim.G.lr=2e-3", "nets.G_A.ngf=8", "nets.G_B.ngf=8", "cyclegan.lambda_identity=0")
     run = train(cfg(domains, "train.steps=60", "train.log_every=10", *fast), tmp_path / "run")
-    rows = [
-        json.loads(line)
-        for line in (run / "metrics.jsonl").read_text().splitlines()
-        if '"loss_cycle_A"' in line
-    ]
-    assert rows[-1]["loss_cycle_A"] < 0.8 * rows[0]["loss_cycle_A"]
+    cycle = [r["loss_cycle_A"] for r in rows(run) if "loss_cycle_A" in r]
+    assert cycle[-1] < 0.8 * cycle[0]
 
 
 @pytest.mark.parametrize("noise", [0.0, 0.05])
@@ -72,8 +72,7 @@ def test_resume_is_bit_exact_with_pools_and_the_decay(domains, tmp_path, noise):
 
 def first_row(domains, tmp_path, *extra):
     run = train(cfg(domains, "train.steps=1", "train.log_every=1", *extra), tmp_path)
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return next(r for r in rows if "loss_G_A" in r)
+    return next(r for r in rows(run) if "loss_G_A" in r)
 
 
 def test_cycle_noise_reaches_only_the_cycle_terms(domains, tmp_path):
