@@ -91,6 +91,13 @@ TINY_CYCLEGAN = [
 """Overrides that make the cyclegan-mnistm recipe a sub-second job on 24×24 images."""
 
 
+def metrics_rows(run: Path) -> list[dict]:
+    """Every row of ``run/metrics.jsonl``, each line parsed strictly (a torn line fails the test)."""
+    import json
+
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
 def cut_back(run: Path, step: int, dest: Path) -> Path:
     """A copy of ``run`` as if it had stopped at ``step``: later checkpoints removed."""
     import shutil

@@ -15,7 +15,7 @@ from PIL import Image
 
 from gankit.evaluation.metrics.inception import INCEPTION_FILENAME
 
-from conftest import SHARED
+from conftest import SHARED, metrics_rows
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 INCEPTION = SHARED / "inception" / INCEPTION_FILENAME
@@ -56,7 +56,7 @@ def test_tiny_transfer_benchmark_trains_both_arms_and_scores_them(tmp_path, monk
         assert math.isfinite(row["fid"]) and math.isfinite(row["kid"]) and row["steps"] >= 1
         assert 0 <= row["fraction_flagged"] <= 1 and Path(row["grid_png"]).is_file()
     tuned = Path(rows["fine-tuned"]["run"])
-    events = [json.loads(line) for line in (tuned / "metrics.jsonl").read_text().splitlines()]
+    events = metrics_rows(tuned)
     assert any(e.get("event") == "init_from" for e in events)
     assert "freeze_d: 2" in (tuned / "config.yaml").read_text()
     assert json.loads((out / "transfer.json").read_text())["summary"] == result["summary"]

@@ -22,7 +22,7 @@ from gankit.errors import ConfigError, DataError
 from gankit.registries import build_config, from_dict
 from gankit.tasks.classifier import ClassifierOptions, ClassifierTask
 
-from conftest import TINY, write_random_images
+from conftest import TINY, metrics_rows, write_random_images
 
 CLASSES = ("blue", "green", "red")
 
@@ -65,10 +65,6 @@ def tiny(data: Path, *extra: str) -> list[str]:
         "train.device=cpu",
         *extra,
     ]
-
-
-def rows(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 # --- data --------------------------------------------------------------------------------------
@@ -169,8 +165,8 @@ def test_bad_classifier_values_fail_in_one_line(override, fragment):
 def test_task_learns_and_evaluates_each_epoch(colours, tmp_path):
     extra = ("nets.net.arch=mnistnet", "train.epochs=6", "train.log_every=6")
     run = train(build_config("darknet-cifar10", tiny(colours, *extra)), tmp_path / "run")
-    train_rows = [r for r in rows(run) if "loss" in r]
-    test_rows = [r for r in rows(run) if "test_acc" in r]
+    train_rows = [r for r in metrics_rows(run) if "loss" in r]
+    test_rows = [r for r in metrics_rows(run) if "test_acc" in r]
     assert train_rows[-1]["loss"] < train_rows[0]["loss"] / 2
     assert train_rows[-1]["acc"] > train_rows[0]["acc"] and train_rows[-1]["acc"] > 0.9
     assert [r["step"] for r in test_rows] == [6, 12, 18, 24, 30, 36]  # once per epoch of 6 steps
@@ -214,8 +210,8 @@ def test_stop_and_resume_is_bit_exact(colours, tmp_path, monkeypatch, arch):
     for k, v in oa["state"].items():
         assert torch.equal(v["momentum_buffer"], ob["state"][k]["momentum_buffer"])
     assert oa["param_groups"][0]["lr"] == ob["param_groups"][0]["lr"]
-    tests_a = [r for r in rows(straight) if "test_acc" in r]
-    tests_b = [r for r in rows(resumed) if "test_acc" in r]
+    tests_a = [r for r in metrics_rows(straight) if "test_acc" in r]
+    tests_b = [r for r in metrics_rows(resumed) if "test_acc" in r]
     assert [(r["step"], r["test_loss"]) for r in tests_a] == [
         (r["step"], r["test_loss"]) for r in tests_b
     ]
@@ -342,7 +338,7 @@ def test_classifier_recipe_smoke(name, tmp_path):
     )
     run = train(cfg, tmp_path / "run")
     assert load_checkpoint(latest_checkpoint(run))["step"] == 3
-    assert any("test_acc" in r for r in rows(run))
+    assert any("test_acc" in r for r in metrics_rows(run))
 
 
 def test_resume_with_a_new_peak_lr_and_length_follows_the_new_cycle(colours, tmp_path):
@@ -360,7 +356,7 @@ def test_resume_with_a_new_peak_lr_and_length_follows_the_new_cycle(colours, tmp
     )
     cfg = build_config(str(run / "config.yaml"), ["train.steps=20", "classifier.lr=0.1"])
     train(cfg, run, resume=True)
-    lrs = {r["step"]: r["lr"] for r in rows(run) if "lr" in r}
+    lrs = {r["step"]: r["lr"] for r in metrics_rows(run) if "lr" in r}
     c = cfg.section(ClassifierOptions)
     for step in (6, 12, 20):  # the lr a step used is the schedule's value before it
         want = one_cycle(step - 1, 20, 0.1, c.div, c.pct, c.mom_max, c.mom_min)[0]

@@ -17,7 +17,7 @@ from gankit.inference.sampling import class_index, generate, generate_from, seed
 from gankit.nets import build_net, entry
 from gankit.nets.conditional import ConditionalGenerator, LabelDiscriminator, feature_dim
 
-from conftest import TINY
+from conftest import TINY, metrics_rows
 
 
 def _opts(kind: str, arch: str, **kw):
@@ -196,7 +196,7 @@ def test_class_names_and_refusals(tmp_path, capsys):
 def test_other_conditionings_train_and_resume(mode, tmp_path):
     out = tmp_path / mode
     assert main(["train", *COND, f"gan.conditional={mode}", "--out", str(out)]) == 0
-    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    metrics = metrics_rows(out)
     keys = set().union(*metrics)
     assert ("aux_d" in keys) == (mode == "acgan")
     assert main(["train", "--resume", str(out), "train.steps=5"]) == 0

@@ -3,7 +3,6 @@ the decay schedule, translating from the run directory alone."""
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import pytest
@@ -15,7 +14,7 @@ from gankit.engine.loop import train
 from gankit.errors import ConfigError
 from gankit.registries import build_config
 
-from conftest import TINY_CYCLEGAN, cut_back, write_domains
+from conftest import TINY_CYCLEGAN, cut_back, metrics_rows, write_domains
 
 
 @pytest.fixture
@@ -27,14 +26,10 @@ def cfg(domains, *extra):
     return build_config("cyclegan-mnistm", [f"data.root={domains}", *TINY_CYCLEGAN, *extra])
 
 
-def rows(run):
-    """The rows of the run's metrics.jsonl, every line parsed (a torn line fails the test)."""
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
 def test_trains_and_previews_six_rows(domains, tmp_path):
     run = train(cfg(domains, "train.sample_every=2"), tmp_path / "run")
-    assert {"loss_G", "loss_cycle_A", "loss_idt_B", "loss_D_A", "loss_D_B"} <= rows(run)[-1].keys()
+    last = metrics_rows(run)[-1]
+    assert {"loss_G", "loss_cycle_A", "loss_idt_B", "loss_D_A", "loss_D_B"} <= last.keys()
     from PIL import Image
 
     grid = Image.open(run / "samples" / "step-000004.png")
@@ -44,7 +39,7 @@ def test_trains_and_previews_six_rows(domains, tmp_path):
 def test_cycle_loss_falls(domains, tmp_path):
     fast = ("optim.G.lr=2e-3", "nets.G_A.ngf=8", "nets.G_B.ngf=8", "cyclegan.lambda_identity=0")
     run = train(cfg(domains, "train.steps=60", "train.log_every=10", *fast), tmp_path / "run")
-    cycle = [r["loss_cycle_A"] for r in rows(run) if "loss_cycle_A" in r]
+    cycle = [r["loss_cycle_A"] for r in metrics_rows(run) if "loss_cycle_A" in r]
     assert cycle[-1] < 0.8 * cycle[0]
 
 
@@ -72,7 +67,7 @@ def test_resume_is_bit_exact_with_pools_and_the_decay(domains, tmp_path, noise):
 
 def first_row(domains, tmp_path, *extra):
     run = train(cfg(domains, "train.steps=1", "train.log_every=1", *extra), tmp_path)
-    return next(r for r in rows(run) if "loss_G_A" in r)
+    return next(r for r in metrics_rows(run) if "loss_G_A" in r)
 
 
 def test_cycle_noise_reaches_only_the_cycle_terms(domains, tmp_path):

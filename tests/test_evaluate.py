@@ -29,7 +29,7 @@ from gankit.evaluation.metrics import inception
 from gankit.evaluation.reference import load_reference
 from gankit.registries import build_config, from_dict, load_config
 
-from conftest import SHARED, TINY
+from conftest import SHARED, TINY, metrics_rows
 
 REAL_INCEPTION = SHARED / "inception" / inception.INCEPTION_FILENAME
 
@@ -265,7 +265,7 @@ def eval_config(clf: Path, *extra: str):
 
 def test_eval_every_logs_scores_and_keeps_best_across_resume(clf, tmp_path):
     run = train(eval_config(clf, "train.steps=4"), tmp_path / "run")
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = metrics_rows(run)
     evals = [r for r in rows if "eval_fid" in r]
     assert [r["step"] for r in evals] == [2, 4]
     best = read_best(run)
@@ -283,7 +283,7 @@ def test_eval_every_logs_scores_and_keeps_best_across_resume(clf, tmp_path):
     train(cfg, run, resume=True)
     assert read_best(run)["value"] == -1.0
     assert load_checkpoint(run / "checkpoints" / "step-000006.pt")["best"]["value"] == -1.0
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = metrics_rows(run)
     assert [r["step"] for r in rows if "eval_fid" in r] == [2, 4, 6]
 
     # Evaluating never moves the training RNG: the resumed run equals a straight one.

@@ -15,7 +15,7 @@ from gankit.engine.loop import train
 from gankit.errors import ConfigError, TrainingError
 from gankit.registries import build_config
 
-from conftest import TINY
+from conftest import TINY, metrics_rows
 
 
 def cfg_for(*extra, recipe="dcgan-mnist"):
@@ -24,7 +24,7 @@ def cfg_for(*extra, recipe="dcgan-mnist"):
 
 def scalar_rows(run):
     """The logged training rows of metrics.jsonl (not preview_diversity or health events)."""
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = metrics_rows(run)
     return [r for r in rows if "loss_d" in r]
 
 
@@ -223,7 +223,7 @@ def test_resume_applies_a_new_learning_rate_and_records_it(tmp_path, monkeypatch
         (4, "optim.G.lr", 1e-3, 1e-5),
         (4, "train.steps", 4, 6),
     }
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = metrics_rows(run)
     assert [r["key"] for r in rows if r.get("event") == "config_change"] == [
         "optim.G.lr",
         "train.steps",
@@ -295,7 +295,7 @@ def test_init_from_loads_the_weights_and_starts_fresh(tmp_path, capsys):
         if v.is_floating_point() and not torch.equal(v, b["nets"]["G"][k])
     ]
     assert moved  # one step of fine-tuning moved the weights from the source's
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = metrics_rows(run)
     assert [r.get("event") for r in rows[:2]] == ["start", "init_from"]
     assert rows[1]["from_step"] == 3
     capsys.readouterr()

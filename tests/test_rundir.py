@@ -6,7 +6,6 @@ start processes use one thread per process and a hard timeout.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -25,17 +24,13 @@ from gankit.engine.rundir import LOCK_NAME
 from gankit.errors import CheckpointError
 from gankit.registries import build_config
 
-from conftest import TINY, write_random_images
+from conftest import TINY, metrics_rows, write_random_images
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def cfg_for(*extra):
     return build_config("dcgan-mnist", [*TINY, *extra])
-
-
-def rows(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 def snapshot(run: Path) -> dict[Path, bytes]:
@@ -169,8 +164,8 @@ def test_resume_after_a_crash_trims_metrics_and_orphans(tmp_path):
     def scalar(rs):
         return [(r["step"], r["loss_d"], r["loss_g"]) for r in rs if "loss_d" in r]
 
-    assert scalar(rows(crashed)) == scalar(rows(straight))
-    assert [r["step"] for r in rows(crashed) if "loss_d" in r] == list(range(1, 9))
+    assert scalar(metrics_rows(crashed)) == scalar(metrics_rows(straight))
+    assert [r["step"] for r in metrics_rows(crashed) if "loss_d" in r] == list(range(1, 9))
 
 
 # 5: a name that is not valid UTF-8 does not stop training on its folder.

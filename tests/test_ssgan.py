@@ -17,6 +17,8 @@ from gankit.nets.ssgan import SsganDiscriminator, WNLinear
 from gankit.registries import build_config
 from gankit.tasks.ssgan import SsganOptions, real_logit, ssgan_d_loss
 
+from conftest import metrics_rows
+
 SMALL = [
     "data.source=builtin:mnist",
     "data.labels_per_class=2",
@@ -107,7 +109,7 @@ def test_labels_per_class_on_a_task_without_labels_is_refused(tmp_path):
 def test_supervised_only_learns_its_labels(tmp_path):
     cfg = build_config("ssgan-mnist-100", [*SMALL, "ssgan.supervised_only=true", "train.steps=40"])
     run = train(cfg, tmp_path / "run")
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = metrics_rows(run)
     ce = [r["ce"] for r in rows if "ce" in r]
     assert len(ce) == 40 and sum(ce[-5:]) / 5 < 0.5 * sum(ce[:5]) / 5
     assert cfg.section(SsganOptions).classes == tuple(str(k) for k in range(10))
@@ -116,7 +118,7 @@ def test_supervised_only_learns_its_labels(tmp_path):
 def test_ssgan_trains_and_its_run_is_a_classifier_and_a_generator(tmp_path, capsys):
     cfg = build_config("ssgan-mnist-100", [*SMALL, "train.steps=6"])
     run = train(cfg, tmp_path / "run")
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = metrics_rows(run)
     last = [r for r in rows if "loss_g" in r][-1]
     assert {"ce", "acc", "loss_d", "d_real", "d_fake"} <= last.keys()
     assert (run / "samples" / "step-000006.png").is_file()

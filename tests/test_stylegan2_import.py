@@ -27,7 +27,7 @@ from gankit.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 from gankit.nets.stylegan2.discriminator import DiscriminatorBlock
 from gankit.nets.stylegan2.layers import fir_filter
 
-from conftest import write_random_images
+from conftest import metrics_rows, write_random_images
 
 SIZE, Z, W, BASE, CMAX = 16, 8, 8, 256, 16
 
@@ -218,7 +218,7 @@ def test_the_imported_run_fine_tunes_and_exports(tmp_path):
 
     assert main(args) == 0
 
-    rows = [json.loads(line) for line in (tuned / "metrics.jsonl").read_text().splitlines()]
+    rows = metrics_rows(tuned)
     assert any(r.get("event") == "init_from" and r.get("run") == str(run) for r in rows)
     assert load_run(tuned).step == 1
     assert main(["export", str(run), "--out", str(tmp_path / "g.safetensors")]) == 0

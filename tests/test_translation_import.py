@@ -24,7 +24,7 @@ from gankit.evaluation.samples import to_uint8, translated_samples
 from gankit.inference.loading import load_run
 from gankit.registries import task_class
 
-from conftest import write_domains
+from conftest import metrics_rows, write_domains
 
 NGF = 8
 
@@ -262,7 +262,7 @@ def test_an_imported_run_fine_tunes_with_init_from(tmp_path, domains):
 
     assert main([*args, "--init-from", str(run), "--out", str(tuned)]) == 0
 
-    rows = [json.loads(line) for line in (tuned / "metrics.jsonl").read_text().splitlines()]
+    rows = metrics_rows(tuned)
     assert any(r.get("event") == "init_from" and r.get("run") == str(run) for r in rows)
     assert load_run(tuned).step == 1
 
