@@ -25,7 +25,7 @@ from gankit.engine import distributed
 from gankit.engine.checkpoint import list_checkpoints, load_checkpoint
 from gankit.errors import ConfigError
 
-from conftest import TINY, TINY_CYCLEGAN, write_domains
+from conftest import TINY, TINY_CYCLEGAN, metrics_rows, write_domains
 
 pytestmark = pytest.mark.skipif(
     not torch.distributed.is_available(), reason="this torch build has no torch.distributed"
@@ -330,11 +330,7 @@ def test_gankit_evaluate_under_torchrun_gives_one_process_scores(tmp_path, monke
     run_ok(
         ["train", "dcgan-mnist", *GAN, "train.steps=10", *evaluation, "--out", str(gan)], tmp_path
     )
-    logged = [
-        r
-        for r in map(json.loads, (gan / "metrics.jsonl").read_text().splitlines())
-        if "eval_fid" in r
-    ]
+    logged = [r for r in metrics_rows(gan) if "eval_fid" in r]
     assert [r["step"] for r in logged] == [5, 10]
     args = [
         "evaluate",

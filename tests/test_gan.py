@@ -10,6 +10,8 @@ from torch.optim.swa_utils import AveragedModel
 
 from gankit.gan.model import ema_with_warmup, update_ema
 
+from conftest import metrics_rows
+
 
 def test_update_ema_equals_averaged_model_update():
     torch.manual_seed(0)
@@ -32,10 +34,7 @@ def test_update_ema_equals_averaged_model_update():
 
 
 def _rows(run):
-    import json
-
-    lines = (run / "metrics.jsonl").read_text().splitlines()
-    return [r for r in map(json.loads, lines) if "loss_d" in r]
+    return [r for r in metrics_rows(run) if "loss_d" in r]
 
 
 def test_ada_p_is_logged_and_checkpointed(tmp_path):

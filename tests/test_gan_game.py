@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
@@ -18,7 +16,7 @@ from gankit.registries import build_config
 from gankit.tasks.gan import GANTask
 from gankit.tasks.gan_build import build_phases
 
-from conftest import TINY
+from conftest import TINY, metrics_rows
 
 
 def _task(over: list[str]) -> GANTask:
@@ -27,8 +25,7 @@ def _task(over: list[str]) -> GANTask:
 
 
 def _rows(run) -> list[dict]:
-    rows = map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
-    return [r for r in rows if "loss_d" in r]
+    return [r for r in metrics_rows(run) if "loss_d" in r]
 
 
 def test_loss_names_bring_their_papers_penalties_and_options_override_them():

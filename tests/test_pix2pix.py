@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -13,7 +11,7 @@ from gankit.engine.loop import train
 from gankit.errors import ConfigError, DataError
 from gankit.registries import build_config
 
-from conftest import write_domains
+from conftest import metrics_rows, write_domains
 
 TINY = ["data.image_size=32", "nets.G.ngf=4", "nets.D.ndf=4", "train.batch_size=2", "train.n_preview=2",
         "train.progress=false", "train.device=cpu", "train.steps=3"]  # fmt: skip
@@ -36,12 +34,8 @@ def test_trains_on_aligned_pairs_and_l1_falls(tmp_path):
         [f"data.root={root}", *TINY, "train.steps=30", "train.log_every=5", "optim.G.lr=2e-3"],
     )
     run = train(cfg, tmp_path / "run")
-    rows = [
-        json.loads(line)
-        for line in (run / "metrics.jsonl").read_text().splitlines()
-        if "loss_G_L1" in line
-    ]
-    assert rows[-1]["loss_G_L1"] < 0.8 * rows[0]["loss_G_L1"]
+    l1 = [r["loss_G_L1"] for r in metrics_rows(run) if "loss_G_L1" in r]
+    assert l1[-1] < 0.8 * l1[0]
     assert (run / "samples" / "step-000030.png").is_file()
     out = tmp_path / "out"
     assert (
